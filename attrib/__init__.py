@@ -1,0 +1,78 @@
+"""attrib: explain why a language model said what it said, by perturbing its prompt.
+
+attrib ablates parts of a prompt, re-scores the model's original output under
+each variant by forced decoding, and reports how the output's log-probability
+changes: a matrix of input units × output tokens, in nats.
+
+    >>> import attrib
+    >>> result = attrib.attribute("The capital of Japan is", target=" Tokyo")  # doctest: +SKIP
+    >>> result.top(3)                                                         # doctest: +SKIP
+
+Methods: hierarchical perturbation (:class:`HiPe`, default) and exhaustive
+leave-one-out / iterative perturbation (:class:`ITP`). Backends are loaded by
+name on first use; importing attrib imports no model library.
+"""
+
+from attrib.api import attribute, default_backend
+from attrib.backend import Backend, Generation, ScoreRequest, ScoreResult, backend_names, load_backend, register_backend
+from attrib.errors import (
+    AttribError,
+    BackendError,
+    BackendUnavailableError,
+    BudgetError,
+    EmptyOutputError,
+    EmptyPromptError,
+    InputError,
+    ModelNotFoundError,
+    PromptTooLongError,
+    ResponseMismatchError,
+    ResultError,
+    TokenizationError,
+    UnknownNameError,
+)
+from attrib.hipe import Fixed, HiPe, MidRange, Relative
+from attrib.itp import ITP
+from attrib.perturbation import Deletion, Replacement
+from attrib.result import Attribution, Stats, UnitScore
+from attrib.segmentation import LEVELS, Segmentation, Tokenization, Unit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "attribute",
+    "default_backend",
+    "Attribution",
+    "Stats",
+    "UnitScore",
+    "Unit",
+    "LEVELS",
+    "Segmentation",
+    "Tokenization",
+    "HiPe",
+    "ITP",
+    "MidRange",
+    "Relative",
+    "Fixed",
+    "Deletion",
+    "Replacement",
+    "Backend",
+    "Generation",
+    "ScoreRequest",
+    "ScoreResult",
+    "load_backend",
+    "register_backend",
+    "backend_names",
+    "AttribError",
+    "InputError",
+    "EmptyPromptError",
+    "PromptTooLongError",
+    "UnknownNameError",
+    "BudgetError",
+    "BackendError",
+    "BackendUnavailableError",
+    "ModelNotFoundError",
+    "TokenizationError",
+    "EmptyOutputError",
+    "ResponseMismatchError",
+    "ResultError",
+]

@@ -1,0 +1,202 @@
+"""The ``attrib`` command line.
+
+User errors print one line, ``attrib: error: ...``, and exit with status 1
+(2 for a malformed command line); there is no traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import NoReturn
+
+from attrib.backend import backend_names
+from attrib.errors import AttribError, EmptyPromptError, InputError
+from attrib.scheduler import METHODS
+from attrib.segmentation import LEVELS
+
+__all__ = ["main"]
+
+_EXPLAIN_EXAMPLES = """\
+examples:
+  attrib explain "The capital of Japan is" --target " Tokyo"
+  attrib explain --prompt-file examples/needle.txt --target " 4817" --level word
+  cat prompt.txt | attrib explain --method itp --level sentence --json result.json
+
+The output is generated greedily from the prompt (--max-new-tokens) unless
+--target gives it. Scores are drops in the output's log-probability, in nats,
+when a unit is removed: positive means the unit supports the output.
+A prompt read from a file or stdin loses one trailing newline.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"attrib: error: {message} (see '{self.prog} --help')\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="attrib",
+        description="Explain which parts of a prompt made a language model produce its output, "
+        "by perturbing the prompt and measuring the change in the output's log-probability.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    explain = commands.add_parser(
+        "explain",
+        help="attribute a model's output to the units of its prompt",
+        description="Attribute a model's output to the units of its prompt (token-level by default).",
+        epilog=_EXPLAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = explain.add_argument_group("prompt (one of)")
+    source.add_argument("prompt", nargs="?", metavar="PROMPT", help="the prompt text; '-' reads stdin")
+    source.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE ('-' for stdin)")
+
+    what = explain.add_argument_group("what to explain")
+    what.add_argument("--target", metavar="TEXT", help="output text to explain (default: generate it)")
+    what.add_argument(
+        "--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate without --target (default 16)"
+    )
+
+    how = explain.add_argument_group("method")
+    how.add_argument("--method", choices=METHODS, default="hipe", help="hipe: hierarchical (default); itp: exhaustive")
+    how.add_argument("--level", choices=LEVELS, default="token", help="unit level (default token)")
+    how.add_argument(
+        "--threshold",
+        default="relative",
+        metavar="RULE",
+        help="hipe refinement rule: relative (default: 10%% of the depth's largest chunk drop, "
+        "at least 0.5 nats), midrange (HiPe's original rule), or a number of nats",
+    )
+    how.add_argument("--max-depth", type=int, metavar="N", help="hipe: deepest refinement depth (default: down to --level)")
+    how.add_argument("--budget", type=int, metavar="N", help="maximum scoring calls, the unperturbed prompt included")
+    how.add_argument(
+        "--perturbation", choices=("delete", "replace"), default="delete", help="delete units (default) or replace their tokens"
+    )
+    how.add_argument("--baseline", default=" _", metavar="TEXT", help="replacement token for --perturbation replace")
+
+    model = explain.add_argument_group("model")
+    model.add_argument("--backend", choices=backend_names(), default="llama", help="model backend (default llama)")
+    model.add_argument("--model", metavar="PATH", help="GGUF model file (default: the embedded Gemma 3 270M)")
+
+    output = explain.add_argument_group("output")
+    output.add_argument("--top", type=int, default=10, metavar="K", help="units to list (default 10)")
+    output.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT ('-' for stdout)")
+    output.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    return parser
+
+
+def _read_bytes(name: str) -> tuple[bytes, str]:
+    if name == "-":
+        return sys.stdin.buffer.read(), "stdin"
+    path = Path(name)
+    try:
+        return path.read_bytes(), str(path)
+    except FileNotFoundError:
+        raise InputError(f"prompt file not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"prompt file is a directory: {path}") from None
+    except OSError as error:
+        raise InputError(f"cannot read prompt file {path}: {error.strerror}") from None
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{where} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); convert it to UTF-8"
+        ) from None
+    if text.endswith("\r\n"):
+        return text[:-2]
+    return text[:-1] if text.endswith("\n") else text
+
+
+def _read_prompt(args: argparse.Namespace) -> str:
+    if args.prompt is not None and args.prompt_file is not None:
+        raise InputError("give the prompt either as PROMPT or with --prompt-file, not both")
+    if args.prompt_file is not None:
+        return _decode(*_read_bytes(args.prompt_file))
+    if args.prompt == "-" or (args.prompt is None and not sys.stdin.isatty()):
+        return _decode(*_read_bytes("-"))
+    if args.prompt is None:
+        raise EmptyPromptError("no prompt given; pass PROMPT, --prompt-file FILE, or pipe it on stdin")
+    return args.prompt
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import attrib
+    from attrib.backend import load_backend
+    from attrib.hipe import HiPe
+    from attrib.itp import ITP
+    from attrib.perturbation import Deletion, Replacement
+    from attrib.progress import Progress
+    from attrib.reports.text import render_text
+
+    prompt = _read_prompt(args)
+    if not prompt.strip():
+        raise EmptyPromptError("prompt is empty; give the text to explain")
+    if args.top < 0:
+        raise InputError(f"--top must be 0 or more, got {args.top}")
+    method = HiPe(threshold=args.threshold, max_depth=args.max_depth) if args.method == "hipe" else ITP()
+    perturbation = Replacement(baseline=args.baseline) if args.perturbation == "replace" else Deletion()
+    options = {"model": args.model} if args.model is not None else {}
+    if args.backend != "llama" and args.model is not None:
+        raise InputError(f"--model applies to the llama backend, not {args.backend!r}")
+    backend = load_backend(args.backend, **options) if options or args.backend != "llama" else None
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = attrib.attribute(
+            prompt,
+            backend=backend,
+            method=method,
+            level=args.level,
+            target=args.target,
+            max_new_tokens=args.max_new_tokens,
+            budget=args.budget,
+            perturbation=perturbation,
+            progress=Progress(enabled=False if args.quiet else None),
+        )
+    for warning in caught:
+        print(f"attrib: note: {warning.message}", file=sys.stderr)
+    if args.json == "-":
+        sys.stdout.write(result.to_json(indent=1) + "\n")
+        return 0
+    if args.json is not None:
+        try:
+            result.to_json(args.json, indent=1)
+        except OSError as error:
+            raise InputError(f"cannot write {args.json}: {error.strerror}") from None
+    print(render_text(result, top=args.top))
+    if args.json is not None:
+        print(f"result written to {args.json}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``attrib`` command; return the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "explain":
+            return _explain(args)
+        parser.error(f"unknown command {args.command!r}")
+    except AttribError as error:
+        print(f"attrib: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("attrib: interrupted; no result was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Forced-decoding scores of perturbed prompts against one fixed output.
+
+The output ``y`` (generated once, or given) is held fixed. For every variant
+``x~`` of the prompt the backend scores the original output tokens,
+``log p(y_t | x~, y_<t)``, and the attribution of the ablated span to output
+token ``t`` is the drop
+
+    a_t = log p(y_t | x, y_<t) - log p(y_t | x~, y_<t)        (nats)
+
+positive when removing the span makes the output less likely. This is
+leave-one-out occlusion applied to token log-probabilities (Zeiler & Fergus 2014;
+Li, Monroe & Jurafsky 2016, "Understanding Neural Networks through Representation
+Erasure").
+
+:class:`Scorer` owns the cost accounting: every distinct variant is scored once
+(memoised by its ablated spans and by its token ids), calls and tokens evaluated
+are counted, and a call budget is enforced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from attrib.backend import Backend, ScoreRequest, ScoreResult
+from attrib.errors import BudgetError, ResponseMismatchError
+from attrib.perturbation import Perturbation, Span, Variant, merge_spans
+from attrib.segmentation import Tokenization
+
+__all__ = ["Scorer"]
+
+
+class Scorer:
+    """Scores variants of one prompt by forced decoding of one fixed output.
+
+    Args:
+        backend: the model to query.
+        prompt: the prompt's tokenization.
+        output_ids: the output tokens to score, shape (m,).
+        perturbation: how ablated spans become variants (bound to the backend).
+        budget: maximum number of scoring calls, the unperturbed prompt included;
+            ``None`` for no limit.
+        on_call: called after each call that reached the backend, with the number of
+            calls so far (for progress display).
+
+    Attributes:
+        calls: scoring calls sent to the backend (distinct variants, base included).
+        tokens_evaluated: tokens the backend computed for them (after prefix reuse).
+        reused: requests answered from the memo instead of the backend.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        prompt: Tokenization,
+        output_ids: Sequence[int],
+        perturbation: Perturbation,
+        *,
+        budget: int | None = None,
+        on_call: Callable[[int], None] | None = None,
+    ) -> None:
+        if not output_ids:
+            raise ValueError("output_ids must hold at least one token")
+        self.backend = backend
+        self.prompt = prompt
+        self.output_ids = tuple(int(t) for t in output_ids)
+        self.perturbation = perturbation
+        self.budget = budget
+        self.on_call = on_call
+        self.calls = 0
+        self.tokens_evaluated = 0
+        self.reused = 0
+        self.seconds = 0.0
+        self._by_spans: dict[tuple[Span, ...], np.ndarray] = {}
+        self._by_ids: dict[tuple[int, ...], np.ndarray] = {}
+        self._base: np.ndarray | None = None
+
+    @property
+    def n_output(self) -> int:
+        return len(self.output_ids)
+
+    @property
+    def remaining(self) -> int | None:
+        """Calls left under the budget, or ``None`` without a budget."""
+        return None if self.budget is None else max(0, self.budget - self.calls)
+
+    @property
+    def base_logprobs(self) -> np.ndarray:
+        """``log p(y_t | x, y_<t)`` of the unperturbed prompt, nats, shape (m,)."""
+        if self._base is None:
+            self._base = self._logprobs([()])[0]
+        return self._base
+
+    def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
+        """How many of ``ablations`` would need a call (not yet scored, not repeated)."""
+        keys = {merge_spans(a) for a in ablations}
+        return sum(1 for k in keys if k not in self._by_spans)
+
+    def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
+        """Attribution of each ablation to each output token.
+
+        Args:
+            ablations: for each variant, the token spans to ablate together.
+
+        Returns:
+            ``base - perturbed`` log-probabilities, nats, shape (len(ablations), m).
+
+        Raises:
+            BudgetError: if the variants not yet scored exceed the remaining budget.
+            ResponseMismatchError: if the backend returns the wrong number of scores.
+        """
+        base = self.base_logprobs
+        if not ablations:
+            return np.zeros((0, self.n_output))
+        return base[None, :] - self._logprobs(ablations)
+
+    def _logprobs(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
+        keys = [merge_spans(a) for a in ablations]
+        pending: dict[tuple[Span, ...], Variant] = {}
+        by_ids: dict[tuple[int, ...], list[tuple[Span, ...]]] = {}
+        for key in keys:
+            if key in self._by_spans or key in pending:
+                continue
+            variant = self.perturbation.apply(self.prompt, key)
+            if variant.ids in self._by_ids:
+                self._by_spans[key] = self._by_ids[variant.ids]
+                continue
+            if variant.ids not in by_ids:
+                pending[key] = variant
+            by_ids.setdefault(variant.ids, []).append(key)
+
+        self.reused += len(keys) - len(pending)
+        if pending:
+            if self.remaining is not None and len(pending) > self.remaining:
+                raise BudgetError(
+                    f"{len(pending)} more calls needed but only {self.remaining} left "
+                    f"of the budget of {self.budget}; raise --budget"
+                )
+            variants = list(pending.values())
+            requests = [ScoreRequest(v.ids, self.output_ids, v.text) for v in variants]
+            started = time.perf_counter()
+
+            def record(index: int, result: ScoreResult) -> None:
+                self.calls += 1
+                self.tokens_evaluated += result.tokens_evaluated
+                if self.on_call is not None:
+                    self.on_call(self.calls)
+
+            results = self.backend.score(requests, on_result=record)
+            self.seconds += time.perf_counter() - started
+            if len(results) != len(requests):
+                raise ResponseMismatchError(
+                    f"backend returned {len(results)} results for {len(requests)} requests"
+                )
+            for variant, result in zip(variants, results):
+                logprobs = np.asarray(result.logprobs, dtype=np.float64)
+                if logprobs.shape != (self.n_output,):
+                    raise ResponseMismatchError(
+                        f"backend returned {logprobs.size} log-probabilities for "
+                        f"{self.n_output} output tokens"
+                    )
+                self._by_ids[variant.ids] = logprobs
+                for key in by_ids[variant.ids]:
+                    self._by_spans[key] = logprobs
+        return np.stack([self._by_spans[k] for k in keys])

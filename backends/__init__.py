@@ -1,0 +1,1 @@
+"""Model backends: in-process llama.cpp (``llama``) and a deterministic toy (``toy``)."""

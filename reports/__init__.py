@@ -1,0 +1,1 @@
+"""Ways to show an attribution result: terminal text (``text``)."""

@@ -1,0 +1,82 @@
+"""Plain-text view of an attribution: the output, the top units, and what the run cost."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attrib.result import Attribution
+
+__all__ = ["render_text", "describe_cost"]
+
+
+def _flat(text: str) -> str:
+    """Text on one line: newlines, tabs and other control characters as escapes."""
+    return repr(text)[1:-1]
+
+
+def _quote(text: str, width: int = 48) -> str:
+    """Show text on one line in double quotes, cut to ``width``."""
+    shown = _flat(text).replace('"', '\\"')
+    if len(shown) > width:
+        shown = shown[: width - 1] + "…"
+    return f'"{shown}"'
+
+
+def _in_context(prompt: str, start: int, end: int, width: int = 18) -> str:
+    """The unit in brackets with up to ``width`` characters of prompt on each side, on one line."""
+    left = ("…" if start > width else "") + _flat(prompt[max(0, start - width) : start])
+    right = _flat(prompt[end : end + width]) + ("…" if end + width < len(prompt) else "")
+    return f"{left[-(width + 1):]}[{_flat(prompt[start:end])}]{right[: width + 1]}"
+
+
+def describe_cost(result: Attribution) -> str:
+    """One line with calls, tokens evaluated and seconds (and the budget, if it stopped the run)."""
+    stats = result.stats
+    parts = [
+        f"{stats.calls:,} calls",
+        f"{stats.tokens_evaluated:,} tokens evaluated",
+        f"{stats.seconds:.1f} s",
+    ]
+    if result.method == "hipe":
+        parts[0] += f" (itp at {result.level} level: {len(result.units) + 1:,})"
+    line = "cost: " + ", ".join(parts)
+    if stats.budget_exhausted:
+        line += f"\nbudget of {stats.budget} calls reached: refinement stopped early; scores of unrefined chunks are coarse"
+    return line
+
+
+def render_text(result: Attribution, *, top: int = 10) -> str:
+    """Render ``result`` for a terminal.
+
+    Args:
+        result: the attribution to show.
+        top: how many units to list.
+
+    Returns:
+        Multi-line text: output, its log-probability, the top units by total
+        attribution (nats, summed over output tokens) with their character spans
+        and surrounding text (the unit in brackets), and the cost line.
+    """
+    lines = [f"output: {_quote(result.output, 200)}"]
+    if result.output_logprob is not None:
+        lines.append(
+            f"log p(output | prompt) = {result.output_logprob:.3f} nats over {len(result.output_tokens)} tokens"
+        )
+    totals = result.unit_scores
+    positive = float(np.clip(totals, 0.0, None).sum())
+    lines.append("")
+    lines.append(
+        f"top {min(top, len(result.units))} of {len(result.units)} {result.level} units "
+        f"({result.method}; nats, summed over output tokens; + supports the output):"
+    )
+    lines.append(f"  {'rank':>4}  {'score':>8}  {'share':>6}  {'chars':>11}  unit in context")
+    for rank, item in enumerate(result.top(top), start=1):
+        share = f"{100 * item.score / positive:5.1f}%" if positive > 0 and item.score > 0 else "     -"
+        unit = item.unit
+        span = f"{unit.start}-{unit.end}"
+        lines.append(
+            f"  {rank:>4}  {item.score:>+8.3f}  {share:>6}  {span:>11}  {_in_context(result.prompt, unit.start, unit.end)}"
+        )
+    lines.append("")
+    lines.append(describe_cost(result))
+    return "\n".join(lines)
