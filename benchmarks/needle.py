@@ -73,7 +73,6 @@ from dataclasses import dataclass
 
 from benchmarks import prose
 
-
 #: Places the facts are about.  None of their words occurs in the prose.
 PLACES = (
     "north gate",
