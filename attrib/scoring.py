@@ -19,7 +19,6 @@ are counted, and a call budget is enforced.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -72,7 +71,6 @@ class Scorer:
         self.calls = 0
         self.tokens_evaluated = 0
         self.reused = 0
-        self.seconds = 0.0
         self._by_spans: dict[tuple[Span, ...], np.ndarray] = {}
         self._by_ids: dict[tuple[int, ...], np.ndarray] = {}
         self._base: np.ndarray | None = None
@@ -140,16 +138,15 @@ class Scorer:
                 )
             variants = list(pending.values())
             requests = [ScoreRequest(v.ids, self.output_ids, v.text) for v in variants]
-            started = time.perf_counter()
+            done = self.calls
 
-            def record(index: int, result: ScoreResult) -> None:
-                self.calls += 1
-                self.tokens_evaluated += result.tokens_evaluated
+            def progress(index: int, result: ScoreResult) -> None:
+                nonlocal done
+                done += 1
                 if self.on_call is not None:
-                    self.on_call(self.calls)
+                    self.on_call(done)
 
-            results = self.backend.score(requests, on_result=record)
-            self.seconds += time.perf_counter() - started
+            results = self.backend.score(requests, on_result=progress)
             if len(results) != len(requests):
                 raise ResponseMismatchError(
                     f"backend returned {len(results)} results for {len(requests)} requests"
@@ -164,4 +161,6 @@ class Scorer:
                 self._by_ids[variant.ids] = logprobs
                 for key in by_ids[variant.ids]:
                     self._by_spans[key] = logprobs
+            self.calls += len(results)
+            self.tokens_evaluated += sum(int(r.tokens_evaluated) for r in results)
         return np.stack([self._by_spans[k] for k in keys])
