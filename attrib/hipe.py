@@ -109,8 +109,8 @@ class Threshold:
 class MidRange(Threshold):
     """HiPe's rule: refine where the per-token map reaches its mid-range ``(max + min) / 2``.
 
-    Source: Cooper et al. 2021, "Believe the HiPe", section 3 (threshold at the
-    mid-range of the current saliency map).
+    Source: Cooper et al. 2021, "Believe the HiPe" (the saliency map is thresholded
+    at its mid-range to choose where the next, finer masks go).
     """
 
     name = "midrange"
@@ -118,9 +118,6 @@ class MidRange(Threshold):
     def select(self, chunks: Sequence[Chunk], token_map: np.ndarray) -> list[Chunk]:
         level = (float(token_map.max()) + float(token_map.min())) / 2.0
         return [c for c in chunks if float(token_map[c.start : c.end].max()) >= level]
-
-    def describe(self) -> dict[str, object]:
-        return {"name": self.name}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ matrix at the requested level. Two ship with attrib:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,7 +41,6 @@ class Schedule:
     scores: np.ndarray
     trace: dict[str, object] | None = None
     budget_exhausted: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 class Scheduler:
