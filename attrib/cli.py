@@ -23,7 +23,7 @@ _EXPLAIN_EXAMPLES = """\
 examples:
   attrib explain "The capital of Japan is" --target " Tokyo"
   attrib explain --prompt-file examples/needle.txt --target " 4817" --level word
-  cat prompt.txt | attrib explain --method itp --level sentence --json result.json
+  cat prompt.txt | attrib explain --method itp --level sentence --json result.json --html report.html
 
 The output is generated greedily from the prompt (--max-new-tokens) unless
 --target gives it. Scores are drops in the output's log-probability, in nats,
@@ -89,8 +89,42 @@ def _build_parser() -> argparse.ArgumentParser:
     output = explain.add_argument_group("output")
     output.add_argument("--top", type=int, default=10, metavar="K", help="units to list (default 10)")
     output.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT ('-' for stdout)")
+    output.add_argument("--html", metavar="OUT", help="write a self-contained HTML report to OUT")
     output.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+
+    report = commands.add_parser(
+        "report",
+        help="render a saved result (JSON) as a self-contained HTML report",
+        description="Render a result saved with --json as one self-contained HTML file.",
+        epilog="example:\n  attrib report result.json -o report.html\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("result", metavar="RESULT.json", help="a result written by 'attrib explain --json'")
+    report.add_argument("-o", "--output", metavar="OUT.html", required=True, help="where to write the HTML page")
     return parser
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    from attrib.result import Attribution
+
+    try:
+        result = Attribution.from_json(Path(args.result))
+    except FileNotFoundError:
+        raise InputError(f"result file not found: {args.result}") from None
+    except IsADirectoryError:
+        raise InputError(f"result file is a directory: {args.result}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{args.result} is not UTF-8 text; give a JSON result written by attrib") from None
+    _write(args.output, result.to_html())
+    print(f"report written to {args.output}")
+    return 0
 
 
 def _read_bytes(name: str) -> tuple[bytes, str]:
@@ -167,17 +201,17 @@ def _explain(args: argparse.Namespace) -> int:
         )
     for warning in caught:
         print(f"attrib: note: {warning.message}", file=sys.stderr)
-    if args.json == "-":
+    if args.html is not None:
+        _write(args.html, result.to_html())
+    if args.json == "-":  # JSON alone on stdout, for pipes
         sys.stdout.write(result.to_json(indent=1) + "\n")
         return 0
     if args.json is not None:
-        try:
-            result.to_json(args.json, indent=1)
-        except OSError as error:
-            raise InputError(f"cannot write {args.json}: {error.strerror}") from None
+        _write(args.json, result.to_json(indent=1) + "\n")
     print(render_text(result, top=args.top))
-    if args.json is not None:
-        print(f"result written to {args.json}")
+    for kind, path in (("result", args.json), ("report", args.html)):
+        if path is not None:
+            print(f"{kind} written to {path}")
     return 0
 
 
@@ -188,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "explain":
             return _explain(args)
+        if args.command == "report":
+            return _report(args)
         parser.error(f"unknown command {args.command!r}")
     except AttribError as error:
         print(f"attrib: error: {error}", file=sys.stderr)

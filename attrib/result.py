@@ -163,6 +163,30 @@ class Attribution:
             f"calls={self.stats.calls}, output={self.output!r})"
         )
 
+    # ----------------------------------------------------------------- rendering
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """Render a self-contained HTML report (``attrib.reports.html``); write it to ``path`` when given.
+
+        Returns:
+            The HTML page.
+
+        Raises:
+            OSError: if ``path`` cannot be written.
+        """
+        from attrib.reports.html import render_html
+
+        page = render_html(self)
+        if path is not None:
+            Path(path).write_text(page, encoding="utf-8")
+        return page
+
+    def _repr_html_(self) -> str:
+        """Inline report for Jupyter (the page inside a sandboxed iframe)."""
+        from attrib.reports.html import render_notebook
+
+        return render_notebook(self)
+
     # ----------------------------------------------------------------- JSON
 
     def to_dict(self) -> dict[str, Any]:

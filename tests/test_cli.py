@@ -105,3 +105,24 @@ def test_explain_runs_on_the_embedded_model(tmp_path):
     assert data["backend"]["name"] == "llama"
     top = max(range(len(data["units"])), key=lambda i: data["unit_scores"][i])
     assert data["units"][top]["text"] in (" Japan", " capital")
+
+
+def test_explain_writes_an_html_report_and_report_renders_a_saved_result(tmp_path):
+    saved, page, again = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "again.html"
+    proc = run("explain", PROMPT, "--backend", "toy", "--json", str(saved), "--html", str(page), "--quiet")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert f"report written to {page}" in proc.stdout.decode()
+    assert page.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html>")
+    proc = run("report", str(saved), "-o", str(again))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert again.read_text(encoding="utf-8") == page.read_text(encoding="utf-8")
+
+
+def test_report_refuses_what_is_not_a_result(tmp_path):
+    _one_line_error(run("report", str(tmp_path / "missing.json"), "-o", str(tmp_path / "x.html")), "result file not found")
+    other = tmp_path / "other.json"
+    other.write_text('{"a": 1}')
+    _one_line_error(run("report", str(other), "-o", str(tmp_path / "x.html")), "not an attrib attribution result")
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00")
+    _one_line_error(run("report", str(binary), "-o", str(tmp_path / "x.html")), "not UTF-8")

@@ -10,7 +10,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _commands(readme: str) -> list[str]:
     blocks = re.findall(r"```(?:sh|bash|console)?\n(.*?)```", readme, flags=re.S)
-    return [line.strip() for block in blocks for line in block.splitlines() if line.strip().startswith("pip install")]
+    return [
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip().startswith(("pip install", "apt-get"))
+    ]
 
 
 def test_ci_runs_the_readme_test_command():

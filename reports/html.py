@@ -1,0 +1,160 @@
+"""Self-contained HTML report of an attribution: one page, no external resources.
+
+The page embeds the whole result as JSON (``Attribution.to_dict()``) in a
+``<script type="application/json" id="attrib-data">`` element and draws its
+views with inline, dependency-free JavaScript. Prompt and output text reach the
+DOM only as text (``textContent``), never as markup.
+
+    >>> from attrib.reports.html import render_html
+    >>> page = render_html(result)                     # doctest: +SKIP
+    >>> Path("report.html").write_text(page, encoding="utf-8")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from attrib.result import Attribution
+
+__all__ = ["render_html", "render_notebook", "embed_json"]
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+#: Characters that could end the data ``<script>`` element or start markup/entities.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    """The Jinja environment (autoescaping on), built once."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def embed_json(data: Any) -> str:
+    """JSON text that is safe to place inside a ``<script>`` element.
+
+    ``<``, ``>`` and ``&`` are written as JSON escapes (``\\u003c``, ``\\u003e``,
+    ``\\u0026``), so no string in ``data`` can close the element or open a comment,
+    and the text is still valid JSON that parses to ``data``.
+
+    Raises:
+        ValueError: if ``data`` holds non-finite floats.
+    """
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.translate(_SCRIPT_SAFE)
+
+
+def _count(value: Any) -> str:
+    """An integer with thousands separators (anything else as text)."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def _compact(mapping: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+    """``key=value`` pairs on one line (nested values as compact JSON)."""
+    parts = []
+    for key, value in mapping.items():
+        if key in skip:
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        parts.append(f"{key}={shown}")
+    return ", ".join(parts)
+
+
+def _method_rows(result: Attribution) -> list[tuple[str, str, str]]:
+    """Rows of the run table: (key for data-key, label, value)."""
+    stats = result.stats
+    backend = result.backend or {}
+    perturbation = dict(result.perturbation or {})
+    pert = str(perturbation.get("name", ""))
+    extra = _compact(perturbation, skip=("name",))
+    if extra:
+        pert += f" ({extra})"
+    if stats.budget is None:
+        budget = "none"
+    else:
+        budget = _count(stats.budget)
+    if stats.budget_exhausted:
+        budget += " · budget reached (refinement stopped early; unrefined chunks are coarse)"
+    rows = [
+        ("method", "method", result.method),
+        ("level", "level", result.level),
+        ("perturbation", "perturbation", pert),
+        ("backend", "backend", str(backend.get("name", ""))),
+        ("model", "model", str(backend.get("model", ""))),
+        ("calls", "calls", _count(stats.calls)),
+        ("tokens_evaluated", "tokens evaluated", _count(stats.tokens_evaluated)),
+        ("seconds", "seconds", f"{stats.seconds:.2f}"),
+        ("generated_tokens", "generated tokens", _count(stats.generated_tokens)),
+        ("reused", "reused", _count(stats.reused)),
+        ("budget", "budget", budget),
+    ]
+    other_backend = _compact(backend, skip=("name", "model"))
+    if other_backend:
+        rows.append(("backend_details", "backend details", other_backend))
+    if result.parameters:
+        rows.append(("parameters", "parameters", _compact(result.parameters)))
+    return rows
+
+
+def render_html(result: Attribution) -> str:
+    """Render ``result`` as a complete, self-contained HTML5 page.
+
+    Args:
+        result: the attribution to show.
+
+    Returns:
+        The page as text (UTF-8 when written). It loads nothing from the network:
+        styles and scripts are inline and the result is embedded as JSON.
+
+    Raises:
+        ResultError: if the result holds non-finite scores (they cannot be written as JSON).
+    """
+    data = result.to_dict()
+    roles = list(dict.fromkeys(unit.role for unit in result.units))
+    chunks = (result.trace or {}).get("chunks") if isinstance(result.trace, dict) else None
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        output=result.output,
+        output_logprob=result.output_logprob,
+        n_units=len(result.units),
+        n_tokens=len(result.output_tokens),
+        method_rows=_method_rows(result),
+        budget_exhausted=result.stats.budget_exhausted,
+        show_roles=len(roles) > 1,
+        show_tree=result.method == "hipe" and bool(chunks),
+        data_json=embed_json(data),  # marked |safe in the template: <, >, & are escaped
+    )
+
+
+def render_notebook(result: Attribution, *, height: int = 600) -> str:
+    """The report as an ``<iframe>`` for Jupyter (``_repr_html_``).
+
+    The full page goes in the ``srcdoc`` attribute, attribute-escaped, so it runs
+    isolated from the notebook's own page and styles; the frame is sandboxed
+    (scripts and downloads allowed, no access to the notebook's origin).
+
+    Args:
+        result: the attribution to show.
+        height: frame height in pixels.
+
+    Returns:
+        One ``<iframe>`` element as HTML text.
+    """
+    page = html.escape(render_html(result), quote=True)
+    return (
+        f'<iframe srcdoc="{page}" width="100%" height="{int(height)}" '
+        f'style="width: 100%; height: {int(height)}px; border: 1px solid #ddd;" '
+        f'sandbox="allow-scripts allow-downloads" title="attrib report"></iframe>'
+    )

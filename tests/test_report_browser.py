@@ -1,0 +1,108 @@
+"""The HTML report driven in headless Chromium: clicks, hovers, and injected markup that must stay inert."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+import attrib
+from attrib.backends.toy import ToyBackend
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PAYLOADS = (
+    "<script>window.__pwned = 1; alert(1)</script> "
+    '<img src=x onerror="window.__pwned = 2"> </textarea> {{ 7*7 }} {% raw %} '
+    '<svg onload="window.__pwned = 3"></svg> '
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+def _open(browser, result, tmp_path):
+    path = tmp_path / "report.html"
+    result.to_html(path)
+    page = browser.new_page()
+    requests: list[str] = []
+    dialogs: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(path.as_uri())
+    page.wait_for_selector("#prompt .unit")
+    return page, requests, dialogs
+
+
+@pytest.fixture(scope="module")
+def real_result(llama):
+    prompt = (
+        "Marie Curie was born in Warsaw. She later moved to Paris, where she studied physics "
+        "and chemistry.\n\nQuestion: In which city was Marie Curie born?\nAnswer: She was born in"
+    )
+    return attrib.attribute(prompt, backend=llama, target=" Warsaw.", level="word")
+
+
+@pytest.mark.model
+def test_clicking_an_output_token_reshades_the_prompt_and_clicking_again_restores_it(browser, real_result, tmp_path):
+    page, requests, _ = _open(browser, real_result, tmp_path)
+
+    def scores() -> list[str]:
+        return page.eval_on_selector_all("#prompt .unit", "units => units.map(u => u.dataset.score)")
+
+    def styles() -> list[str]:
+        return page.eval_on_selector_all("#prompt .unit", "units => units.map(u => u.style.backgroundColor)")
+
+    total_scores, total_styles = scores(), styles()
+    tokens = page.query_selector_all("#output .token")
+    assert len(tokens) == len(real_result.output_tokens) >= 2
+    last = tokens[-1]  # the "." after " Warsaw" depends on different units than the total
+    last.click()
+    assert last.get_attribute("aria-pressed") == "true"
+    column = [f"{v:.6f}" for v in real_result.column(len(tokens) - 1)]
+    assert scores() == column
+    assert styles() != total_styles
+    last.click()
+    assert scores() == total_scores
+    assert styles() == total_styles
+    assert [r for r in requests if not r.startswith("file:")] == []
+
+
+@pytest.mark.model
+def test_hovering_a_unit_shows_its_score_in_nats(browser, real_result, tmp_path):
+    page, _, _ = _open(browser, real_result, tmp_path)
+    best = real_result.top(1)[0]
+    page.hover(f'#prompt .unit[data-index="{best.index}"]')
+    tooltip = page.locator("#tooltip")
+    tooltip.wait_for(state="visible")
+    text = tooltip.text_content()
+    assert f"{best.score:+.3f}" in text and "nats" in text
+
+
+def test_injected_markup_renders_as_text_and_never_runs(browser, tmp_path):
+    toy = ToyBackend(sensitivity={"paris": 2.0}, output=" <b>bold</b> {{x}}")
+    result = attrib.attribute(PAYLOADS * 3 + "The capital is Paris.", backend=toy, level="word")
+    page, requests, dialogs = _open(browser, result, tmp_path)
+    assert page.evaluate("window.__pwned") is None
+    assert dialogs == []
+    assert page.locator("#prompt").text_content() == result.prompt
+    assert "<b>bold</b>" in page.locator("#output").text_content()
+    assert page.locator("#prompt img, #prompt script, #prompt svg, #output b").count() == 0
+    assert [r for r in requests if not r.startswith("file:")] == []
