@@ -83,9 +83,13 @@ class Attribution:
         perturbation: how units were ablated (``{"name": "delete"}``, ...).
         parameters: the method's parameters (threshold, max depth, seed, ...).
         trace: method-specific record (for ``hipe``: every scored chunk), or ``None``.
+        messages: for a chat prompt, the messages as ``{"role", "content"}`` dicts; each
+            unit's ``start``/``end`` then index its own message's ``content`` (``unit.message``).
+            ``None`` for a plain prompt, whose units index ``prompt``.
 
     Raises:
-        ResultError: on construction, if the shapes of the fields disagree.
+        ResultError: on construction, if the shapes of the fields disagree or a unit's
+            span does not match the text it points into.
     """
 
     prompt: str
@@ -102,6 +106,7 @@ class Attribution:
     perturbation: dict[str, Any] = field(default_factory=lambda: {"name": "delete"})
     parameters: dict[str, Any] = field(default_factory=dict)
     trace: dict[str, Any] | None = None
+    messages: list[dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         self.units = list(self.units)
@@ -123,6 +128,15 @@ class Attribution:
             raise ResultError(
                 f"{len(self.output_token_ids)} output token ids for {shape[1]} output tokens"
             )
+        for index, unit in enumerate(self.units):
+            if self.messages is None:
+                source = self.prompt
+            elif 0 <= unit.message < len(self.messages):
+                source = self.messages[unit.message].get("content", "")
+            else:
+                raise ResultError(f"unit {index} belongs to message {unit.message}, but there are {len(self.messages)}")
+            if source[unit.start : unit.end] != unit.text:
+                raise ResultError(f"unit {index} ({unit.text!r}) does not match the text at {unit.start}-{unit.end}")
 
     # ----------------------------------------------------------------- reading
 
@@ -219,6 +233,7 @@ class Attribution:
             "backend": self.backend,
             "stats": asdict(self.stats),
             "trace": self.trace,
+            "messages": self.messages,
         }
 
     @classmethod
@@ -267,6 +282,7 @@ class Attribution:
                 perturbation=data.get("perturbation", {"name": "delete"}),
                 parameters=data.get("parameters", {}),
                 trace=data.get("trace"),
+                messages=data.get("messages"),
             )
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, ResultError):

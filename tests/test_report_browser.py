@@ -106,3 +106,40 @@ def test_injected_markup_renders_as_text_and_never_runs(browser, tmp_path):
     assert "<b>bold</b>" in page.locator("#output").text_content()
     assert page.locator("#prompt img, #prompt script, #prompt svg, #output b").count() == 0
     assert [r for r in requests if not r.startswith("file:")] == []
+
+
+def test_a_chat_prompt_shows_each_message_under_its_role_and_the_role_shares(browser, tmp_path):
+    from attrib.result import Attribution
+    from attrib.segmentation import Unit
+
+    messages = [
+        {"role": "system", "content": "Always answer in French. <b>Be brief.</b>"},
+        {"role": "user", "content": "What is the capital of Japan?"},
+    ]
+    units = [
+        Unit("Always answer", 0, 13, role="system", message=0, tokens=(0, 2)),
+        Unit(" in French.", 13, 24, role="system", message=0, tokens=(2, 5)),
+        Unit(" <b>Be brief.</b>", 24, 41, role="system", message=0, tokens=(5, 9)),
+        Unit("What is the capital", 0, 19, role="user", message=1, tokens=(9, 13)),
+        Unit(" of Japan?", 19, 29, role="user", message=1, tokens=(13, 16)),
+    ]
+    result = Attribution(
+        prompt="",
+        units=units,
+        output=" Tokyo",
+        output_tokens=[" Tokyo"],
+        scores=[[0.5], [3.0], [0.0], [1.0], [4.5]],
+        method="itp",
+        level="word",
+        messages=messages,
+    )
+    page, requests, _ = _open(browser, result, tmp_path)
+    boxes = page.locator("#prompt .message")
+    assert boxes.count() == 2
+    assert [boxes.nth(i).locator(".message-role").text_content() for i in range(2)] == ["system", "user"]
+    assert [boxes.nth(i).locator(".message-content").text_content() for i in range(2)] == [
+        m["content"] for m in messages
+    ]
+    assert page.locator("#prompt b").count() == 0
+    roles = page.locator("#roles").text_content()
+    assert "system" in roles and "user" in roles and "38.9%" in roles and "61.1%" in roles

@@ -79,3 +79,24 @@ def test_non_finite_scores_are_not_written_as_json():
     result = _result(scores=np.array([[np.inf, 0.0], [0.0, 0.0], [0.0, 0.0]]))
     with pytest.raises(ResultError, match="non-finite"):
         result.to_json()
+
+
+def test_chat_results_index_units_into_their_own_message():
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of Japan?"}]
+    units = [Unit("Be brief.", 0, 9, role="system", message=0), Unit(" Japan?", 10, 17, role="user", message=1)]
+    result = Attribution(
+        prompt="", units=units, output=" Tokyo", output_tokens=[" Tokyo"],
+        scores=np.array([[0.2], [3.0]]), method="itp", level="sentence", messages=messages,
+    )
+    assert Attribution.from_json(result.to_json()).messages == messages
+    wrong = [Unit("Be brief.", 0, 9, role="system", message=1)] + units[1:]
+    with pytest.raises(ResultError, match="does not match the text"):
+        Attribution(
+            prompt="", units=wrong, output=" Tokyo", output_tokens=[" Tokyo"],
+            scores=np.array([[0.2], [3.0]]), method="itp", level="sentence", messages=messages,
+        )
+    with pytest.raises(ResultError, match="belongs to message 5"):
+        Attribution(
+            prompt="", units=[Unit("x", 0, 1, message=5)], output="y", output_tokens=["y"],
+            scores=np.array([[0.0]]), method="itp", level="word", messages=messages,
+        )
