@@ -7,6 +7,7 @@ User errors print one line, ``attrib: error: ...``, and exit with status 1
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -114,31 +115,30 @@ def _write(path: str, text: str) -> None:
 def _report(args: argparse.Namespace) -> int:
     from attrib.result import Attribution
 
+    text = _decode(*_read_bytes(args.result, kind="result file"))
     try:
-        result = Attribution.from_json(Path(args.result))
-    except FileNotFoundError:
-        raise InputError(f"result file not found: {args.result}") from None
-    except IsADirectoryError:
-        raise InputError(f"result file is a directory: {args.result}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{args.result} is not UTF-8 text; give a JSON result written by attrib") from None
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{args.result} is not JSON ({error}); give a result written by 'attrib explain --json'") from None
+    result = Attribution.from_dict(data)
     _write(args.output, result.to_html())
     print(f"report written to {args.output}")
     return 0
 
 
-def _read_bytes(name: str) -> tuple[bytes, str]:
+def _read_bytes(name: str, *, kind: str = "prompt file") -> tuple[bytes, str]:
+    """The bytes of file ``name`` ('-' for stdin) and how to call it in messages."""
     if name == "-":
         return sys.stdin.buffer.read(), "stdin"
     path = Path(name)
     try:
         return path.read_bytes(), str(path)
     except FileNotFoundError:
-        raise InputError(f"prompt file not found: {path}") from None
+        raise InputError(f"{kind} not found: {path}") from None
     except IsADirectoryError:
-        raise InputError(f"prompt file is a directory: {path}") from None
+        raise InputError(f"{kind} is a directory: {path}") from None
     except OSError as error:
-        raise InputError(f"cannot read prompt file {path}: {error.strerror}") from None
+        raise InputError(f"cannot read {kind} {path}: {error.strerror}") from None
 
 
 def _decode(data: bytes, where: str) -> str:

@@ -126,3 +126,9 @@ def test_report_refuses_what_is_not_a_result(tmp_path):
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe\x00")
     _one_line_error(run("report", str(binary), "-o", str(tmp_path / "x.html")), "not UTF-8")
+
+
+def test_report_refuses_a_file_that_is_not_json(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("just some notes\n")
+    _one_line_error(run("report", str(text), "-o", str(tmp_path / "x.html")), "is not JSON")
