@@ -13,18 +13,22 @@ leave-one-out / iterative perturbation (:class:`ITP`). Backends are loaded by
 name on first use; importing attrib imports no model library.
 """
 
-from attrib.api import attribute, default_backend
+from attrib.api import Plan, attribute, default_backend, plan
 from attrib.backend import Backend, Generation, ScoreRequest, ScoreResult, backend_names, load_backend, register_backend
 from attrib.errors import (
     AttribError,
+    AuthenticationError,
     BackendError,
     BackendUnavailableError,
     BudgetError,
     EmptyOutputError,
     EmptyPromptError,
+    EndpointError,
+    EndpointUnavailableError,
     InputError,
     ModelNotFoundError,
     PromptTooLongError,
+    RequestRejectedError,
     ResponseMismatchError,
     ResultError,
     TokenizationError,
@@ -40,6 +44,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "attribute",
+    "plan",
+    "Plan",
     "default_backend",
     "Attribution",
     "Stats",
@@ -74,5 +80,9 @@ __all__ = [
     "TokenizationError",
     "EmptyOutputError",
     "ResponseMismatchError",
+    "EndpointError",
+    "AuthenticationError",
+    "RequestRejectedError",
+    "EndpointUnavailableError",
     "ResultError",
 ]

@@ -5,9 +5,13 @@ from __future__ import annotations
 import functools
 import time
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from attrib.backend import Backend, load_backend
+import numpy as np
+
+from attrib.backend import Backend, Generation, ScoreRequest, ScoreResult, load_backend
 from attrib.errors import BudgetError, EmptyOutputError, EmptyPromptError, InputError, PromptTooLongError
 from attrib.perturbation import Perturbation, get_perturbation
 from attrib.progress import Progress
@@ -16,7 +20,7 @@ from attrib.scheduler import Scheduler, get_scheduler
 from attrib.scoring import Scorer
 from attrib.segmentation import Segmentation, Tokenization, check_level
 
-__all__ = ["attribute", "default_backend", "split_target"]
+__all__ = ["attribute", "plan", "Plan", "noise_floor", "default_backend", "split_target"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,14 +33,40 @@ def default_backend() -> Backend:
     return load_backend("llama")
 
 
-def _resolve_backend(backend: Backend | str | None) -> Backend:
-    if backend is None:
-        return default_backend()
-    if isinstance(backend, str):
-        return default_backend() if backend == "llama" else load_backend(backend)
-    if not isinstance(backend, Backend):
+def _resolve_backend(backend: Backend | str | None, options: dict[str, Any] | None) -> tuple[Backend, bool]:
+    """The backend to use, and whether this call created it (and so must close it)."""
+    if isinstance(backend, Backend):
+        if options:
+            raise InputError("backend_options apply to a backend given by name, not to a Backend instance")
+        return backend, False
+    if backend is not None and not isinstance(backend, str):
         raise InputError(f"backend must be a name or an attrib Backend, got {type(backend).__name__}")
-    return backend
+    if backend in (None, "llama") and not options:
+        return default_backend(), False
+    return load_backend(backend or "llama", **(options or {})), True
+
+
+def _unit_level(model: Backend, level: str) -> str:
+    if level == "token" and not model.has_tokenizer:
+        warnings.warn(
+            "this endpoint exposes no tokenizer, so units are words (level 'word'); "
+            "pass level='word' to silence this",
+            stacklevel=3,
+        )
+        return "word"
+    return level
+
+
+def _validate(prompt: object, level: str, max_new_tokens: int, target: str | None, budget: int | None) -> None:
+    if not isinstance(prompt, str):
+        raise InputError(f"prompt must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise EmptyPromptError("prompt is empty; give the text to explain")
+    check_level(level)
+    if max_new_tokens < 1 and target is None:
+        raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if budget is not None and budget < 2:
+        raise BudgetError(f"budget must allow at least 2 calls, got {budget}")
 
 
 def split_target(backend: Backend, prompt: str, target: str) -> tuple[Tokenization, tuple[int, ...], str]:
@@ -95,6 +125,7 @@ def attribute(
     prompt: str,
     *,
     backend: Backend | str | None = None,
+    backend_options: dict[str, Any] | None = None,
     method: str | Scheduler = "hipe",
     level: str = "token",
     target: str | None = None,
@@ -102,6 +133,7 @@ def attribute(
     budget: int | None = None,
     seed: int = 0,
     perturbation: str | Perturbation = "delete",
+    noise_samples: int = 0,
     progress: bool | Progress | None = False,
 ) -> Attribution:
     """Attribute a model's output to the units of its prompt by perturbation.
@@ -114,42 +146,81 @@ def attribute(
     Args:
         prompt: the prompt text (plain text; special-token syntax is treated as text).
         backend: ``None`` for the embedded local model (Gemma 3 270M via llama.cpp),
-            a registered name (``"llama"``, ``"toy"``), or a :class:`~attrib.backend.Backend`.
+            a registered name (``"llama"``, ``"openai"``, ``"toy"``), or a
+            :class:`~attrib.backend.Backend`.
+        backend_options: keyword arguments for a backend given by name, e.g.
+            ``{"base_url": "http://127.0.0.1:8080/v1", "model": "gemma"}`` for ``"openai"``.
+            A backend built from them is closed when the call returns.
         method: ``"hipe"`` (hierarchical perturbation, default), ``"itp"`` (exhaustive
             leave-one-out), or a scheduler instance such as ``HiPe(threshold="relative")``.
         level: unit level: ``"token"``, ``"word"``, ``"sentence"`` or ``"paragraph"``.
+            A backend without the model's tokenizer turns ``"token"`` into ``"word"``
+            (with a warning).
         target: output text to explain; ``None`` generates it greedily.
         max_new_tokens: tokens to generate when ``target`` is ``None``.
-        budget: maximum scoring calls, the unperturbed prompt included; ``None`` for no limit.
+        budget: maximum scoring calls, the unperturbed prompt and noise samples
+            included; ``None`` for no limit. Calls answered from a cache count too, so
+            a re-run follows the same schedule.
         seed: recorded for reproducibility (the built-in methods are deterministic).
         perturbation: ``"delete"`` (default), ``"replace"``, or a perturbation instance.
+        noise_samples: score the unperturbed prompt this many more times and mark the
+            units whose attribution is within the spread (for endpoints that are not
+            deterministic); see :func:`noise_floor`.
         progress: draw a progress line on stderr (``None``: only on a terminal).
 
     Returns:
         An :class:`~attrib.result.Attribution` with ``scores`` of shape
-        (n_units, n_output_tokens) in nats.
+        (n_units, n_output_tokens), in nats (``score_kind == "logprob"``) or, from a
+        text-only endpoint, in text-similarity units.
 
     Raises:
         EmptyPromptError: if the prompt is empty or whitespace.
         PromptTooLongError: if prompt and output exceed the model's context.
         UnknownNameError: for an unknown method, level, backend or perturbation.
         BudgetError: if ``budget`` cannot cover the method's first round.
+        InputError: for a ``target`` on an endpoint that can only regenerate.
         BackendUnavailableError: if the default backend's extra is not installed.
         EmptyOutputError: if the model generates nothing and no target was given.
+        EndpointError: if an API endpoint refuses a request or keeps failing.
     """
     started = time.perf_counter()
-    if not isinstance(prompt, str):
-        raise InputError(f"prompt must be a string, got {type(prompt).__name__}")
-    if not prompt.strip():
-        raise EmptyPromptError("prompt is empty; give the text to explain")
-    check_level(level)
+    _validate(prompt, level, max_new_tokens, target, budget)
+    if noise_samples < 0:
+        raise InputError(f"noise_samples must be 0 or more, got {noise_samples}")
     scheduler = get_scheduler(method)
     perturb = get_perturbation(perturbation)
-    if max_new_tokens < 1 and target is None:
-        raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    if budget is not None and budget < 2:
-        raise BudgetError(f"budget must allow at least 2 calls, got {budget}")
-    model = _resolve_backend(backend)
+    model, owned = _resolve_backend(backend, backend_options)
+    try:
+        return _attribute(
+            prompt, model, scheduler, perturb, level, target, max_new_tokens, budget, seed,
+            noise_samples, progress, started,
+        )
+    finally:
+        if owned:
+            model.close()
+
+
+def _attribute(
+    prompt: str,
+    model: Backend,
+    scheduler: Scheduler,
+    perturb: Perturbation,
+    level: str,
+    target: str | None,
+    max_new_tokens: int,
+    budget: int | None,
+    seed: int,
+    noise_samples: int,
+    progress: bool | Progress | None,
+    started: float,
+) -> Attribution:
+    level = _unit_level(model, level)
+    if target is not None and not model.supports_target:
+        raise InputError(
+            "this endpoint can only regenerate outputs (no forced scoring), so it cannot explain a given "
+            "target; omit target to explain the model's own output"
+        )
+    usage_before = model.usage_snapshot()
     perturb = perturb.bind(model.tokenize)
 
     bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
@@ -174,7 +245,7 @@ def attribute(
             _check_fits(model, len(tokens), len(output_ids))
         segmentation = Segmentation(tokens)
 
-        needed = scheduler.min_calls(segmentation, level) + 1
+        needed = scheduler.min_calls(segmentation, level) + 1 + noise_samples
         if budget is not None and budget < needed:
             raise BudgetError(
                 f"{scheduler.name} at {level} level needs at least {needed} calls here but the "
@@ -188,10 +259,16 @@ def attribute(
 
         bar.set_phase("scoring the prompt", total=1)
         base = scorer.base_logprobs
+        noise_rows = None
+        if noise_samples:
+            bar.set_phase("noise samples", total=noise_samples + 1)
+            noise_rows = scorer.repeat_base(noise_samples)
         schedule = scheduler.run(scorer, segmentation, level, on_phase=on_phase)
     finally:
         bar.close()
 
+    units = segmentation.units(level)
+    usage_after = model.usage_snapshot()
     stats = Stats(
         calls=scorer.calls,
         tokens_evaluated=tokens_evaluated + scorer.tokens_evaluated,
@@ -200,13 +277,14 @@ def attribute(
         reused=scorer.reused,
         budget=budget,
         budget_exhausted=schedule.budget_exhausted,
+        backend_usage={k: v - usage_before.get(k, 0) for k, v in usage_after.items()},
     )
     parameters: dict[str, Any] = {**scheduler.describe(), "seed": seed}
     if target is None:
         parameters["max_new_tokens"] = max_new_tokens
     return Attribution(
         prompt=tokens.text,
-        units=segmentation.units(level),
+        units=units,
         output=output_text,
         output_tokens=model.token_text(output_ids),
         scores=schedule.scores,
@@ -214,9 +292,169 @@ def attribute(
         level=level,
         backend=model.describe(),
         stats=stats,
-        output_token_ids=list(output_ids),
+        output_token_ids=list(output_ids) if model.exposes_token_ids else None,
         base_logprobs=base,
         perturbation=perturb.describe(),
         parameters=parameters,
         trace=schedule.trace,
+        score_kind=model.score_kind,
+        noise=None if noise_rows is None else noise_floor(noise_rows, schedule.scores),
+    )
+
+
+def noise_floor(samples: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """The noise floor of a run from repeated scores of the unperturbed prompt.
+
+    An attribution is the difference of two scores that each carry the endpoint's
+    noise, so its standard deviation is about ``sqrt(2)`` times the score's. A unit
+    is *within noise* when its total attribution is no larger in magnitude than two
+    such standard deviations (about a 95% band for Gaussian noise).
+
+    Args:
+        samples: log-probabilities of the output under the unperturbed prompt, one
+            row per repeat, shape (k + 1, m), nats.
+        scores: the run's attribution matrix, shape (n_units, m).
+
+    Returns:
+        ``{"samples", "sd_per_token" (m,), "sd_total", "range_total", "threshold",
+        "within_noise" (n_units,)}``; standard deviations and threshold in nats.
+    """
+    totals = samples.sum(axis=1)
+    ddof = 1 if len(samples) > 1 else 0
+    sd_total = float(totals.std(ddof=ddof))
+    threshold = 2.0 * float(np.sqrt(2.0)) * sd_total
+    return {
+        "samples": int(len(samples)),
+        "sd_per_token": [float(v) for v in samples.std(axis=0, ddof=ddof)],
+        "sd_total": sd_total,
+        "range_total": float(totals.max() - totals.min()),
+        "threshold": threshold,
+        "within_noise": [bool(abs(v) <= threshold) for v in scores.sum(axis=1)],
+    }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run would cost, computed without querying the model (``attrib explain --dry-run``).
+
+    Attributes:
+        method: the method's name.
+        level: the unit level.
+        units: number of units at that level.
+        prompt_tokens: tokens in the prompt.
+        output_tokens: tokens in the output (``max_new_tokens`` when it would be generated).
+        generation_calls: 1 if the output would be generated, else 0.
+        calls: scoring calls, the unperturbed prompt and noise samples included.
+        tokens: prompt plus output tokens sent over all scoring calls (before any
+            prefix reuse or caching).
+        exact: True when ``calls`` is exact (``itp``); False for an upper bound
+            (``hipe`` refining every chunk).
+    """
+
+    method: str
+    level: str
+    units: int
+    prompt_tokens: int
+    output_tokens: int
+    generation_calls: int
+    calls: int
+    tokens: int
+    exact: bool
+
+    def describe(self) -> str:
+        """One line for people: ``"hipe at token level over 251 units: at most ..."``."""
+        bound = "" if self.exact else "at most "
+        generation = f"1 generation call + " if self.generation_calls else ""
+        return (
+            f"{self.method} at {self.level} level over {self.units:,} units: {bound}{generation}"
+            f"{self.calls:,} scoring calls, {bound}{self.tokens:,} prompt tokens "
+            f"({self.prompt_tokens:,}-token prompt, {self.output_tokens:,}-token output)"
+        )
+
+
+class _CountingBackend(Backend):
+    """Answers every variant with a large drop so a schedule refines everything; counts tokens."""
+
+    name = "plan"
+
+    def __init__(self, base: tuple[int, ...]) -> None:
+        self.base = base
+
+    model = "plan"  # type: ignore[assignment]
+    context_length = 1 << 30  # type: ignore[assignment]
+
+    def tokenize(self, text: str) -> Tokenization:  # pragma: no cover - never called
+        raise NotImplementedError
+
+    def detokenize(self, ids: Sequence[int]) -> str:  # pragma: no cover - never called
+        raise NotImplementedError
+
+    def generate(self, prompt_ids: Sequence[int], *, max_new_tokens: int) -> Generation:  # pragma: no cover
+        raise NotImplementedError
+
+    def score(self, requests: Sequence[ScoreRequest], *, on_result: Any = None) -> list[ScoreResult]:
+        return [
+            ScoreResult(
+                logprobs=np.full(len(r.continuation_ids), 0.0 if r.prompt_ids == self.base else -1e3),
+                tokens_evaluated=len(r.prompt_ids) + len(r.continuation_ids),
+            )
+            for r in requests
+        ]
+
+
+def plan(
+    prompt: str,
+    *,
+    backend: Backend | str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    method: str | Scheduler = "hipe",
+    level: str = "token",
+    target: str | None = None,
+    max_new_tokens: int = 16,
+    budget: int | None = None,
+    perturbation: str | Perturbation = "delete",
+    noise_samples: int = 0,
+) -> Plan:
+    """The calls and tokens :func:`attribute` would need, without any model call.
+
+    Only the prompt is tokenized (locally, or by an endpoint's tokenizer route).
+    For ``hipe`` the numbers are an upper bound: the schedule is run against a
+    stand-in that makes every chunk pass the threshold, capped by ``budget``.
+
+    Returns:
+        A :class:`Plan`.
+
+    Raises:
+        The same input errors as :func:`attribute`.
+    """
+    _validate(prompt, level, max_new_tokens, target, budget)
+    scheduler = get_scheduler(method)
+    perturb = get_perturbation(perturbation)
+    model, owned = _resolve_backend(backend, backend_options)
+    try:
+        level = _unit_level(model, level)
+        perturb = perturb.bind(model.tokenize)
+        if target is None:
+            tokens = model.tokenize(prompt)
+            output_ids: tuple[int, ...] = (0,) * max_new_tokens
+        else:
+            tokens, output_ids, _ = split_target(model, prompt, target)
+    finally:
+        if owned:
+            model.close()
+    segmentation = Segmentation(tokens)
+    stand_in = _CountingBackend(tokens.ids)
+    scorer = Scorer(stand_in, tokens, output_ids, perturb, budget=None if budget is None else budget - noise_samples)
+    scheduler.run(scorer, segmentation, level)
+    per_call = len(tokens) + len(output_ids)
+    return Plan(
+        method=scheduler.name,
+        level=level,
+        units=len(segmentation.units(level)),
+        prompt_tokens=len(tokens),
+        output_tokens=len(output_ids),
+        generation_calls=int(target is None),
+        calls=scorer.calls + noise_samples,
+        tokens=scorer.tokens_evaluated + noise_samples * per_call,
+        exact=scheduler.name == "itp",
     )

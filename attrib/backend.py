@@ -42,11 +42,15 @@ class ScoreRequest:
         prompt_ids: prompt token ids, without BOS (the backend adds what its model needs).
         continuation_ids: the fixed output tokens to score, shape (m,), m >= 1.
         prompt_text: the same prompt as text, for backends that can only send text.
+        sample: 0 for an ordinary request; k > 0 asks for an independent k-th repeat
+            of the same request (noise-floor estimation), which a cache must not
+            answer with sample 0's response.
     """
 
     prompt_ids: tuple[int, ...]
     continuation_ids: tuple[int, ...]
     prompt_text: str | None = None
+    sample: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,18 @@ class Backend(abc.ABC):
     """
 
     name: str = ""
+    #: False when the backend has no access to the model's tokenizer and splits text
+    #: into words instead; the finest unit level is then the word.
+    has_tokenizer: bool = True
+    #: False when the backend can only score outputs the model generates itself
+    #: (regeneration-based scoring), so a given ``target`` cannot be explained.
+    supports_target: bool = True
+    #: What :meth:`score` returns: ``"logprob"`` (nats) or ``"text-similarity"``
+    #: (retention in [-1, 0] per output token).
+    score_kind: str = "logprob"
+    #: False when token ids are the backend's local indices of token texts rather than
+    #: the model's vocabulary ids (API backends); results then record no output ids.
+    exposes_token_ids: bool = True
 
     @property
     @abc.abstractmethod
@@ -139,6 +155,10 @@ class Backend(abc.ABC):
         """JSON-ready description recorded in results (never includes secrets)."""
         return {"name": self.name, "model": self.model, "context_length": self.context_length}
 
+    def usage_snapshot(self) -> dict[str, int]:
+        """Backend-specific counters so far (requests, cache hits, retries, ...); empty by default."""
+        return {}
+
     def close(self) -> None:
         """Release the model and any connections; the backend is unusable afterwards."""
 
@@ -166,6 +186,7 @@ def prefix_sharing_order(sequences: Sequence[Sequence[int]]) -> list[int]:
 
 _REGISTRY: dict[str, str] = {
     "llama": "attrib.backends.llama:LlamaBackend",
+    "openai": "attrib.backends.openai:OpenAIBackend",
     "toy": "attrib.backends.toy:ToyBackend",
 }
 

@@ -17,7 +17,11 @@ The command line prints that line and exits non-zero, without a traceback.
     │   ├── ModelNotFoundError               model file missing or not loadable
     │   ├── TokenizationError                tokenizer does not round-trip the text
     │   ├── EmptyOutputError                 the model generated no output to explain
-    │   └── ResponseMismatchError            wrong number of log-probabilities returned
+    │   ├── ResponseMismatchError            wrong number of log-probabilities returned
+    │   └── EndpointError                    an HTTP endpoint refused or kept failing
+    │       ├── AuthenticationError          401/403: the API key was refused
+    │       ├── RequestRejectedError         400/404/422: the endpoint rejected the request
+    │       └── EndpointUnavailableError     429, 5xx, timeouts or bad JSON after all retries
     └── ResultError (also ValueError)        a result's data is inconsistent
 """
 
@@ -39,6 +43,10 @@ __all__ = [
     "TokenizationError",
     "EmptyOutputError",
     "ResponseMismatchError",
+    "EndpointError",
+    "AuthenticationError",
+    "RequestRejectedError",
+    "EndpointUnavailableError",
     "ResultError",
 ]
 
@@ -107,6 +115,30 @@ class EmptyOutputError(BackendError):
 
 class ResponseMismatchError(BackendError):
     """A backend returned a different number of log-probabilities than tokens scored."""
+
+
+class EndpointError(BackendError):
+    """An HTTP model endpoint refused a request or kept failing.
+
+    Attributes:
+        status: the last HTTP status code, or ``None`` (connection error, timeout, bad JSON).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthenticationError(EndpointError):
+    """The endpoint refused the API key (HTTP 401 or 403). Not retried."""
+
+
+class RequestRejectedError(EndpointError):
+    """The endpoint rejected the request itself (HTTP 400, 404, 422). Not retried."""
+
+
+class EndpointUnavailableError(EndpointError):
+    """Rate limits, server errors, timeouts or malformed responses outlasted every retry."""
 
 
 class ResultError(AttribError, ValueError):

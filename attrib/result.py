@@ -43,6 +43,9 @@ class Stats:
         reused: variant requests answered without a call (shared chunks, identical variants).
         budget: the call budget, or ``None``.
         budget_exhausted: True if the method stopped refining because the budget ran out.
+        backend_usage: the backend's own counters for this run: for API backends
+            ``requests`` sent, ``cache_hits``, ``retries``, ``prompt_tokens``,
+            ``completion_tokens`` and ``bounded_tokens`` (see ``attrib.backends.openai``).
     """
 
     calls: int = 0
@@ -52,6 +55,7 @@ class Stats:
     reused: int = 0
     budget: int | None = None
     budget_exhausted: bool = False
+    backend_usage: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,13 @@ class Attribution:
         perturbation: how units were ablated (``{"name": "delete"}``, ...).
         parameters: the method's parameters (threshold, max depth, seed, ...).
         trace: method-specific record (for ``hipe``: every scored chunk), or ``None``.
+        score_kind: ``"logprob"`` (scores are log-probability drops in nats) or
+            ``"text-similarity"`` (text-only endpoints: the share of each output token
+            lost from the regenerated text, in [-1, 1]; not nats).
+        noise: the noise floor when it was measured (``noise_samples`` > 0): ``samples``,
+            ``sd_per_token`` and ``sd_total`` of the unperturbed output's score over
+            repeated requests, the ``threshold`` below which a unit's total is noise, and
+            ``within_noise``, one boolean per unit. ``None`` when not measured.
         messages: for a chat prompt, the messages as ``{"role", "content"}`` dicts; each
             unit's ``start``/``end`` then index its own message's ``content`` (``unit.message``).
             ``None`` for a plain prompt, whose units index ``prompt``.
@@ -107,6 +118,8 @@ class Attribution:
     parameters: dict[str, Any] = field(default_factory=dict)
     trace: dict[str, Any] | None = None
     messages: list[dict[str, str]] | None = None
+    score_kind: str = "logprob"
+    noise: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.units = list(self.units)
@@ -128,6 +141,10 @@ class Attribution:
             raise ResultError(
                 f"{len(self.output_token_ids)} output token ids for {shape[1]} output tokens"
             )
+        if self.score_kind not in ("logprob", "text-similarity"):
+            raise ResultError(f"unknown score_kind {self.score_kind!r} (expected 'logprob' or 'text-similarity')")
+        if self.noise is not None and len(self.noise.get("within_noise", ())) != shape[0]:
+            raise ResultError(f"noise.within_noise must hold one flag per unit ({shape[0]})")
         for index, unit in enumerate(self.units):
             if self.messages is None:
                 source = self.prompt
@@ -144,6 +161,11 @@ class Attribution:
     def unit_scores(self) -> np.ndarray:
         """Total attribution of each unit over all output tokens, nats, shape (n_units,)."""
         return self.scores.sum(axis=1)
+
+    @property
+    def within_noise(self) -> np.ndarray | None:
+        """True for units whose total attribution is inside the measured noise floor, shape (n_units,)."""
+        return None if self.noise is None else np.asarray(self.noise["within_noise"], dtype=bool)
 
     @property
     def output_logprob(self) -> float | None:
@@ -234,6 +256,8 @@ class Attribution:
             "stats": asdict(self.stats),
             "trace": self.trace,
             "messages": self.messages,
+            "score_kind": self.score_kind,
+            "noise": self.noise,
         }
 
     @classmethod
@@ -283,6 +307,8 @@ class Attribution:
                 parameters=data.get("parameters", {}),
                 trace=data.get("trace"),
                 messages=data.get("messages"),
+                score_kind=data.get("score_kind", "logprob"),
+                noise=data.get("noise"),
             )
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, ResultError):

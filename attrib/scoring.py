@@ -91,6 +91,37 @@ class Scorer:
             self._base = self._logprobs([()])[0]
         return self._base
 
+    def repeat_base(self, samples: int) -> np.ndarray:
+        """Score the unperturbed prompt ``samples`` more times as independent requests.
+
+        For endpoints that are not deterministic, the spread of these repeats is the
+        noise floor of every attribution in the run. The repeats count as calls.
+
+        Returns:
+            Log-probabilities in nats, shape (samples + 1, m); row 0 is the base.
+
+        Raises:
+            BudgetError: if the repeats exceed the remaining budget.
+        """
+        base = self.base_logprobs
+        if samples <= 0:
+            return base[None, :]
+        if self.remaining is not None and samples > self.remaining:
+            raise BudgetError(
+                f"{samples} noise samples need {samples} calls but only {self.remaining} are left "
+                f"of the budget of {self.budget}; raise --budget"
+            )
+        requests = [
+            ScoreRequest(self.prompt.ids, self.output_ids, self.prompt.text, sample=k) for k in range(1, samples + 1)
+        ]
+        results = self.backend.score(requests)
+        self.calls += len(results)
+        self.tokens_evaluated += sum(int(r.tokens_evaluated) for r in results)
+        rows = [np.asarray(r.logprobs, dtype=np.float64) for r in results]
+        if any(row.shape != (self.n_output,) for row in rows):
+            raise ResponseMismatchError("backend returned the wrong number of log-probabilities for a noise sample")
+        return np.stack([base, *rows])
+
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
         """How many of ``ablations`` would need a call (not yet scored, not repeated)."""
         keys = {merge_spans(a) for a in ablations}
