@@ -258,11 +258,12 @@ def _attribute(
             bar.set_phase(label, total=total)
 
         bar.set_phase("scoring the prompt", total=1)
-        base = scorer.base_logprobs
+        scorer.base_logprobs  # noqa: B018 - the first call, alone, so progress starts at once
         noise_rows = None
         if noise_samples:
             bar.set_phase("noise samples", total=noise_samples + 1)
             noise_rows = scorer.repeat_base(noise_samples)
+        base = scorer.base_logprobs
         schedule = scheduler.run(scorer, segmentation, level, on_phase=on_phase)
     finally:
         bar.close()
@@ -305,10 +306,11 @@ def _attribute(
 def noise_floor(samples: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     """The noise floor of a run from repeated scores of the unperturbed prompt.
 
-    An attribution is the difference of two scores that each carry the endpoint's
-    noise, so its standard deviation is about ``sqrt(2)`` times the score's. A unit
-    is *within noise* when its total attribution is no larger in magnitude than two
-    such standard deviations (about a 95% band for Gaussian noise).
+    An attribution is the difference between the base score, averaged over the
+    ``k + 1`` samples, and one variant's score, so with per-request noise of standard
+    deviation ``sd`` its own standard deviation is ``sd * sqrt(1 + 1/(k + 1))``. A
+    unit is *within noise* when its total attribution is no larger in magnitude than
+    two of those (about a 95% band for Gaussian noise).
 
     Args:
         samples: log-probabilities of the output under the unperturbed prompt, one
@@ -322,7 +324,7 @@ def noise_floor(samples: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     totals = samples.sum(axis=1)
     ddof = 1 if len(samples) > 1 else 0
     sd_total = float(totals.std(ddof=ddof))
-    threshold = 2.0 * float(np.sqrt(2.0)) * sd_total
+    threshold = 2.0 * sd_total * float(np.sqrt(1.0 + 1.0 / len(samples)))
     return {
         "samples": int(len(samples)),
         "sd_per_token": [float(v) for v in samples.std(axis=0, ddof=ddof)],
@@ -364,7 +366,7 @@ class Plan:
     def describe(self) -> str:
         """One line for people: ``"hipe at token level over 251 units: at most ..."``."""
         bound = "" if self.exact else "at most "
-        generation = f"1 generation call + " if self.generation_calls else ""
+        generation = "1 generation call + " if self.generation_calls else ""
         return (
             f"{self.method} at {self.level} level over {self.units:,} units: {bound}{generation}"
             f"{self.calls:,} scoring calls, {bound}{self.tokens:,} prompt tokens "

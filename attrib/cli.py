@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -25,6 +26,12 @@ examples:
   attrib explain "The capital of Japan is" --target " Tokyo"
   attrib explain --prompt-file examples/needle.txt --target " 4817" --level word
   cat prompt.txt | attrib explain --method itp --level sentence --json result.json --html report.html
+  attrib explain --backend openai --base-url http://127.0.0.1:8080/v1 --model gemma \
+      --prompt-file examples/needle.txt --dry-run
+
+API backends (--backend openai) read the key from $OPENAI_API_KEY (or the variable
+named by --api-key-env), cache every response under --cache-dir (a re-run makes no
+calls; an interrupted run resumes), and retry 429/5xx/timeouts with backoff.
 
 The output is generated greedily from the prompt (--max-new-tokens) unless
 --target gives it. Scores are drops in the output's log-probability, in nats,
@@ -82,10 +89,42 @@ def _build_parser() -> argparse.ArgumentParser:
         "--perturbation", choices=("delete", "replace"), default="delete", help="delete units (default) or replace their tokens"
     )
     how.add_argument("--baseline", default=" _", metavar="TEXT", help="replacement token for --perturbation replace")
+    how.add_argument(
+        "--noise-samples",
+        type=int,
+        default=0,
+        metavar="K",
+        help="score the unperturbed prompt K more times and mark units within the spread (non-deterministic endpoints)",
+    )
+    how.add_argument(
+        "--dry-run", action="store_true", help="print the calls and tokens the run would need (upper bound for hipe) and stop"
+    )
 
     model = explain.add_argument_group("model")
     model.add_argument("--backend", choices=backend_names(), default="llama", help="model backend (default llama)")
-    model.add_argument("--model", metavar="PATH", help="GGUF model file (default: the embedded Gemma 3 270M)")
+    model.add_argument(
+        "--model", metavar="NAME", help="llama: GGUF file (default: the embedded Gemma 3 270M); openai: the served model name"
+    )
+
+    api = explain.add_argument_group("API endpoints (--backend openai)")
+    api.add_argument("--base-url", metavar="URL", help="API root including /v1 (default $OPENAI_BASE_URL or OpenAI's)")
+    api.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", metavar="VAR", help="environment variable holding the key (default OPENAI_API_KEY)"
+    )
+    api.add_argument(
+        "--scoring",
+        choices=("auto", "forced", "top_logprobs", "text"),
+        default="auto",
+        help="scoring rung: forced (echo log-probs), top_logprobs (regenerate, read top-k), text (similarity); "
+        "auto probes the endpoint (default)",
+    )
+    api.add_argument("--tokenizer", choices=("auto", "server", "words"), default="auto", help="unit source (default auto)")
+    api.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default 4)")
+    api.add_argument("--top-logprobs", type=int, default=20, metavar="K", help="alternatives per position, <= 20 (default 20)")
+    api.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds per request attempt (default 120)")
+    api.add_argument("--max-retries", type=int, default=8, metavar="N", help="retries per request (default 8)")
+    api.add_argument("--cache-dir", metavar="DIR", help="response cache directory (default $ATTRIB_CACHE_DIR or ~/.cache/attrib)")
+    api.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
 
     output = explain.add_argument_group("output")
     output.add_argument("--top", type=int, default=10, metavar="K", help="units to list (default 10)")
@@ -181,26 +220,33 @@ def _explain(args: argparse.Namespace) -> int:
         raise InputError(f"--top must be 0 or more, got {args.top}")
     method = HiPe(threshold=args.threshold, max_depth=args.max_depth) if args.method == "hipe" else ITP()
     perturbation = Replacement(baseline=args.baseline) if args.perturbation == "replace" else Deletion()
-    options = {"model": args.model} if args.model is not None else {}
-    if args.backend != "llama" and args.model is not None:
-        raise InputError(f"--model applies to the llama backend, not {args.backend!r}")
+    options = _backend_options(args)
     backend = load_backend(args.backend, **options) if options or args.backend != "llama" else None
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = attrib.attribute(
-            prompt,
-            backend=backend,
-            method=method,
-            level=args.level,
-            target=args.target,
-            max_new_tokens=args.max_new_tokens,
-            budget=args.budget,
-            perturbation=perturbation,
-            progress=Progress(enabled=False if args.quiet else None),
-        )
+    common = dict(
+        backend=backend,
+        method=method,
+        level=args.level,
+        target=args.target,
+        max_new_tokens=args.max_new_tokens,
+        budget=args.budget,
+        perturbation=perturbation,
+        noise_samples=args.noise_samples,
+    )
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if args.dry_run:
+                plan = attrib.plan(prompt, **common)
+            else:
+                result = attrib.attribute(prompt, **common, progress=Progress(enabled=False if args.quiet else None))
+    finally:
+        if backend is not None:
+            backend.close()
     for warning in caught:
         print(f"attrib: note: {warning.message}", file=sys.stderr)
+    if args.dry_run:
+        print(f"dry run: {plan.describe()}; nothing was sent to the model")
+        return 0
     if args.html is not None:
         _write(args.html, result.to_html())
     if args.json == "-":  # JSON alone on stdout, for pipes
@@ -213,6 +259,46 @@ def _explain(args: argparse.Namespace) -> int:
         if path is not None:
             print(f"{kind} written to {path}")
     return 0
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, object]:
+    """Keyword arguments for the chosen backend; flags of another backend are an error."""
+    api_flags = {
+        "--base-url": args.base_url is not None,
+        "--scoring": args.scoring != "auto",
+        "--tokenizer": args.tokenizer != "auto",
+        "--concurrency": args.concurrency != 4,
+        "--top-logprobs": args.top_logprobs != 20,
+        "--timeout": args.timeout != 120.0,
+        "--max-retries": args.max_retries != 8,
+        "--cache-dir": args.cache_dir is not None,
+        "--no-cache": args.no_cache,
+        "--api-key-env": args.api_key_env != "OPENAI_API_KEY",
+    }
+    if args.backend != "openai":
+        used = [flag for flag, given in api_flags.items() if given]
+        if used:
+            raise InputError(f"{', '.join(used)} apply to --backend openai, not {args.backend!r}")
+        if args.model is not None and args.backend != "llama":
+            raise InputError(f"--model applies to the llama and openai backends, not {args.backend!r}")
+        return {"model": args.model} if args.model is not None else {}
+    if args.cache_dir is not None and args.no_cache:
+        raise InputError("give --cache-dir or --no-cache, not both")
+    key = os.environ.get(args.api_key_env)
+    if args.api_key_env != "OPENAI_API_KEY" and key is None:
+        raise InputError(f"environment variable {args.api_key_env} is not set; export the API key there")
+    return {
+        "model": args.model,
+        "base_url": args.base_url,
+        "api_key": key,
+        "scoring": args.scoring,
+        "tokenizer": args.tokenizer,
+        "concurrency": args.concurrency,
+        "top_logprobs": args.top_logprobs,
+        "timeout": args.timeout,
+        "max_retries": args.max_retries,
+        "cache": False if args.no_cache else (args.cache_dir or True),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,10 +95,12 @@ class Scorer:
         """Score the unperturbed prompt ``samples`` more times as independent requests.
 
         For endpoints that are not deterministic, the spread of these repeats is the
-        noise floor of every attribution in the run. The repeats count as calls.
+        noise floor of every attribution in the run. From then on the base score is
+        the mean of all samples, so its own noise does not shift every attribution
+        alike. The repeats count as calls; call this before scoring any variant.
 
         Returns:
-            Log-probabilities in nats, shape (samples + 1, m); row 0 is the base.
+            Log-probabilities in nats, shape (samples + 1, m); row 0 is the first base score.
 
         Raises:
             BudgetError: if the repeats exceed the remaining budget.
@@ -120,7 +122,9 @@ class Scorer:
         rows = [np.asarray(r.logprobs, dtype=np.float64) for r in results]
         if any(row.shape != (self.n_output,) for row in rows):
             raise ResponseMismatchError("backend returned the wrong number of log-probabilities for a noise sample")
-        return np.stack([base, *rows])
+        stacked = np.stack([base, *rows])
+        self._base = stacked.mean(axis=0)
+        return stacked
 
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
         """How many of ``ablations`` would need a call (not yet scored, not repeated)."""

@@ -47,6 +47,10 @@ class ToyBackend(Backend):
         output: the text the toy "generates".
         base_logprob: log-probability of each output token with every key present, nats.
         context_length: context window in tokens, BOS included.
+        noise: standard deviation (nats) of Gaussian noise added to every score,
+            seeded by the request and its ``sample`` number, so a repeat is
+            reproducible but differs from the other samples (emulates a
+            non-deterministic endpoint).
     """
 
     name = "toy"
@@ -58,6 +62,7 @@ class ToyBackend(Backend):
         output: str = " yes",
         base_logprob: float = -0.25,
         context_length: int = 8192,
+        noise: float = 0.0,
     ) -> None:
         self.sensitivity = {
             (key,) if isinstance(key, str) else tuple(key): value for key, value in (sensitivity or {}).items()
@@ -65,6 +70,7 @@ class ToyBackend(Backend):
         self.output = output
         self.base_logprob = base_logprob
         self._context_length = context_length
+        self.noise = noise
         self._pieces: dict[int, str] = {}
         self._last: tuple[int, ...] = ()
 
@@ -124,8 +130,12 @@ class ToyBackend(Backend):
             # Same accounting as a KV-cached model: reuse the shared prefix, recompute the rest.
             keep = min(common_prefix_length(self._last, sequence), len(request.prompt_ids))
             self._last = sequence
+            values = self.logprobs(request.prompt_ids, len(request.continuation_ids))
+            if self.noise:
+                seed = zlib.crc32(repr((request.prompt_ids, request.sample)).encode())
+                values = values + np.random.default_rng(seed).normal(0.0, self.noise, values.shape)
             result = ScoreResult(
-                logprobs=self.logprobs(request.prompt_ids, len(request.continuation_ids)),
+                logprobs=values,
                 tokens_evaluated=len(sequence) - keep,
             )
             results[index] = result

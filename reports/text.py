@@ -40,6 +40,17 @@ def describe_cost(result: Attribution) -> str:
     if result.method == "hipe":
         parts[0] += f" (itp at {result.level} level: {len(result.units) + 1:,})"
     line = "cost: " + ", ".join(parts)
+    usage = stats.backend_usage
+    if usage:
+        sent = [
+            f"{usage.get('requests', 0):,} requests",
+            f"{usage.get('cache_hits', 0):,} cache hits",
+            f"{usage.get('retries', 0):,} retries",
+            f"{usage.get('prompt_tokens', 0):,} prompt + {usage.get('completion_tokens', 0):,} completion tokens",
+        ]
+        if usage.get("bounded_tokens"):
+            sent.append(f"{usage['bounded_tokens']:,} token scores bounded (not in top-k)")
+        line += "\nendpoint: " + ", ".join(sent)
     if stats.budget_exhausted:
         line += f"\nbudget of {stats.budget} calls reached: refinement stopped early; scores of unrefined chunks are coarse"
     return line
@@ -58,7 +69,12 @@ def render_text(result: Attribution, *, top: int = 10) -> str:
         and surrounding text (the unit in brackets), and the cost line.
     """
     lines = [f"output: {_quote(result.output, 200)}"]
-    if result.output_logprob is not None:
+    scoring = result.backend.get("scoring")
+    if scoring == "top_logprobs":
+        lines.append("scores: estimated from regenerated outputs' top log-probabilities (no forced scoring at this endpoint)")
+    if result.score_kind == "text-similarity":
+        lines.append("scores: share of each output token lost from the regenerated text (text-only endpoint; not nats)")
+    elif result.output_logprob is not None:
         lines.append(
             f"log p(output | prompt) = {result.output_logprob:.3f} nats over {len(result.output_tokens)} tokens"
         )
@@ -67,15 +83,25 @@ def render_text(result: Attribution, *, top: int = 10) -> str:
     lines.append("")
     lines.append(
         f"top {min(top, len(result.units))} of {len(result.units)} {result.level} units "
-        f"({result.method}; nats, summed over output tokens; + supports the output):"
+        f"({result.method}; {'nats' if result.score_kind == 'logprob' else 'text-similarity'}, "
+        "summed over output tokens; + supports the output):"
     )
+    within = result.within_noise
     lines.append(f"  {'rank':>4}  {'score':>8}  {'share':>6}  {'chars':>11}  unit in context")
     for rank, item in enumerate(result.top(top), start=1):
         share = f"{100 * item.score / positive:5.1f}%" if positive > 0 and item.score > 0 else "     -"
         unit = item.unit
         span = f"{unit.start}-{unit.end}"
+        noisy = " (within noise)" if within is not None and within[item.index] else ""
         lines.append(
-            f"  {rank:>4}  {item.score:>+8.3f}  {share:>6}  {span:>11}  {_in_context(result.prompt, unit.start, unit.end)}"
+            f"  {rank:>4}  {item.score:>+8.3f}  {share:>6}  {span:>11}  "
+            f"{_in_context(result.prompt, unit.start, unit.end)}{noisy}"
+        )
+    if result.noise is not None:
+        lines.append(
+            f"noise floor: {result.noise['samples']} samples of the unperturbed prompt, sd {result.noise['sd_total']:.4f}; "
+            f"|score| <= {result.noise['threshold']:.4f} is within noise "
+            f"({sum(result.noise['within_noise']):,} of {len(result.units):,} units)"
         )
     lines.append("")
     lines.append(describe_cost(result))

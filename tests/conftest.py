@@ -1,4 +1,4 @@
-"""Shared fixtures: the deterministic toy backend, and the real embedded model (session-scoped)."""
+"""Shared fixtures: the deterministic toy backend, the real embedded model, and its OpenAI-compatible server."""
 
 from __future__ import annotations
 
@@ -21,3 +21,23 @@ def llama():
     backend = LlamaBackend()
     yield backend
     backend.close()
+
+
+SERVER_KEY = "sk-attrib-loopback-7c1e9d04b2"
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory):
+    """llama-cpp-python's OpenAI-compatible server with the embedded model on a free loopback port.
+
+    Started once per session with an API key; its log goes into the session's temp
+    directory and into the failure message if it does not start.
+    """
+    from benchmarks.llama_server import llama_server as serve
+
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    try:
+        with serve(api_key=SERVER_KEY, log_path=log_path) as server:
+            yield server
+    except RuntimeError as error:
+        pytest.fail(str(error))

@@ -91,3 +91,63 @@ def test_stats_count_calls_and_tokens(toy):
     assert 0 < result.stats.tokens_evaluated
     assert result.stats.seconds > 0
     assert result.backend["name"] == "toy"
+
+
+# ----------------------------------------------------------------- dry run, noise floor, backends by name
+
+PROMPT = "The capital of France is Paris, a large city. The capital question asks about it."
+
+
+def test_plan_is_exact_for_itp_and_an_upper_bound_for_hipe() -> None:
+    toy = ToyBackend(sensitivity={"paris": 2.0, "capital": 1.0}, output=" yes it is")
+    exact = attrib.plan(PROMPT, backend=toy, method="itp", level="word", max_new_tokens=3)
+    run = attrib.attribute(PROMPT, backend=toy, method="itp", level="word", max_new_tokens=3)
+    assert exact.exact and exact.calls == run.stats.calls == len(run.units) + 1
+    assert exact.generation_calls == 1 and exact.output_tokens == 3
+    assert exact.tokens >= exact.calls * 3
+    bound = attrib.plan(PROMPT, backend=toy, method="hipe", level="token", max_new_tokens=3)
+    hipe = attrib.attribute(PROMPT, backend=toy, method="hipe", level="token", max_new_tokens=3)
+    assert not bound.exact and bound.calls >= hipe.stats.calls
+    assert "at most" in bound.describe()
+    capped = attrib.plan(PROMPT, backend=toy, method="hipe", level="token", max_new_tokens=3, budget=10)
+    assert capped.calls <= 10
+
+
+def test_noise_floor_marks_units_inside_the_spread() -> None:
+    noisy = ToyBackend(sensitivity={"paris": 2.0}, output=" yes", noise=0.05)
+    result = attrib.attribute(PROMPT, backend=noisy, method="itp", level="word", noise_samples=6)
+    assert result.noise is not None and result.noise["samples"] == 7
+    assert 0.0 < result.noise["sd_total"] < 0.2
+    flags = result.within_noise
+    paris = [i for i, u in enumerate(result.units) if "Paris" in u.text]
+    assert not flags[paris[0]]
+    assert flags.sum() >= len(result.units) - 3  # units the toy ignores score only noise
+    assert result.stats.calls == len(result.units) + 1 + 6
+    again = attrib.Attribution.from_json(result.to_json())
+    assert list(again.within_noise) == list(flags)
+
+
+def test_budget_counts_noise_samples() -> None:
+    toy = ToyBackend(sensitivity={"paris": 2.0})
+    words = len(attrib.attribute(PROMPT, backend=toy, method="itp", level="word").units)
+    with pytest.raises(attrib.BudgetError):
+        attrib.attribute(PROMPT, backend=toy, method="itp", level="word", budget=words + 1, noise_samples=2)
+
+
+class _WordsOnly(ToyBackend):
+    has_tokenizer = False
+
+
+def test_token_level_becomes_word_level_without_a_tokenizer() -> None:
+    with pytest.warns(UserWarning, match="no tokenizer"):
+        result = attrib.attribute(PROMPT, backend=_WordsOnly(sensitivity={"paris": 1.0}), method="itp")
+    assert result.level == "word"
+
+
+def test_backend_by_name_with_options_is_built_and_closed() -> None:
+    result = attrib.attribute(
+        PROMPT, backend="toy", backend_options={"sensitivity": {"paris": 2.0}, "output": " ok"}, method="itp", level="word"
+    )
+    assert result.top(1)[0].unit.text.strip().startswith("Paris")
+    with pytest.raises(attrib.InputError, match="backend_options"):
+        attrib.attribute(PROMPT, backend=ToyBackend(), backend_options={"output": " x"})

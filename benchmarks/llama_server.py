@@ -1,0 +1,125 @@
+"""Start llama-cpp-python's OpenAI-compatible server with the embedded model on loopback.
+
+Used by the API-backend tests and benchmarks. The server needs the ``[server]``
+extra of llama-cpp-python (``pip install "llama-cpp-python[server]"``). Run it by
+hand with ``python -m benchmarks.llama_server`` to try ``--backend openai``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["Server", "llama_server", "free_port"]
+
+MODEL_ALIAS = "gemma3-270m"
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running OpenAI-compatible server: its ``/v1`` URL, API key and model name."""
+
+    url: str
+    key: str | None
+    model: str
+
+    @property
+    def root(self) -> str:
+        return self.url.removesuffix("/v1")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def llama_server(
+    *,
+    port: int | None = None,
+    api_key: str | None = None,
+    log_path: Path | None = None,
+    n_threads: int = 2,
+    startup_seconds: float = 120.0,
+) -> Iterator[Server]:
+    """Run the server with the embedded Gemma 3 270M for the duration of the ``with`` block.
+
+    Gemma's chat format is set explicitly because the GGUF carries no chat template.
+
+    Raises:
+        RuntimeError: if the server exits or does not answer within ``startup_seconds``
+            (the message holds the end of its log).
+    """
+    from attrib.backends.llama import embedded_model_path
+
+    port = port or free_port()
+    command = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(embedded_model_path()),
+        "--model_alias", MODEL_ALIAS,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--n_ctx", "4096", "--n_threads", str(n_threads),
+        "--chat_format", "gemma",
+    ]  # fmt: skip
+    if api_key:
+        command += ["--api_key", api_key]
+    log = open(log_path, "wb") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def tail() -> str:
+        return log_path.read_text(errors="replace")[-2000:] if log_path is not None else "(no log kept)"
+
+    try:
+        deadline = time.monotonic() + startup_seconds
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with status {process.returncode}:\n{tail()}")
+            try:
+                if httpx.get(f"{url}/models", headers=headers, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"llama_cpp.server did not answer within {startup_seconds:.0f} s:\n{tail()}")
+            time.sleep(0.5)
+        yield Server(url=url, key=api_key, model=MODEL_ALIAS)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.llama_server",
+        description="Serve the embedded Gemma 3 270M through llama-cpp-python's OpenAI-compatible server.",
+    )
+    parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
+    args = parser.parse_args()
+    with llama_server(port=args.port) as server:
+        print(f"serving {server.model} at {server.url} (Ctrl-C to stop)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
