@@ -58,6 +58,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -337,7 +338,13 @@ class OpenAIBackend(Backend):
             TokenizationError: if the server's tokens do not reproduce the text.
         """
         if self._tokenizer_in_use() == "server" and text:
-            pieces = self._run(self._server_tokenize(text))
+            try:
+                pieces = self._run(self._server_tokenize(text))
+            except (TokenizationError, EndpointUnavailableError) as error:
+                if self._tokenizer_option == "server":
+                    raise
+                warnings.warn(f"{error}; units of this text are words instead of tokens", stacklevel=2)
+                pieces = _WORD.findall(text)
         else:
             pieces = _WORD.findall(text)
         ids = [self._intern(piece) for piece in pieces]
@@ -381,12 +388,15 @@ class OpenAIBackend(Backend):
             answer = await self._post_root("/extras/detokenize", {"tokens": [token], "model": self._requested_model})
             self._server_pieces[token] = str(answer["text"])
 
-        await asyncio.gather(*(piece(t) for t in missing))
+        try:
+            await asyncio.gather(*(piece(t) for t in missing))
+        except EndpointUnavailableError as error:
+            raise TokenizationError(f"the server could not detokenize a token on its own ({error})") from None
         pieces = [self._server_pieces[t] for t in ids]
         if "".join(pieces) != text:
             raise TokenizationError(
-                "the server's tokens do not reproduce the prompt (a token holds part of a character, "
-                "or the prompt contains special-token text); use --tokenizer words"
+                "the server's tokens do not reproduce the text (a token holds part of a character, "
+                "or the text contains special-token syntax)"
             )
         return pieces
 
@@ -402,7 +412,7 @@ class OpenAIBackend(Backend):
         message = _KEY_LIKE.sub("[redacted]", message)
         return message.replace(self.base_url, self.endpoint)
 
-    def _fail(self, error: BaseException, what: str) -> Exception:
+    def _fail(self, error: BaseException, what: str, attempts: int) -> Exception:
         """The typed, scrubbed, one-line error for a request that will not be retried further."""
         status = getattr(error, "status_code", None)
         detail = self._scrub(" ".join(str(getattr(error, "message", None) or error).split()))[:300]
@@ -418,13 +428,15 @@ class OpenAIBackend(Backend):
         if status in (400, 405, 413, 415, 422):
             return RequestRejectedError(f"{where} rejected the request (HTTP {status}): {detail}", status=status)
         kind = f"HTTP {status}" if status else type(error).__name__
+        if attempts == 1:
+            return EndpointUnavailableError(f"{where} failed ({kind}: {detail})", status=status)
         return EndpointUnavailableError(
-            f"{where} kept failing after {self.max_retries} retries ({kind}: {detail}); "
+            f"{where} kept failing after {attempts} attempts ({kind}: {detail}); "
             "check the server or raise --max-retries",
             status=status,
         )
 
-    async def _with_retries(self, what: str, send: Callable[[], Any]) -> Any:
+    async def _with_retries(self, what: str, send: Callable[[], Any], *, retries: int | None = None) -> Any:
         def count(_: tenacity.RetryCallState) -> None:
             self.usage.retries += 1
             log.info("retrying %s at %s", what, self.endpoint)
@@ -432,16 +444,18 @@ class OpenAIBackend(Backend):
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(_retryable),
             wait=_RetryAfterOrBackoff(initial=0.5, maximum=self.max_wait),
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            stop=tenacity.stop_after_attempt((self.max_retries if retries is None else retries) + 1),
             before_sleep=count,
             reraise=True,
         )
+        attempts = 0
         try:
             async for attempt in retrying:
+                attempts = attempt.retry_state.attempt_number
                 with attempt:
                     return await send()
         except (openai.APIError, _MalformedResponse) as error:
-            raise self._fail(error, what) from None
+            raise self._fail(error, what, attempts) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post_root(self, path: str, body: dict[str, Any]) -> Any:
@@ -458,7 +472,9 @@ class OpenAIBackend(Backend):
             except ValueError as error:
                 raise _MalformedResponse(f"{path} answered with invalid JSON") from error
 
-        reply = await self._with_retries(path, send)
+        # Tokenizer routes fail deterministically (e.g. a token that is not valid UTF-8
+        # on its own), so they get only two retries.
+        reply = await self._with_retries(path, send, retries=min(2, self.max_retries))
         self._store(key, reply)
         return reply
 
@@ -534,7 +550,20 @@ class OpenAIBackend(Backend):
     # ------------------------------------------------------------------ probing
 
     async def _probe_scoring(self) -> str:
-        """The most exact rung the endpoint supports (requests are cached, so this is once per endpoint)."""
+        """The most exact rung the endpoint supports, probed once per endpoint and model.
+
+        The verdict is cached with the responses, so later runs (and later processes)
+        send no probe at all, not even the failing ones.
+        """
+        key = request_key(kind=self.name, endpoint=self.endpoint, route="probe", body={"model": self._model_name})
+        known = self.cache.get(key) if self.cache is not None else None
+        if isinstance(known, dict) and known.get("scoring") in SCORING_MODES:
+            return str(known["scoring"])
+        mode = await self._probe_ladder()
+        self._store(key, {"scoring": mode})
+        return mode
+
+    async def _probe_ladder(self) -> str:
         try:
             data = await self._model_request("completions", self._forced_params(_PROBE_TEXT))
             logprobs = data["choices"][0].get("logprobs") or {}
