@@ -12,13 +12,15 @@ from typing import Any
 import numpy as np
 
 from attrib.backend import Backend, Generation, ScoreRequest, ScoreResult, load_backend
+from attrib.chat import DEFAULT_TEMPLATE, ChatLayout, check_messages, layout_chat
 from attrib.errors import BudgetError, EmptyOutputError, EmptyPromptError, InputError, PromptTooLongError
 from attrib.perturbation import Perturbation, get_perturbation
 from attrib.progress import Progress
 from attrib.result import Attribution, Stats
 from attrib.scheduler import Scheduler, get_scheduler
-from attrib.scoring import Scorer
-from attrib.segmentation import Segmentation, Tokenization, check_level
+from attrib.roles import coalitions, role_shares, shapley_values
+from attrib.scoring import RegionScorer, Scorer
+from attrib.segmentation import Segmentation, Tokenization, Unit, check_level
 
 __all__ = ["attribute", "plan", "Plan", "noise_floor", "default_backend", "split_target"]
 
@@ -58,9 +60,11 @@ def _unit_level(model: Backend, level: str) -> str:
 
 
 def _validate(prompt: object, level: str, max_new_tokens: int, target: str | None, budget: int | None) -> None:
-    if not isinstance(prompt, str):
-        raise InputError(f"prompt must be a string, got {type(prompt).__name__}")
-    if not prompt.strip():
+    if isinstance(prompt, list):
+        check_messages(prompt)
+    elif not isinstance(prompt, str):
+        raise InputError(f"prompt must be a string or a list of chat messages, got {type(prompt).__name__}")
+    elif not prompt.strip():
         raise EmptyPromptError("prompt is empty; give the text to explain")
     check_level(level)
     if max_new_tokens < 1 and target is None:
@@ -122,7 +126,7 @@ def _check_fits(backend: Backend, n_prompt: int, n_output: int) -> None:
 
 
 def attribute(
-    prompt: str,
+    prompt: str | list[dict[str, str]],
     *,
     backend: Backend | str | None = None,
     backend_options: dict[str, Any] | None = None,
@@ -134,6 +138,7 @@ def attribute(
     seed: int = 0,
     perturbation: str | Perturbation = "delete",
     noise_samples: int = 0,
+    chat_template: str | None = None,
     progress: bool | Progress | None = False,
 ) -> Attribution:
     """Attribute a model's output to the units of its prompt by perturbation.
@@ -144,7 +149,12 @@ def attribute(
     token ``t`` is ``log p(y_t | x, y_<t) - log p(y_t | x without u, y_<t)`` in nats.
 
     Args:
-        prompt: the prompt text (plain text; special-token syntax is treated as text).
+        prompt: the prompt text (plain text; special-token syntax is treated as text),
+            or a chat as a list of ``{"role", "content"}`` messages. A chat is rendered
+            with the model's chat template (``chat_template`` overrides it; without one,
+            :data:`attrib.chat.DEFAULT_TEMPLATE`); only message content is perturbed.
+            Each message gets its Shapley value (``result.roles``), then units inside
+            every message are attributed by ``method``; their spans index their message.
         backend: ``None`` for the embedded local model (Gemma 3 270M via llama.cpp),
             a registered name (``"llama"``, ``"openai"``, ``"toy"``), or a
             :class:`~attrib.backend.Backend`.
@@ -191,6 +201,11 @@ def attribute(
     perturb = get_perturbation(perturbation)
     model, owned = _resolve_backend(backend, backend_options)
     try:
+        if isinstance(prompt, list):
+            return _attribute_chat(
+                check_messages(prompt), model, scheduler, perturb, level, target, max_new_tokens, budget, seed,
+                chat_template, progress, started,
+            )
         return _attribute(
             prompt, model, scheduler, perturb, level, target, max_new_tokens, budget, seed,
             noise_samples, progress, started,
@@ -303,6 +318,170 @@ def _attribute(
     )
 
 
+def _attribute_chat(
+    messages: list[dict[str, str]],
+    model: Backend,
+    scheduler: Scheduler,
+    perturb: Perturbation,
+    level: str,
+    target: str | None,
+    max_new_tokens: int,
+    budget: int | None,
+    seed: int,
+    chat_template: str | None,
+    progress: bool | Progress | None,
+    started: float,
+) -> Attribution:
+    """The chat path of :func:`attribute`: Shapley values over messages, then units inside each message."""
+    level = _unit_level(model, level)
+    template = chat_template or model.chat_template or DEFAULT_TEMPLATE
+    usage_before = model.usage_snapshot()
+    perturb = perturb.bind(model.tokenize)
+
+    def lay(subset: list[dict[str, str]]) -> ChatLayout:
+        return layout_chat(subset, template, tokenize=model.tokenize, tokenize_markup=model.tokenize_markup)
+
+    layout = lay(messages)
+    prompt_tokens = layout.tokenization
+    bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
+    try:
+        generated = 0
+        tokens_evaluated = 0
+        if target is None:
+            _check_fits(model, len(prompt_tokens), max_new_tokens)
+            bar.set_phase("generating")
+            generation = model.generate(
+                prompt_tokens.ids,
+                max_new_tokens=max_new_tokens,
+                messages=tuple((m["role"], m["content"]) for m in messages),
+            )
+            output_ids = generation.ids
+            generated = len(output_ids)
+            tokens_evaluated += generation.tokens_evaluated
+            if not output_ids:
+                raise EmptyOutputError("the model generated no output (it stopped at once); pass target=...")
+        else:
+            if not target:
+                raise InputError("target is empty; pass the output text to explain, or omit it to generate")
+            output_ids = model.tokenize(target).ids
+            _check_fits(model, len(prompt_tokens), len(output_ids))
+        output_text = model.detokenize(output_ids)
+        regions = [i for i, content in enumerate(layout.contents) if len(content)]
+        segmentations = {
+            i: Segmentation(layout.contents[i], role=messages[i]["role"], message=i) for i in regions
+        }
+        k = len(messages)
+        subsets = coalitions(k, seed=seed)
+        needed = sum(scheduler.min_calls(segmentations[i], level) for i in regions) + len(subsets)
+        if budget is not None and budget < needed:
+            raise BudgetError(
+                f"{scheduler.name} over {len(regions)} messages needs at least {needed} calls here (with "
+                f"{len(subsets)} for the messages' Shapley values) but the budget is {budget}; raise --budget"
+            )
+        scorer = Scorer(model, prompt_tokens, output_ids, perturb, budget=budget, on_call=bar.update, chat=layout)
+        bar.set_phase("scoring the prompt", total=1)
+        base = scorer.base_logprobs
+
+        # Shapley values of the messages: every coalition rendered on its own.
+        bar.set_phase("message coalitions", total=len(subsets))
+        others = [s for s in subsets if len(s) < k]
+        requests = []
+        for subset in others:
+            kept = [messages[j] for j in sorted(subset)]
+            sub = lay(kept)
+            requests.append(
+                ScoreRequest(
+                    sub.tokenization.ids,
+                    tuple(output_ids),
+                    sub.tokenization.text,
+                    messages=tuple((m["role"], m["content"]) for m in kept),
+                )
+            )
+        results = model.score(requests)
+        coalition_calls = len(results)
+        tokens_evaluated += sum(int(r.tokens_evaluated) for r in results)
+        values = {s: np.asarray(r.logprobs, dtype=np.float64) for s, r in zip(others, results)}
+        values[frozenset(range(k))] = base
+        phi, exact = shapley_values(values, k, seed=seed)
+        if scorer.budget is not None:
+            scorer.budget -= coalition_calls
+
+        units: list[Unit] = []
+        rows: list[np.ndarray] = []
+        chunks: list[dict[str, Any]] = []
+        depths = 0
+        budget_exhausted = False
+        for i in regions:
+            seg = segmentations[i]
+
+            def on_phase(label: str, total: int | None, i: int = i) -> None:
+                bar.set_phase(f"{messages[i]['role']} message {i}: {label}", total=total)
+
+            schedule = scheduler.run(RegionScorer(scorer, layout.offsets[i]), seg, level, on_phase=on_phase)
+            units.extend(seg.units(level))
+            rows.append(schedule.scores)
+            budget_exhausted |= schedule.budget_exhausted
+            if schedule.trace and "chunks" in schedule.trace:
+                first = len(chunks)
+                depths = max(depths, int(schedule.trace.get("depths", 0)))
+                for chunk in schedule.trace["chunks"]:
+                    parent = chunk.get("parent")
+                    chunks.append({
+                        **chunk,
+                        "message": i,
+                        "start": chunk["start"] + layout.offsets[i],
+                        "end": chunk["end"] + layout.offsets[i],
+                        "char_start": chunk["char_start"] + layout.char_offsets[i],
+                        "char_end": chunk["char_end"] + layout.char_offsets[i],
+                        "parent": None if parent is None else parent + first,
+                    })  # fmt: skip
+    finally:
+        bar.close()
+
+    usage_after = model.usage_snapshot()
+    stats = Stats(
+        calls=scorer.calls + coalition_calls,
+        tokens_evaluated=tokens_evaluated + scorer.tokens_evaluated,
+        seconds=time.perf_counter() - started,
+        generated_tokens=generated,
+        reused=scorer.reused,
+        budget=budget,
+        budget_exhausted=budget_exhausted,
+        backend_usage={key: v - usage_before.get(key, 0) for key, v in usage_after.items()},
+    )
+    parameters: dict[str, Any] = {**scheduler.describe(), "seed": seed, "chat_template": template}
+    if target is None:
+        parameters["max_new_tokens"] = max_new_tokens
+    roles = [m["role"] for m in messages]
+    totals = phi.sum(axis=1)
+    return Attribution(
+        prompt=prompt_tokens.text,
+        units=units,
+        output=output_text,
+        output_tokens=model.token_text(output_ids),
+        scores=np.concatenate(rows) if rows else np.zeros((0, len(output_ids))),
+        method=scheduler.name,
+        level=level,
+        backend=model.describe(),
+        stats=stats,
+        output_token_ids=list(output_ids) if model.exposes_token_ids else None,
+        base_logprobs=base,
+        perturbation=perturb.describe(),
+        parameters=parameters,
+        trace={"depths": depths, "chunks": chunks} if chunks else None,
+        score_kind=model.score_kind,
+        messages=messages,
+        roles={
+            "shapley": [[float(v) for v in row] for row in phi],
+            "message_totals": [float(v) for v in totals],
+            "shares": role_shares(phi, roles),
+            "exact": exact,
+            "empty_logprob": float(values[frozenset()].sum()),
+            "coalitions": len(subsets),
+        },
+    )
+
+
 def noise_floor(samples: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     """The noise floor of a run from repeated scores of the unperturbed prompt.
 
@@ -391,7 +570,7 @@ class _CountingBackend(Backend):
     def detokenize(self, ids: Sequence[int]) -> str:  # pragma: no cover - never called
         raise NotImplementedError
 
-    def generate(self, prompt_ids: Sequence[int], *, max_new_tokens: int) -> Generation:  # pragma: no cover
+    def generate(self, prompt_ids: Sequence[int], *, max_new_tokens: int, messages: Any = None) -> Generation:  # pragma: no cover
         raise NotImplementedError
 
     def score(self, requests: Sequence[ScoreRequest], *, on_result: Any = None) -> list[ScoreResult]:

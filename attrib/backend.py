@@ -21,7 +21,11 @@ import numpy as np
 from attrib.errors import UnknownNameError
 from attrib.segmentation import Tokenization
 
+#: A chat prompt as hashable ``((role, content), ...)`` pairs.
+Messages = tuple[tuple[str, str], ...]
+
 __all__ = [
+    "Messages",
     "Backend",
     "ScoreRequest",
     "ScoreResult",
@@ -42,6 +46,8 @@ class ScoreRequest:
         prompt_ids: prompt token ids, without BOS (the backend adds what its model needs).
         continuation_ids: the fixed output tokens to score, shape (m,), m >= 1.
         prompt_text: the same prompt as text, for backends that can only send text.
+        messages: the same prompt as chat messages ``((role, content), ...)`` when it is
+            a chat, for backends that send messages; ``None`` for plain text.
         sample: 0 for an ordinary request; k > 0 asks for an independent k-th repeat
             of the same request (noise-floor estimation), which a cache must not
             answer with sample 0's response.
@@ -51,6 +57,7 @@ class ScoreRequest:
     continuation_ids: tuple[int, ...]
     prompt_text: str | None = None
     sample: int = 0
+    messages: Messages | None = None
 
 
 @dataclass(frozen=True)
@@ -119,8 +126,13 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def generate(self, prompt_ids: Sequence[int], *, max_new_tokens: int) -> Generation:
-        """Greedy decoding of at most ``max_new_tokens`` tokens after the prompt."""
+    def generate(
+        self, prompt_ids: Sequence[int], *, max_new_tokens: int, messages: Messages | None = None
+    ) -> Generation:
+        """Greedy decoding of at most ``max_new_tokens`` tokens after the prompt.
+
+        ``messages`` is the same prompt as chat messages, for backends that send chats as
+        messages (API chat rungs); backends that work on token ids ignore it."""
 
     @abc.abstractmethod
     def score(
@@ -142,6 +154,16 @@ class Backend(abc.ABC):
         Raises:
             ResponseMismatchError: if the model returns the wrong number of log-probabilities.
         """
+
+    def tokenize_markup(self, text: str) -> tuple[int, ...]:
+        """Token ids of template text, with the model's special-token syntax parsed
+        (``<start_of_turn>`` becomes one control token). No BOS. Default: as data."""
+        return self.tokenize(text).ids
+
+    @property
+    def chat_template(self) -> str | None:
+        """The model's own chat template (jinja2), if it carries one."""
+        return None
 
     def token_text(self, ids: Sequence[int]) -> list[str]:
         """The text of each token, for display (partial characters become U+FFFD)."""

@@ -94,6 +94,12 @@ class Attribution:
             ``sd_per_token`` and ``sd_total`` of the unperturbed output's score over
             repeated requests, the ``threshold`` below which a unit's total is noise, and
             ``within_noise``, one boolean per unit. ``None`` when not measured.
+        roles: for a chat prompt, the messages' Shapley values for the output's
+            log-probability: ``shapley`` (per message and output token, nats, shape
+            (n_messages, n_output_tokens)), ``message_totals`` (nats), ``shares`` (role ->
+            share of the total), ``exact`` (False when sampled), ``empty_logprob`` (log p of
+            the output with every message removed, nats) and ``coalitions`` (how many
+            message subsets were scored). ``None`` for a plain prompt.
         messages: for a chat prompt, the messages as ``{"role", "content"}`` dicts; each
             unit's ``start``/``end`` then index its own message's ``content`` (``unit.message``).
             ``None`` for a plain prompt, whose units index ``prompt``.
@@ -120,6 +126,7 @@ class Attribution:
     messages: list[dict[str, str]] | None = None
     score_kind: str = "logprob"
     noise: dict[str, Any] | None = None
+    roles: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.units = list(self.units)
@@ -258,6 +265,7 @@ class Attribution:
             "messages": self.messages,
             "score_kind": self.score_kind,
             "noise": self.noise,
+            "roles": self.roles,
         }
 
     @classmethod
@@ -309,6 +317,7 @@ class Attribution:
                 messages=data.get("messages"),
                 score_kind=data.get("score_kind", "logprob"),
                 noise=data.get("noise"),
+                roles=data.get("roles"),
             )
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, ResultError):

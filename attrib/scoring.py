@@ -23,12 +23,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from attrib.backend import Backend, ScoreRequest, ScoreResult
+from attrib.backend import Backend, Messages, ScoreRequest, ScoreResult
+from attrib.chat import ChatLayout
 from attrib.errors import BudgetError, ResponseMismatchError
 from attrib.perturbation import Perturbation, Span, Variant, merge_spans
 from attrib.segmentation import Tokenization
 
-__all__ = ["Scorer"]
+__all__ = ["Scorer", "RegionScorer"]
 
 
 class Scorer:
@@ -43,6 +44,8 @@ class Scorer:
             ``None`` for no limit.
         on_call: called after each call that reached the backend, with the number of
             calls so far (for progress display).
+        chat: for a chat prompt, its layout; each request then also carries the
+            variant as messages (for backends that send chats as messages).
 
     Attributes:
         calls: scoring calls sent to the backend (distinct variants, base included).
@@ -59,6 +62,7 @@ class Scorer:
         *,
         budget: int | None = None,
         on_call: Callable[[int], None] | None = None,
+        chat: ChatLayout | None = None,
     ) -> None:
         if not output_ids:
             raise ValueError("output_ids must hold at least one token")
@@ -68,6 +72,7 @@ class Scorer:
         self.perturbation = perturbation
         self.budget = budget
         self.on_call = on_call
+        self.chat = chat
         self.calls = 0
         self.tokens_evaluated = 0
         self.reused = 0
@@ -114,7 +119,8 @@ class Scorer:
                 f"of the budget of {self.budget}; raise --budget"
             )
         requests = [
-            ScoreRequest(self.prompt.ids, self.output_ids, self.prompt.text, sample=k) for k in range(1, samples + 1)
+            ScoreRequest(self.prompt.ids, self.output_ids, self.prompt.text, sample=k, messages=self._messages(()))
+            for k in range(1, samples + 1)
         ]
         results = self.backend.score(requests)
         self.calls += len(results)
@@ -125,6 +131,19 @@ class Scorer:
         stacked = np.stack([base, *rows])
         self._base = stacked.mean(axis=0)
         return stacked
+
+    def _messages(self, ablated: Sequence[Span]) -> Messages | None:
+        """The variant as chat messages: each message's content with its share of ``ablated`` perturbed."""
+        if self.chat is None:
+            return None
+        out = []
+        for index, message in enumerate(self.chat.messages):
+            content = self.chat.contents[index]
+            start, stop = self.chat.offsets[index], self.chat.offsets[index] + len(content)
+            local = [(max(a, start) - start, min(b, stop) - start) for a, b in ablated if a < stop and b > start]
+            text = self.perturbation.apply(content, local).text if local else content.text
+            out.append((message["role"], text))
+        return tuple(out)
 
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
         """How many of ``ablations`` would need a call (not yet scored, not repeated)."""
@@ -172,7 +191,9 @@ class Scorer:
                     f"of the budget of {self.budget}; raise --budget"
                 )
             variants = list(pending.values())
-            requests = [ScoreRequest(v.ids, self.output_ids, v.text) for v in variants]
+            requests = [
+                ScoreRequest(v.ids, self.output_ids, v.text, messages=self._messages(v.ablated)) for v in variants
+            ]
             done = self.calls
 
             def progress(index: int, result: ScoreResult) -> None:
@@ -199,3 +220,46 @@ class Scorer:
             self.calls += len(results)
             self.tokens_evaluated += sum(int(r.tokens_evaluated) for r in results)
         return np.stack([self._by_spans[k] for k in keys])
+
+
+class RegionScorer:
+    """A :class:`Scorer` seen through a window: spans are relative to one region of the prompt.
+
+    Used for chat prompts, where each message's content is attributed by its own
+    schedule while the other messages and the template stay intact. Exposes what a
+    scheduler uses: ``drops``, ``count_new``, ``calls``, ``remaining``, ``n_output``.
+
+    Args:
+        scorer: the scorer of the whole prompt.
+        offset: token position of the region's first token in the whole prompt.
+    """
+
+    def __init__(self, scorer: Scorer, offset: int) -> None:
+        self.scorer = scorer
+        self.offset = offset
+
+    def _shift(self, ablations: Sequence[Sequence[Span]]) -> list[list[Span]]:
+        return [[(a + self.offset, b + self.offset) for a, b in spans] for spans in ablations]
+
+    @property
+    def n_output(self) -> int:
+        return self.scorer.n_output
+
+    @property
+    def calls(self) -> int:
+        return self.scorer.calls
+
+    @property
+    def remaining(self) -> int | None:
+        return self.scorer.remaining
+
+    @property
+    def base_logprobs(self) -> np.ndarray:
+        return self.scorer.base_logprobs
+
+    def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
+        return self.scorer.count_new(self._shift(ablations))
+
+    def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
+        """Like :meth:`Scorer.drops`, with spans relative to the region; shape (len(ablations), m), nats."""
+        return self.scorer.drops(self._shift(ablations))

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from attrib.backend import Backend, Generation, ScoreRequest, ScoreResult, common_prefix_length, prefix_sharing_order
+from attrib.backend import Backend, Generation, Messages, ScoreRequest, ScoreResult, common_prefix_length, prefix_sharing_order
 from attrib.errors import BackendError, BackendUnavailableError, ModelNotFoundError, ResponseMismatchError
 from attrib.segmentation import Tokenization
 
@@ -163,6 +163,22 @@ class LlamaBackend(Backend):
             raise BackendError(f"tokenizer needed {-n} slots for {len(data)} bytes")
         tokens = [int(t) for t in ids[:n]]
         return Tokenization.from_pieces(text, tokens, [self._piece(t) for t in tokens])
+
+    def tokenize_markup(self, text: str) -> tuple[int, ...]:
+        """Token ids of chat-template text with special tokens parsed (``<start_of_turn>``)."""
+        data = text.encode("utf-8")
+        capacity = len(data) + 16
+        ids = (self._lib.llama_token * capacity)()
+        n = self._lib.llama_tokenize(self._vocab, data, len(data), ids, capacity, False, True)
+        if n < 0:
+            raise BackendError(f"tokenizer needed {-n} slots for {len(data)} bytes")
+        return tuple(int(t) for t in ids[:n])
+
+    @property
+    def chat_template(self) -> str | None:
+        """The GGUF's ``tokenizer.chat_template``, or ``None`` (the embedded model has none)."""
+        value = self._lib.llama_model_chat_template(self._model, None)
+        return value.decode("utf-8") if value else None
 
     def _piece(self, token: int) -> bytes:
         piece = self._pieces.get(token)
@@ -295,7 +311,9 @@ class LlamaBackend(Backend):
     def _with_bos(self, ids: Sequence[int]) -> list[int]:
         return ([self._bos] if self._bos is not None else []) + [int(t) for t in ids]
 
-    def generate(self, prompt_ids: Sequence[int], *, max_new_tokens: int) -> Generation:
+    def generate(
+        self, prompt_ids: Sequence[int], *, max_new_tokens: int, messages: Messages | None = None
+    ) -> Generation:
         """Greedy decoding (argmax at every step) until an end-of-generation token."""
         sequence = self._with_bos(prompt_ids)
         if not sequence:

@@ -68,7 +68,7 @@ import numpy as np
 import openai
 import tenacity
 
-from attrib.backend import Backend, Generation, ScoreRequest, ScoreResult, prefix_sharing_order
+from attrib.backend import Backend, Generation, Messages, ScoreRequest, ScoreResult, prefix_sharing_order
 from attrib.cache import ResponseCache, request_key
 from attrib.errors import (
     AuthenticationError,
@@ -581,9 +581,21 @@ class OpenAIBackend(Backend):
     def _forced_params(self, text: str) -> dict[str, Any]:
         return {"prompt": text, "max_tokens": 1, "temperature": 0.0, "logprobs": 0, "echo": True}
 
-    def _chat_params(self, text: str, max_tokens: int, *, logprobs: bool) -> dict[str, Any]:
+    def _chat_params(
+        self, text: str, max_tokens: int, *, logprobs: bool, messages: Messages | None = None
+    ) -> dict[str, Any]:
+        """Chat parameters: ``messages`` as given, or the plain prompt as one user message.
+
+        A coalition with no message at all is sent as one empty user message (the API
+        needs at least one)."""
+        if messages is None:
+            chat = [{"role": "user", "content": text}]
+        else:
+            chat = [{"role": role, "content": content} for role, content in messages] or [
+                {"role": "user", "content": ""}
+            ]
         params: dict[str, Any] = {
-            "messages": [{"role": "user", "content": text}],
+            "messages": chat,
             "max_tokens": max_tokens,
             "temperature": 0.0,
             "seed": 0,
@@ -594,14 +606,16 @@ class OpenAIBackend(Backend):
 
     # ------------------------------------------------------------------ generation
 
-    def generate(self, prompt_ids: Sequence[int], *, max_new_tokens: int) -> Generation:
+    def generate(
+        self, prompt_ids: Sequence[int], *, max_new_tokens: int, messages: Messages | None = None
+    ) -> Generation:
         """Greedy output for the prompt: completions in ``forced`` mode, chat otherwise."""
         text = self.detokenize(prompt_ids)
         self._ready()
-        tokens, evaluated = self._run(self._generate(text, max_new_tokens))
+        tokens, evaluated = self._run(self._generate(text, max_new_tokens, messages))
         return Generation(ids=tuple(self._intern(t) for t in tokens), tokens_evaluated=evaluated)
 
-    async def _generate(self, text: str, max_new_tokens: int) -> tuple[list[str], int]:
+    async def _generate(self, text: str, max_new_tokens: int, messages: Messages | None) -> tuple[list[str], int]:
         mode = self._scoring
         if mode == "forced":
             params = {"prompt": text, "max_tokens": max_new_tokens, "temperature": 0.0, "logprobs": 0, "seed": 0}
@@ -610,7 +624,7 @@ class OpenAIBackend(Backend):
             output = str(choice.get("text") or "")
             tokens = list((choice.get("logprobs") or {}).get("tokens") or [])
         else:
-            params = self._chat_params(text, max_new_tokens, logprobs=mode == "top_logprobs")
+            params = self._chat_params(text, max_new_tokens, logprobs=mode == "top_logprobs", messages=messages)
             data = await self._model_request("chat", params)
             choice = data["choices"][0]
             output = str((choice.get("message") or {}).get("content") or "")
@@ -658,9 +672,9 @@ class OpenAIBackend(Backend):
             if mode == "forced":
                 result = await self._score_forced(texts[index], continuation, request.sample)
             elif mode == "top_logprobs":
-                result = await self._score_regenerated(texts[index], continuation, request.sample)
+                result = await self._score_regenerated(texts[index], continuation, request.sample, request.messages)
             else:
-                result = await self._score_text(texts[index], continuation, request.sample)
+                result = await self._score_text(texts[index], continuation, request.sample, request.messages)
             results[index] = result
             if on_result is not None:
                 on_result(index, result)
@@ -687,8 +701,10 @@ class OpenAIBackend(Backend):
         usage = data.get("usage") or {}
         return ScoreResult(logprobs=logprobs, tokens_evaluated=int(usage.get("prompt_tokens") or 0))
 
-    async def _score_regenerated(self, prompt: str, continuation: list[str], sample: int) -> ScoreResult:
-        params = self._chat_params(prompt, _regeneration_length(len(continuation)), logprobs=True)
+    async def _score_regenerated(
+        self, prompt: str, continuation: list[str], sample: int, messages: Messages | None
+    ) -> ScoreResult:
+        params = self._chat_params(prompt, _regeneration_length(len(continuation)), logprobs=True, messages=messages)
         data = await self._model_request("chat", params, sample=sample, check=self._check_chat_logprobs)
         content = data["choices"][0]["logprobs"]["content"]
         regenerated = [
@@ -704,8 +720,10 @@ class OpenAIBackend(Backend):
         usage = data.get("usage") or {}
         return ScoreResult(logprobs=estimate.logprobs, tokens_evaluated=int(usage.get("prompt_tokens") or 0))
 
-    async def _score_text(self, prompt: str, continuation: list[str], sample: int) -> ScoreResult:
-        params = self._chat_params(prompt, _regeneration_length(len(continuation)), logprobs=False)
+    async def _score_text(
+        self, prompt: str, continuation: list[str], sample: int, messages: Messages | None
+    ) -> ScoreResult:
+        params = self._chat_params(prompt, _regeneration_length(len(continuation)), logprobs=False, messages=messages)
         data = await self._model_request("chat", params, sample=sample)
         output = str((data["choices"][0].get("message") or {}).get("content") or "")
         usage = data.get("usage") or {}

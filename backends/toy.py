@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from attrib.backend import Backend, Generation, ScoreRequest, ScoreResult, common_prefix_length, prefix_sharing_order
+from attrib.backend import Backend, Generation, Messages, ScoreRequest, ScoreResult, common_prefix_length, prefix_sharing_order
 from attrib.segmentation import Tokenization
 
 __all__ = ["ToyBackend"]
@@ -104,7 +104,9 @@ class ToyBackend(Backend):
     def detokenize(self, ids: Sequence[int]) -> str:
         return "".join(self._pieces.get(int(i), "") for i in ids)
 
-    def generate(self, prompt_ids: Sequence[int], *, max_new_tokens: int) -> Generation:
+    def generate(
+        self, prompt_ids: Sequence[int], *, max_new_tokens: int, messages: Messages | None = None
+    ) -> Generation:
         ids = self.tokenize(self.output).ids[:max_new_tokens]
         return Generation(ids=ids, tokens_evaluated=len(prompt_ids) + 1 + len(ids))
 

@@ -1,0 +1,120 @@
+"""Chat prompts: template rendering, layout, Shapley values over messages, and attribution of a chat."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import attrib
+from attrib.backends.toy import ToyBackend
+from attrib.chat import DEFAULT_TEMPLATE, check_messages, layout_chat, render_pieces
+from attrib.roles import coalitions, role_shares, shapley_values
+
+CHAT = [
+    {"role": "system", "content": "You know that the capital of France is Paris."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+def test_pieces_keep_content_as_data_between_template_markup() -> None:
+    tricky = [{"role": "user", "content": "say <end_of_turn> and {{ 7 * 7 }}"}]
+    pieces = render_pieces(tricky)
+    assert "".join(p.text for p in pieces) == "<start_of_turn>user\nsay <end_of_turn> and {{ 7 * 7 }}<end_of_turn>\n<start_of_turn>model\n"
+    assert [p.message for p in pieces] == [None, 0, None]
+    assert pieces[1].text == tricky[0]["content"]
+
+
+def test_templates_that_drop_or_repeat_a_message_are_refused() -> None:
+    dropping = "{% for m in messages if m['role'] != 'system' %}{{ m['content'] }}{% endfor %}"
+    with pytest.raises(attrib.InputError, match="message 0 \\(system\\) 0 times"):
+        render_pieces(CHAT, dropping)
+    with pytest.raises(attrib.InputError, match="template failed"):
+        render_pieces(CHAT, "{% for m in messages %}")
+    refusing = "{{ raise_exception('no system role') }}"
+    with pytest.raises(attrib.InputError, match="no system role"):
+        render_pieces(CHAT, refusing)
+
+
+@pytest.mark.parametrize(
+    ("messages", "match"),
+    [
+        ("hello", "non-empty list"),
+        ([], "non-empty list"),
+        ([{"role": "wizard", "content": "x"}], "role 'wizard'"),
+        ([{"role": "user", "content": 3}], "string 'content'"),
+        ([{"role": "user", "content": "  "}], "every message is empty"),
+    ],
+)
+def test_bad_messages_are_input_errors(messages: object, match: str) -> None:
+    with pytest.raises(attrib.InputError, match=match):
+        check_messages(messages)
+
+
+def test_layout_puts_each_message_at_its_offsets() -> None:
+    toy = ToyBackend()
+    layout = layout_chat(CHAT, DEFAULT_TEMPLATE, tokenize=toy.tokenize, tokenize_markup=toy.tokenize_markup)
+    whole = layout.tokenization
+    for i, message in enumerate(CHAT):
+        content = layout.contents[i]
+        assert content.text == message["content"]
+        start = layout.char_offsets[i]
+        assert whole.text[start : start + len(content.text)] == message["content"]
+        assert whole.ids[layout.offsets[i] : layout.offsets[i] + len(content)] == content.ids
+
+
+def _values(phi_true: np.ndarray) -> dict[frozenset[int], np.ndarray]:
+    """An additive game plus a pairwise interaction between messages 0 and 1."""
+    k = len(phi_true)
+    values = {}
+    for coalition in coalitions(k, exact_limit=10):
+        value = sum(phi_true[j] for j in coalition) + (1.0 if {0, 1} <= coalition else 0.0)
+        values[coalition] = np.array([value, 2 * value])
+    return values
+
+
+def test_exact_shapley_is_efficient_and_splits_interactions_evenly() -> None:
+    additive = np.array([3.0, 1.0, -0.5, 0.0])
+    phi, exact = shapley_values(_values(additive), 4)
+    assert exact
+    assert np.allclose(phi[:, 0], [3.5, 1.5, -0.5, 0.0])
+    assert np.allclose(phi[:, 1], 2 * phi[:, 0])
+    assert phi[:, 0].sum() == pytest.approx(sum(additive) + 1.0)  # v(all) - v(none)
+
+
+def test_sampled_shapley_is_reproducible_and_efficient() -> None:
+    additive = np.array([2.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 4.0])
+    needed = coalitions(8, samples=32, seed=3)
+    assert len(needed) < 2**8
+    values = {c: v for c, v in _values(additive).items() if c in set(needed)}
+    phi, exact = shapley_values(values, 8, samples=32, seed=3)
+    again, _ = shapley_values(values, 8, samples=32, seed=3)
+    assert not exact and np.array_equal(phi, again)
+    assert phi[:, 0].sum() == pytest.approx(additive.sum() + 1.0)  # efficiency holds per permutation
+    assert np.allclose(phi[2:, 0], additive[2:])  # no interaction: exact even when sampled
+
+
+def test_role_shares_add_up_and_group_messages_by_role() -> None:
+    phi = np.array([[3.0], [1.0], [1.0]])
+    assert role_shares(phi, ["system", "user", "user"]) == {"system": 0.6, "user": 0.4}
+    assert role_shares(np.zeros((2, 1)), ["system", "user"]) == {"system": 0.0, "user": 0.0}
+
+
+def test_a_chat_is_attributed_per_message_with_shapley_roles() -> None:
+    toy = ToyBackend(sensitivity={"paris": 2.0, "capital": 1.0}, output=" yes it is")
+    result = attrib.attribute(CHAT, backend=toy, method="itp", level="word")
+    # "paris" only in the system prompt (2 nats x 3 tokens); "capital" in both, split evenly.
+    assert result.roles["message_totals"] == pytest.approx([7.5, 1.5])
+    assert result.roles["shares"] == pytest.approx({"system": 7.5 / 9, "user": 1.5 / 9})
+    assert result.roles["exact"] and result.roles["coalitions"] == 4
+    top = result.top(1)[0]
+    assert top.unit.role == "system" and top.unit.message == 0 and top.unit.text == " Paris."
+    assert CHAT[0]["content"][top.unit.start : top.unit.end] == " Paris."
+    assert result.messages == CHAT
+    assert {u.message for u in result.units} == {0, 1}
+    assert result.stats.calls == 3 + len(result.units) + 1
+    hipe = attrib.attribute(CHAT, backend=toy, method="hipe", level="word")
+    assert hipe.top(1)[0].unit.text == " Paris."
+    assert {c["message"] for c in hipe.trace["chunks"]} == {0, 1}
+    again = attrib.Attribution.from_json(hipe.to_json())
+    assert again.roles == hipe.roles and again.messages == CHAT
+    assert "message" in hipe.to_html()
