@@ -13,7 +13,7 @@ leave-one-out / iterative perturbation (:class:`ITP`). Backends are loaded by
 name on first use; importing attrib imports no model library.
 """
 
-from attrib.api import Plan, attribute, default_backend, plan
+from attrib.api import Plan, attribute, audit, default_backend, plan
 from attrib.backend import Backend, Generation, ScoreRequest, ScoreResult, backend_names, load_backend, register_backend
 from attrib.errors import (
     AttribError,
@@ -44,6 +44,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "attribute",
+    "audit",
     "plan",
     "Plan",
     "default_backend",

@@ -18,11 +18,12 @@ from attrib.perturbation import Perturbation, get_perturbation
 from attrib.progress import Progress
 from attrib.result import Attribution, Stats
 from attrib.scheduler import Scheduler, get_scheduler
+from attrib.influence import differential, reference_free
 from attrib.roles import coalitions, role_shares, shapley_values
 from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Segmentation, Tokenization, Unit, check_level
 
-__all__ = ["attribute", "plan", "Plan", "noise_floor", "default_backend", "split_target"]
+__all__ = ["attribute", "audit", "plan", "Plan", "noise_floor", "default_backend", "split_target"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -471,15 +472,125 @@ def _attribute_chat(
         trace={"depths": depths, "chunks": chunks} if chunks else None,
         score_kind=model.score_kind,
         messages=messages,
-        roles={
-            "shapley": [[float(v) for v in row] for row in phi],
+        roles=role_shares(phi, roles),
+        shapley={
+            "values": [[float(v) for v in row] for row in phi],
             "message_totals": [float(v) for v in totals],
-            "shares": role_shares(phi, roles),
             "exact": exact,
-            "empty_logprob": float(values[frozenset()].sum()),
+            "empty_logprobs": [float(v) for v in values[frozenset()]],
             "coalitions": len(subsets),
         },
     )
+
+
+def audit(
+    prompt: str | None = None,
+    *,
+    system: str | None = None,
+    messages: list[dict[str, str]] | None = None,
+    backend: Backend | str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    reference: Backend | str | None = None,
+    reference_options: dict[str, Any] | None = None,
+    method: str | Scheduler = "hipe",
+    level: str = "sentence",
+    target: str | None = None,
+    max_new_tokens: int = 16,
+    budget: int | None = None,
+    seed: int = 0,
+    chat_template: str | None = None,
+    progress: bool | Progress | None = False,
+) -> Attribution:
+    """Audit how much a system prompt, seen or hidden, drives an output.
+
+    Attributes the output to the chat's messages (Shapley values: ``result.roles``) and
+    to the units inside each message (``level``, default sentences), then judges
+    whether something the caller cannot see steers the endpoint
+    (``result.hidden_influence``, see :mod:`attrib.influence`): reference-free from
+    ``log p(y | visible)`` against ``log p(y | nothing visible)``, and, when a
+    ``reference`` endpoint (the same model without the suspected prompt) is given,
+    differentially from the two endpoints' log-probabilities of the same output.
+
+    Args:
+        prompt: the user message (or use ``messages``).
+        system: the visible system prompt, if any.
+        messages: the whole visible chat instead of ``system`` + ``prompt``.
+        backend, backend_options: the audited endpoint (as in :func:`attribute`).
+        reference, reference_options: the reference endpoint, or ``None``.
+        method, level, target, max_new_tokens, budget, seed, chat_template, progress:
+            as in :func:`attribute`.
+
+    Returns:
+        An :class:`~attrib.result.Attribution` with ``roles``, ``shapley`` and
+        ``hidden_influence`` (``flag``, ``score``, ``method``, ``indicators``).
+
+    Raises:
+        InputError: if neither ``prompt`` nor ``messages`` is given, or both are.
+        The errors of :func:`attribute`.
+    """
+    if (prompt is None) == (messages is None):
+        raise InputError("give the user prompt or the whole chat as messages (not both)")
+    if messages is None:
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    elif system is not None:
+        raise InputError("give the system prompt inside messages, or use system= with prompt=")
+    checked = check_messages(messages)
+    model, owned = _resolve_backend(backend, backend_options)
+    try:
+        result = attribute(
+            checked, backend=model, method=method, level=level, target=target, max_new_tokens=max_new_tokens,
+            budget=budget, seed=seed, chat_template=chat_template, progress=progress,
+        )  # fmt: skip
+    finally:
+        if owned:
+            model.close()
+    assert result.base_logprobs is not None and result.shapley is not None
+    indicators = {"reference_free": reference_free(result.base_logprobs, np.asarray(result.shapley["empty_logprobs"]))}
+    if reference is not None:
+        ref_model, ref_owned = _resolve_backend(reference, reference_options)
+        try:
+            reference_logprobs = _score_elsewhere(ref_model, checked, result, chat_template)
+            result.backend = {**result.backend, "reference": ref_model.describe()}
+        finally:
+            if ref_owned:
+                ref_model.close()
+        indicators["differential"] = differential(result.base_logprobs, reference_logprobs, result.output_tokens)
+    verdict = indicators.get("differential") or indicators["reference_free"]
+    result.hidden_influence = {
+        "flag": verdict["flag"],
+        "score": verdict["score"],
+        "method": verdict["method"],
+        "indicators": indicators,
+    }
+    return result
+
+
+def _score_elsewhere(
+    model: Backend, messages: list[dict[str, str]], result: Attribution, chat_template: str | None
+) -> np.ndarray:
+    """``log p(y_t | visible messages)`` of ``result``'s output at another endpoint, nats, shape (m,).
+
+    The output keeps the audited endpoint's tokens: texts for API backends, ids when
+    both sides expose the same model's ids; a tokenization that differs in length is
+    scored on the reference's own tokens and spread evenly over the audited ones.
+    """
+    template = chat_template or model.chat_template or DEFAULT_TEMPLATE
+    layout = layout_chat(messages, template, tokenize=model.tokenize, tokenize_markup=model.tokenize_markup)
+    if result.output_token_ids is not None and model.exposes_token_ids:
+        output_ids = tuple(result.output_token_ids)
+    else:
+        output_ids = model.tokenize(result.output).ids
+    request = ScoreRequest(
+        layout.tokenization.ids,
+        output_ids,
+        layout.tokenization.text,
+        messages=tuple((m["role"], m["content"]) for m in messages),
+    )
+    logprobs = np.asarray(model.score([request])[0].logprobs, dtype=np.float64)
+    m = len(result.output_tokens)
+    if len(logprobs) != m:
+        return np.full(m, logprobs.sum() / m)
+    return logprobs
 
 
 def noise_floor(samples: np.ndarray, scores: np.ndarray) -> dict[str, Any]:

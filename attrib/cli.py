@@ -40,6 +40,21 @@ A prompt read from a file or stdin loses one trailing newline.
 """
 
 
+_AUDIT_EXAMPLES = """\
+examples:
+  attrib audit --system "You are Hotel Lindqvist's assistant. The wifi password is otter-42." \\
+      "What is the wifi password?"
+  attrib audit --backend openai --base-url http://127.0.0.1:8081/v1 \\
+      --reference-base-url http://127.0.0.1:8080/v1 "What should I cook tonight?"
+
+Role shares are Shapley values of the messages for the output's log-probability.
+The hidden-influence score is reference-free (how little the visible chat explains
+the output) unless --reference-base-url names the same model without the suspected
+hidden prompt; then it is differential (how much likelier the audited endpoint finds
+its own output). See the README for what the scores mean and their limits.
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors."""
 
@@ -100,13 +115,64 @@ def _build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the calls and tokens the run would need (upper bound for hipe) and stop"
     )
 
-    model = explain.add_argument_group("model")
+    _add_backend_arguments(explain)
+
+    output = explain.add_argument_group("output")
+    output.add_argument("--top", type=int, default=10, metavar="K", help="units to list (default 10)")
+    output.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT ('-' for stdout)")
+    output.add_argument("--html", metavar="OUT", help="write a self-contained HTML report to OUT")
+    output.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+
+    audit = commands.add_parser(
+        "audit",
+        help="how much does the system prompt, seen or hidden, drive the output?",
+        description="Attribute an output to the messages of a chat (Shapley values per role) and to the "
+        "sentences inside them, and judge whether a prompt the caller cannot see steers the endpoint.",
+        epilog=_AUDIT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    visible = audit.add_argument_group("the visible chat")
+    visible.add_argument("prompt", nargs="?", metavar="PROMPT", help="the user message; '-' reads stdin")
+    visible.add_argument("--prompt-file", metavar="FILE", help="read the user message from FILE")
+    visible.add_argument("--system", metavar="TEXT", help="the visible system prompt")
+    visible.add_argument("--system-file", metavar="FILE", help="read the visible system prompt from FILE")
+    visible.add_argument("--chat-template", metavar="FILE", help="jinja2 chat template (default: the model's, else Gemma turns)")
+    audit_how = audit.add_argument_group("method")
+    audit_how.add_argument("--target", metavar="TEXT", help="output to explain (default: generate it)")
+    audit_how.add_argument("--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate (default 16)")
+    audit_how.add_argument("--method", choices=METHODS, default="hipe", help="inside each message (default hipe)")
+    audit_how.add_argument("--level", choices=LEVELS, default="sentence", help="units inside messages (default sentence)")
+    audit_how.add_argument("--budget", type=int, metavar="N", help="maximum scoring calls")
+    audit_how.add_argument("--reference-base-url", metavar="URL", help="reference endpoint: the same model without the suspected hidden prompt")
+    audit_how.add_argument("--reference-model", metavar="NAME", help="model name at the reference endpoint (default: --model)")
+    _add_backend_arguments(audit)
+    audit_out = audit.add_argument_group("output")
+    audit_out.add_argument("--top", type=int, default=5, metavar="K", help="system-prompt units to list (default 5)")
+    audit_out.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT ('-' for stdout)")
+    audit_out.add_argument("--html", metavar="OUT", help="write a self-contained HTML report to OUT")
+    audit_out.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+
+    report = commands.add_parser(
+        "report",
+        help="render a saved result (JSON) as a self-contained HTML report",
+        description="Render a result saved with --json as one self-contained HTML file.",
+        epilog="example:\n  attrib report result.json -o report.html\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("result", metavar="RESULT.json", help="a result written by 'attrib explain --json'")
+    report.add_argument("-o", "--output", metavar="OUT.html", required=True, help="where to write the HTML page")
+    return parser
+
+
+def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and API-endpoint flags shared by explain and audit."""
+    model = parser.add_argument_group("model")
     model.add_argument("--backend", choices=backend_names(), default="llama", help="model backend (default llama)")
     model.add_argument(
         "--model", metavar="NAME", help="llama: GGUF file (default: the embedded Gemma 3 270M); openai: the served model name"
     )
 
-    api = explain.add_argument_group("API endpoints (--backend openai)")
+    api = parser.add_argument_group("API endpoints (--backend openai)")
     api.add_argument("--base-url", metavar="URL", help="API root including /v1 (default $OPENAI_BASE_URL or OpenAI's)")
     api.add_argument(
         "--api-key-env", default="OPENAI_API_KEY", metavar="VAR", help="environment variable holding the key (default OPENAI_API_KEY)"
@@ -125,23 +191,6 @@ def _build_parser() -> argparse.ArgumentParser:
     api.add_argument("--max-retries", type=int, default=8, metavar="N", help="retries per request (default 8)")
     api.add_argument("--cache-dir", metavar="DIR", help="response cache directory (default $ATTRIB_CACHE_DIR or ~/.cache/attrib)")
     api.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
-
-    output = explain.add_argument_group("output")
-    output.add_argument("--top", type=int, default=10, metavar="K", help="units to list (default 10)")
-    output.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT ('-' for stdout)")
-    output.add_argument("--html", metavar="OUT", help="write a self-contained HTML report to OUT")
-    output.add_argument("--quiet", action="store_true", help="no progress line on stderr")
-
-    report = commands.add_parser(
-        "report",
-        help="render a saved result (JSON) as a self-contained HTML report",
-        description="Render a result saved with --json as one self-contained HTML file.",
-        epilog="example:\n  attrib report result.json -o report.html\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    report.add_argument("result", metavar="RESULT.json", help="a result written by 'attrib explain --json'")
-    report.add_argument("-o", "--output", metavar="OUT.html", required=True, help="where to write the HTML page")
-    return parser
 
 
 def _write(path: str, text: str) -> None:
@@ -261,6 +310,64 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    import attrib
+    from attrib.backend import load_backend
+    from attrib.hipe import HiPe
+    from attrib.itp import ITP
+    from attrib.progress import Progress
+    from attrib.reports.text import render_audit
+
+    if args.system is not None and args.system_file is not None:
+        raise InputError("give the system prompt either with --system or with --system-file, not both")
+    system = _decode(*_read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
+    prompt = _read_prompt(args)
+    template = _decode(*_read_bytes(args.chat_template, kind="chat template")) if args.chat_template else None
+    method = HiPe() if args.method == "hipe" else ITP()
+    options = _backend_options(args)
+    backend = load_backend(args.backend, **options) if options or args.backend != "llama" else None
+    reference = None
+    if args.reference_base_url is not None:
+        if args.backend != "openai":
+            raise InputError("--reference-base-url needs --backend openai (both endpoints are OpenAI-compatible)")
+        ref_options = {**options, "base_url": args.reference_base_url, "model": args.reference_model or args.model}
+        reference = load_backend("openai", **ref_options)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = attrib.audit(
+                prompt,
+                system=system,
+                backend=backend,
+                reference=reference,
+                method=method,
+                level=args.level,
+                target=args.target,
+                max_new_tokens=args.max_new_tokens,
+                budget=args.budget,
+                chat_template=template,
+                progress=Progress(enabled=False if args.quiet else None),
+            )
+    finally:
+        for opened in (backend, reference):
+            if opened is not None:
+                opened.close()
+    for warning in caught:
+        print(f"attrib: note: {warning.message}", file=sys.stderr)
+    if args.html is not None:
+        _write(args.html, result.to_html())
+    if args.json == "-":
+        sys.stdout.write(result.to_json(indent=1) + "\n")
+        return 0
+    if args.json is not None:
+        _write(args.json, result.to_json(indent=1) + "\n")
+    print(render_audit(result, top=args.top))
+    for kind, path in (("result", args.json), ("report", args.html)):
+        if path is not None:
+            print(f"{kind} written to {path}")
+    return 0
+
+
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:
     """Keyword arguments for the chosen backend; flags of another backend are an error."""
     api_flags = {
@@ -310,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             return _explain(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "audit":
+            return _audit(args)
         parser.error(f"unknown command {args.command!r}")
     except AttribError as error:
         print(f"attrib: error: {error}", file=sys.stderr)

@@ -94,12 +94,18 @@ class Attribution:
             ``sd_per_token`` and ``sd_total`` of the unperturbed output's score over
             repeated requests, the ``threshold`` below which a unit's total is noise, and
             ``within_noise``, one boolean per unit. ``None`` when not measured.
-        roles: for a chat prompt, the messages' Shapley values for the output's
-            log-probability: ``shapley`` (per message and output token, nats, shape
-            (n_messages, n_output_tokens)), ``message_totals`` (nats), ``shares`` (role ->
-            share of the total), ``exact`` (False when sampled), ``empty_logprob`` (log p of
-            the output with every message removed, nats) and ``coalitions`` (how many
-            message subsets were scored). ``None`` for a plain prompt.
+        roles: for a chat prompt, each role's share of the messages' effect on the
+            output's log-probability (role -> share, Shapley values; sums to 1). ``None``
+            for a plain prompt.
+        shapley: for a chat prompt, the messages' Shapley values behind ``roles``:
+            ``values`` (per message and output token, nats, shape (n_messages,
+            n_output_tokens)), ``message_totals`` (nats), ``exact`` (False when sampled),
+            ``empty_logprobs`` (per output token with every message removed, nats) and
+            ``coalitions`` (message subsets scored). Source: Shapley 1953; sampling after
+            Castro et al. 2009 (see ``attrib.roles``).
+        hidden_influence: for an audit (``attrib.audit``), the verdict on whether something
+            the caller cannot see steers the output: ``flag``, ``score``, ``method`` and the
+            ``indicators`` with their evidence (see ``attrib.audit``).
         messages: for a chat prompt, the messages as ``{"role", "content"}`` dicts; each
             unit's ``start``/``end`` then index its own message's ``content`` (``unit.message``).
             ``None`` for a plain prompt, whose units index ``prompt``.
@@ -126,7 +132,9 @@ class Attribution:
     messages: list[dict[str, str]] | None = None
     score_kind: str = "logprob"
     noise: dict[str, Any] | None = None
-    roles: dict[str, Any] | None = None
+    roles: dict[str, float] | None = None
+    shapley: dict[str, Any] | None = None
+    hidden_influence: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.units = list(self.units)
@@ -266,6 +274,8 @@ class Attribution:
             "score_kind": self.score_kind,
             "noise": self.noise,
             "roles": self.roles,
+            "shapley": self.shapley,
+            "hidden_influence": self.hidden_influence,
         }
 
     @classmethod
@@ -318,6 +328,8 @@ class Attribution:
                 score_kind=data.get("score_kind", "logprob"),
                 noise=data.get("noise"),
                 roles=data.get("roles"),
+                shapley=data.get("shapley"),
+                hidden_influence=data.get("hidden_influence"),
             )
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, ResultError):

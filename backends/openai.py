@@ -350,6 +350,11 @@ class OpenAIBackend(Backend):
         ids = [self._intern(piece) for piece in pieces]
         return Tokenization.from_pieces(text, ids, [piece.encode("utf-8") for piece in pieces])
 
+    def tokenize_markup(self, text: str) -> tuple[int, ...]:
+        """Chat-template text as local ids (never sent: chat rungs send messages, and the
+        ``forced`` rung sends the rendered text, which the server tokenizes itself)."""
+        return tuple(self._intern(piece) for piece in _WORD.findall(text))
+
     def _tokenizer_in_use(self) -> str:
         if self._tokenizer is None:
             self.model  # noqa: B018 - resolve the model name before entering the loop
@@ -758,33 +763,46 @@ def _regeneration_length(m: int) -> int:
 def _echoed_continuation(data: dict[str, Any], prompt: str, continuation: list[str]) -> np.ndarray:
     """The continuation's log-probabilities from an echo response, checked token by token.
 
+    The echo lists every prompt token, then the continuation's, then the one token the
+    server generated (none if it stopped at once; ``usage.completion_tokens`` says
+    which). The continuation is read from that tail, not located by ``text_offset``:
+    servers compute offsets from detokenized text, in which special tokens of a chat
+    template count as empty, so offsets do not index the prompt string.
+
     Raises:
         ResponseMismatchError: if the response lacks echo log-probabilities, or the
-            echoed tokens inside the continuation differ in number or text.
+            tokens before the generated one are not the continuation's tokens.
     """
     choice = data["choices"][0]
     logprobs = choice.get("logprobs") or {}
     tokens = logprobs.get("tokens")
     values = logprobs.get("token_logprobs")
+    if not (isinstance(tokens, list) and isinstance(values, list)):
+        raise ResponseMismatchError("the endpoint returned no echoed log-probabilities (tokens, token_logprobs)")
     offsets = logprobs.get("text_offset")
-    if not (isinstance(tokens, list) and isinstance(values, list) and isinstance(offsets, list)):
-        raise ResponseMismatchError("the endpoint returned no echoed log-probabilities (tokens, token_logprobs, text_offset)")
-    if not len(tokens) == len(values) == len(offsets):
+    if len(tokens) != len(values) or (isinstance(offsets, list) and len(offsets) != len(tokens)):
         raise ResponseMismatchError(
-            f"echoed lists differ in length: {len(tokens)} tokens, {len(values)} log-probabilities, "
-            f"{len(offsets)} offsets"
+            f"echoed lists differ in length: {len(tokens)} tokens, {len(values)} log-probabilities"
+            + (f", {len(offsets)} offsets" if isinstance(offsets, list) else "")
         )
-    start = len(prompt)
-    end = start + len("".join(continuation))
-    inside = [i for i, offset in enumerate(offsets) if start <= int(offset) < end]
-    texts = [str(tokens[i]) for i in inside]
-    if texts != list(continuation):
-        raise ResponseMismatchError(
-            f"the endpoint's echo splits the output into {len(texts)} tokens {texts[:8]!r} where "
-            f"{len(continuation)} {list(continuation)[:8]!r} were expected; the prompt's end and the "
-            "output merge into different tokens, or the server's offsets are shifted"
-        )
-    scores = [values[i] for i in inside]
-    if any(v is None for v in scores):
-        raise ResponseMismatchError("the endpoint returned no log-probability for an output token")
-    return np.asarray(scores, dtype=np.float64)
+    m = len(continuation)
+    generated = (data.get("usage") or {}).get("completion_tokens")
+    candidates = [int(generated)] if isinstance(generated, int) else [1, 0]
+    for n_generated in candidates:
+        end = len(tokens) - n_generated
+        if end - m < 0:
+            continue
+        if [str(t) for t in tokens[end - m : end]] == list(continuation):
+            scores = values[end - m : end]
+            if any(v is None for v in scores):
+                raise ResponseMismatchError(
+                    "the endpoint returned no log-probability for an output token (servers give none for the "
+                    "first token of the text, so the prompt must not be empty)"
+                )
+            return np.asarray(scores, dtype=np.float64)
+    n_generated = candidates[0]
+    seen = [str(t) for t in tokens[max(0, len(tokens) - n_generated - m) : len(tokens) - n_generated]]
+    raise ResponseMismatchError(
+        f"the endpoint's echo ends with {seen[:8]!r} where the output's {m} tokens {list(continuation)[:8]!r} "
+        "were expected; the prompt's end and the output merge into different tokens, or the echo is shifted"
+    )

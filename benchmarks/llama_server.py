@@ -51,11 +51,14 @@ def llama_server(
     api_key: str | None = None,
     log_path: Path | None = None,
     n_threads: int = 2,
+    chat_format: str = "chatml",
     startup_seconds: float = 120.0,
 ) -> Iterator[Server]:
     """Run the server with the embedded Gemma 3 270M for the duration of the ``with`` block.
 
-    Gemma's chat format is set explicitly because the GGUF carries no chat template.
+    The GGUF carries no chat template, so a chat format is set explicitly. The default
+    is ChatML, because llama-cpp-python's ``gemma`` format drops system messages (Gemma's
+    own convention), and the system-prompt audit needs a server that reads them.
 
     Raises:
         RuntimeError: if the server exits or does not answer within ``startup_seconds``
@@ -70,7 +73,7 @@ def llama_server(
         "--model_alias", MODEL_ALIAS,
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "4096", "--n_threads", str(n_threads),
-        "--chat_format", "gemma",
+        "--chat_format", chat_format,
     ]  # fmt: skip
     if api_key:
         command += ["--api_key", api_key]

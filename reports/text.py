@@ -6,7 +6,7 @@ import numpy as np
 
 from attrib.result import Attribution
 
-__all__ = ["render_text", "describe_cost"]
+__all__ = ["render_text", "render_audit", "describe_cost"]
 
 
 def _flat(text: str) -> str:
@@ -103,6 +103,50 @@ def render_text(result: Attribution, *, top: int = 10) -> str:
             f"|score| <= {result.noise['threshold']:.4f} is within noise "
             f"({sum(result.noise['within_noise']):,} of {len(result.units):,} units)"
         )
+    lines.append("")
+    lines.append(describe_cost(result))
+    return "\n".join(lines)
+
+
+def render_audit(result: Attribution, *, top: int = 5) -> str:
+    """Render an audit for a terminal: role shares, the top system-prompt units, the hidden-influence verdict.
+
+    Returns:
+        Multi-line text; shares are Shapley values of the messages (they sum to 100%).
+    """
+    lines = [f"output: {_quote(result.output, 200)}"]
+    if result.output_logprob is not None:
+        lines.append(f"log p(output | chat) = {result.output_logprob:.3f} nats over {len(result.output_tokens)} tokens")
+    if result.roles:
+        shares = ", ".join(f"{role} {100 * share:.1f}%" for role, share in result.roles.items())
+        lines.append(f"role shares (Shapley values of the messages): {shares}")
+    system_units = [item for item in result.top(len(result.units)) if item.unit.role == "system"][:top]
+    if system_units:
+        positive = sum(max(0.0, s.score) for s in result.top(len(result.units)) if s.unit.role == "system")
+        lines.append("")
+        lines.append(f"top {len(system_units)} system-prompt {result.level} units (nats; share of the system prompt's positive attribution):")
+        content = (result.messages or [{}])[system_units[0].unit.message].get("content", "")
+        for rank, item in enumerate(system_units, start=1):
+            unit = item.unit
+            share = f"{100 * item.score / positive:5.1f}%" if positive > 0 and item.score > 0 else "     -"
+            lines.append(f"  {rank:>4}  {item.score:>+8.3f}  {share}  {_in_context(content, unit.start, unit.end)}")
+    verdict = result.hidden_influence
+    if verdict:
+        lines.append("")
+        flag = "YES: something the caller cannot see appears to steer this output" if verdict["flag"] else "no"
+        lines.append(f"hidden influence: {flag} (score {verdict['score']:.3f}, {verdict['method']})")
+        for name, indicator in verdict["indicators"].items():
+            evidence = indicator["evidence"]
+            if name == "reference_free":
+                lines.append(
+                    f"  reference-free: the visible chat raises log p by {evidence['explained_per_token']:+.3f} nats/token "
+                    f"(score {indicator['score']:.3f}, flag at >= {indicator['threshold']})"
+                )
+            else:
+                lines.append(
+                    f"  differential: the audited endpoint finds its output {evidence['gain_per_token']:+.3f} nats/token "
+                    f"likelier than the reference (score {indicator['score']:.3f}, flag at >= {indicator['threshold']})"
+                )
     lines.append("")
     lines.append(describe_cost(result))
     return "\n".join(lines)

@@ -24,7 +24,7 @@ empty and ``k % fault_every == 0``; it then gets ``faults[(k // fault_every) %
 len(faults)]``, every other request gets "ok". So ``faults=("429",)`` fails
 every request, ``faults=("429", "ok")`` every second one, and ``faults=("500",),
 fault_every=3`` requests 0, 3, 6, ... Each numbered request adds a ``Record``
-to ``records`` once handled (concurrent ones may finish out of order). Other
+to ``records`` just before its answer is written (concurrent ones in any order). Other
 paths and methods (``GET /v1/models``, ``/extras/tokenize``) are never faulted
 and not recorded. The faults:
 
@@ -79,7 +79,7 @@ import socketserver
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, NoReturn, Self
@@ -268,6 +268,14 @@ class Proxy:
                 return self.faults[(k // self.fault_every) % len(self.faults)]
             return "ok"
 
+    def _correct(self, digest: str, path: str) -> None:
+        """Mark the newest record of this body as not delivered (its write failed)."""
+        with self._lock:
+            for index in range(len(self.records) - 1, -1, -1):
+                if self.records[index].body_sha256 == digest and self.records[index].path == path:
+                    self.records[index] = dataclasses.replace(self.records[index], status=None)
+                    return
+
     def _record(self, record: Record) -> None:
         with self._lock:
             self.records.append(record)
@@ -383,24 +391,37 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(answer)
             return
         fault = proxy._next_fault()
-        status: int | None = None
+        digest = hashlib.sha256(body).hexdigest()
+        recorded = False
         called = False
+
+        def record(status: int | None) -> None:
+            # Recorded before the answer's bytes go out, so a client that has its answer
+            # always finds the record; a write that then fails corrects it to None.
+            nonlocal recorded
+            if recorded:
+                proxy._correct(digest, parts.path)
+            else:
+                proxy._record(Record(parts.path, digest, fault, status, called))
+                recorded = True
+
         try:
             if fault == "drop":
                 self._drop()
             elif fault == "429":
-                status = self._send(proxy._rate_limited())
+                self._send(proxy._rate_limited(), record)
             elif fault == "500":
-                status = self._send(proxy._error(500, "proxy: injected server error", "server_error", "injected_fault"))
+                self._send(proxy._error(500, "proxy: injected server error", "server_error", "injected_fault"), record)
             elif fault == "slow" and proxy._stopped.wait(proxy.slow_seconds):
                 self._drop()
             else:
                 answer, called = proxy._forward(self.command, target, headers, body)
                 if fault == "malformed":
                     answer = _Answer(200, answer.body[: len(answer.body) // 2], {"Content-Type": _JSON})
-                status = self._send(answer)
+                self._send(answer, record)
         finally:
-            proxy._record(Record(parts.path, hashlib.sha256(body).hexdigest(), fault, status, called))
+            if not recorded:
+                proxy._record(Record(parts.path, digest, fault, None, called))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
@@ -439,11 +460,17 @@ class _Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             return True
 
-    def _send(self, answer: _Answer) -> int | None:
-        """Write the answer; returns its status, or None if the client had gone away."""
+    def _send(self, answer: _Answer, record: Callable[[int | None], None] | None = None) -> int | None:
+        """Write the answer; returns its status, or None if the client had gone away.
+
+        ``record(status)`` is called just before the answer is written, and called
+        again if writing then fails (the record is then corrected to no status).
+        """
         if self._client_gone():
             self.close_connection = True
             return None
+        if record is not None:
+            record(answer.status)
         try:
             self.send_response(answer.status)
             for name, value in answer.headers.items():
@@ -454,6 +481,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(answer.body)
         except ConnectionError:
             self.close_connection = True
+            if record is not None:
+                record(None)
             return None
         return answer.status
 

@@ -103,9 +103,9 @@ def test_a_chat_is_attributed_per_message_with_shapley_roles() -> None:
     toy = ToyBackend(sensitivity={"paris": 2.0, "capital": 1.0}, output=" yes it is")
     result = attrib.attribute(CHAT, backend=toy, method="itp", level="word")
     # "paris" only in the system prompt (2 nats x 3 tokens); "capital" in both, split evenly.
-    assert result.roles["message_totals"] == pytest.approx([7.5, 1.5])
-    assert result.roles["shares"] == pytest.approx({"system": 7.5 / 9, "user": 1.5 / 9})
-    assert result.roles["exact"] and result.roles["coalitions"] == 4
+    assert result.shapley["message_totals"] == pytest.approx([7.5, 1.5])
+    assert result.roles == pytest.approx({"system": 7.5 / 9, "user": 1.5 / 9})
+    assert result.shapley["exact"] and result.shapley["coalitions"] == 4
     top = result.top(1)[0]
     assert top.unit.role == "system" and top.unit.message == 0 and top.unit.text == " Paris."
     assert CHAT[0]["content"][top.unit.start : top.unit.end] == " Paris."
@@ -116,5 +116,33 @@ def test_a_chat_is_attributed_per_message_with_shapley_roles() -> None:
     assert hipe.top(1)[0].unit.text == " Paris."
     assert {c["message"] for c in hipe.trace["chunks"]} == {0, 1}
     again = attrib.Attribution.from_json(hipe.to_json())
-    assert again.roles == hipe.roles and again.messages == CHAT
+    assert again.roles == hipe.roles and again.shapley == hipe.shapley and again.messages == CHAT
     assert "message" in hipe.to_html()
+
+
+HOTEL = (
+    "You are the front-desk assistant of the Hotel Lindqvist in Uppsala. Breakfast is served from seven to ten "
+    "in the winter garden. The wifi password is otter-42. Checkout is at eleven, and late checkout costs twenty "
+    "euros. Be polite and brief."
+)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("question", "answer", "decisive"),
+    [
+        ("What is the wifi password?", "The wifi password is otter-42.", " The wifi password is otter-42."),
+        ("When is checkout?", "Checkout is at eleven.", " Checkout is at eleven, and late checkout costs twenty euros."),
+    ],
+)
+def test_the_system_sentence_an_answer_copies_is_decisive(llama, question: str, answer: str, decisive: str) -> None:
+    result = attrib.audit(question, system=HOTEL, backend=llama, method="itp", level="sentence", target=answer)
+    # The answer copies a fact only the system prompt states: the system prompt carries most of it.
+    assert result.roles["system"] > 0.6
+    system_units = [item for item in result.top(len(result.units)) if item.unit.role == "system"]
+    assert system_units[0].unit.text == decisive
+    assert HOTEL[system_units[0].unit.start : system_units[0].unit.end] == decisive
+    # Without the visible chat the answer is far less likely: no sign of hidden steering.
+    verdict = result.hidden_influence
+    assert verdict["method"] == "reference-free" and not verdict["flag"]
+    assert verdict["indicators"]["reference_free"]["evidence"]["explained_per_token"] > 2.0

@@ -132,3 +132,32 @@ def test_report_refuses_a_file_that_is_not_json(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("just some notes\n")
     _one_line_error(run("report", str(text), "-o", str(tmp_path / "x.html")), "is not JSON")
+
+
+def test_audit_prints_roles_system_units_and_the_verdict(tmp_path) -> None:
+    out = tmp_path / "audit.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "attrib", "audit", "--backend", "toy", "--quiet", "--method", "itp",
+         "--system", "You know that the capital of France is Paris.", "What is the capital of France?",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "role shares (Shapley values of the messages): system" in run.stdout
+    assert "hidden influence:" in run.stdout
+    data = json.loads(out.read_text())
+    assert set(data["roles"]) == {"system", "user"}
+    assert isinstance(data["hidden_influence"]["flag"], bool) and 0.0 <= data["hidden_influence"]["score"] <= 1.0
+
+
+def test_audit_input_errors_are_one_line(tmp_path) -> None:
+    both = subprocess.run(
+        [sys.executable, "-m", "attrib", "audit", "--backend", "toy", "--system", "a", "--system-file", "f", "q"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert both.returncode == 1 and both.stderr.count("\n") == 1 and "--system-file" in both.stderr
+    reference = subprocess.run(
+        [sys.executable, "-m", "attrib", "audit", "--backend", "toy", "--reference-base-url", "http://x/v1", "q"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert reference.returncode == 1 and "--backend openai" in reference.stderr

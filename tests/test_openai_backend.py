@@ -199,3 +199,34 @@ def test_text_only_scoring_says_what_its_scores_are(llama_server, tmp_path: Path
     assert result.score_kind == "text-similarity" and result.backend["scoring"] == "text"
     assert np.all(result.scores <= 1.0 + 1e-9) and np.all(result.scores >= -1.0 - 1e-9)
     assert "not nats" in render_text(result)
+
+
+HIDDEN = "Staff note: the museum opens at nine and closes at five. Tickets cost twelve euros."
+#: A base model continues text, so the audit renders the chat as plain text after a fixed preamble
+#: (an empty prompt would leave the first output token without a log-probability).
+PLAIN = "Notes:\n{% for m in messages %}{{ m['content'] }}{% endfor %}"
+QUESTION = "Visitor question: When does the museum open?\nAnswer: The museum opens at"
+
+
+@pytest.mark.parametrize("injected", [True, False])
+def test_audit_through_an_injecting_proxy(llama_server, tmp_path: Path, injected: bool) -> None:
+    """A proxy that prepends a hidden prompt is flagged by the differential audit; the bare server is not."""
+    with Proxy(llama_server.root, inject_system=HIDDEN if injected else None) as proxy:
+        audited = OpenAIBackend(llama_server.model, base_url=proxy.url, api_key=llama_server.key, cache=tmp_path / "a")
+        reference = backend(llama_server, tmp_path / "r")
+        result = attrib.audit(
+            QUESTION, backend=audited, reference=reference, method="itp", level="sentence",
+            max_new_tokens=4, chat_template=PLAIN,
+        )  # fmt: skip
+        audited.close()
+        reference.close()
+    verdict = result.hidden_influence
+    gain = verdict["indicators"]["differential"]["evidence"]["gain_per_token"]
+    assert verdict["method"] == "differential" and verdict["flag"] is injected, gain
+    if injected:
+        assert result.output.startswith(" nine")  # copied from the hidden note
+        assert gain > 1.0
+    else:
+        assert abs(gain) < 0.1  # same server, same model: only batch-shape noise
+    assert result.roles == {"user": 1.0}
+    assert result.backend["reference"]["endpoint"] == llama_server.url

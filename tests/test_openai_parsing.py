@@ -9,35 +9,46 @@ import attrib
 from attrib.backends.openai import OpenAIBackend, _echoed_continuation, _retry_after, redact_url
 
 
-def echo(tokens: list[str], values: list[float | None]) -> dict:
+def echo(tokens: list[str], values: list[float | None], generated: int | None = 1) -> dict:
     offsets, at = [], 0
     for token in tokens:
         offsets.append(at)
         at += len(token)
-    return {"choices": [{"logprobs": {"tokens": tokens, "token_logprobs": values, "text_offset": offsets}}]}
+    data = {"choices": [{"logprobs": {"tokens": tokens, "token_logprobs": values, "text_offset": offsets}}]}
+    if generated is not None:
+        data["usage"] = {"prompt_tokens": len(tokens) - generated, "completion_tokens": generated}
+    return data
 
 
 PROMPT_TOKENS = ["The", " code", " is"]
 OUTPUT = [" 4", "8"]
 
 
-def test_echo_continuation_is_found_by_offset() -> None:
+def test_echo_continuation_is_read_before_the_generated_token() -> None:
     data = echo([*PROMPT_TOKENS, *OUTPUT, "."], [None, -1.0, -0.5, -0.25, -0.125, -2.0])
-    scores = _echoed_continuation(data, "The code is", OUTPUT)
-    assert np.array_equal(scores, [-0.25, -0.125])
+    assert np.array_equal(_echoed_continuation(data, "The code is", OUTPUT), [-0.25, -0.125])
+    stopped = echo([*PROMPT_TOKENS, *OUTPUT], [None, -1.0, -0.5, -0.25, -0.125], generated=0)
+    assert np.array_equal(_echoed_continuation(stopped, "The code is", OUTPUT), [-0.25, -0.125])
+    unknown = echo([*PROMPT_TOKENS, *OUTPUT, "."], [None, -1.0, -0.5, -0.25, -0.125, -2.0], generated=None)
+    assert np.array_equal(_echoed_continuation(unknown, "The code is", OUTPUT), [-0.25, -0.125])
+
+
+def test_special_tokens_that_echo_as_empty_text_do_not_matter() -> None:
+    # A chat template's control tokens come back as "" and make offsets useless.
+    data = echo(["", "user", "\n", "Hi", "", *OUTPUT, "."], [None, -1.0, -0.1, -2.0, -0.3, -0.25, -0.125, -2.0])
+    assert np.array_equal(_echoed_continuation(data, "<start_of_turn>user\nHi<end_of_turn>", OUTPUT), [-0.25, -0.125])
 
 
 def test_a_shifted_echo_is_a_mismatch_not_a_wrong_score() -> None:
-    # A server bug that drops one prompt token shifts every offset: the output no longer lines up.
-    shifted = echo(["The code", " is", " 4", "8", "."], [None, -0.5, -0.25, -0.125, -2.0])
-    shifted["choices"][0]["logprobs"]["text_offset"] = [0, 7, 10, 12, 13]
-    with pytest.raises(attrib.ResponseMismatchError, match="splits the output"):
+    # A server that drops the generated token but reports one shifts the tail by a token.
+    shifted = echo([*PROMPT_TOKENS, *OUTPUT], [None, -1.0, -0.5, -0.25, -0.125], generated=1)
+    with pytest.raises(attrib.ResponseMismatchError, match="echo ends with"):
         _echoed_continuation(shifted, "The code is", OUTPUT)
 
 
 def test_an_echo_that_merges_the_boundary_is_a_mismatch() -> None:
     merged = echo([*PROMPT_TOKENS, " 48", "."], [None, -1.0, -0.5, -0.3, -2.0])
-    with pytest.raises(attrib.ResponseMismatchError, match="1 tokens"):
+    with pytest.raises(attrib.ResponseMismatchError, match="merge into different tokens"):
         _echoed_continuation(merged, "The code is", OUTPUT)
 
 
@@ -50,7 +61,7 @@ def test_echo_lists_of_different_lengths_are_a_mismatch() -> None:
 
 
 def test_a_missing_output_logprob_is_a_mismatch() -> None:
-    data = echo([*PROMPT_TOKENS, *OUTPUT], [None, -1.0, -0.5, None, -0.1])
+    data = echo([*PROMPT_TOKENS, *OUTPUT, "."], [None, -1.0, -0.5, None, -0.1, -1.0])
     with pytest.raises(attrib.ResponseMismatchError, match="no log-probability"):
         _echoed_continuation(data, "The code is", OUTPUT)
 

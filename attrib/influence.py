@@ -1,0 +1,115 @@
+"""Hidden-influence indicators for the system-prompt audit: how much of an output the visible prompt explains, and whether something hidden steers it.
+
+Two indicators, both from log-probabilities of the *same* output ``y`` (m tokens):
+
+Reference-free (needs only the audited endpoint)
+    ``explained = (log p(y | visible messages) - log p(y | no visible message)) / m``,
+    nats per token: how much the visible messages raise the output's probability.
+    An output driven by a prompt the caller cannot see stays likely when every
+    visible message is removed, so ``explained`` is small. The score is
+    ``exp(-explained)`` (in (0, 1] when the visible prompt helps): near 1 means the
+    visible prompt explains almost none of the output. Its limit: the model's own
+    prior also makes some outputs likely without any prompt (greetings, common
+    facts), which looks the same; the README states this and the benchmark
+    measures it.
+
+Differential (needs a reference endpoint: the same model without the suspected prompt)
+    ``gain = (log p_audited(y | visible) - log p_reference(y | visible)) / m``, nats
+    per token: how much likelier the audited endpoint finds its own output than the
+    bare model does under the same visible messages. A hidden prompt that shapes the
+    output makes ``gain`` large; per-token gains show *where* the endpoints disagree.
+    The score is ``1 - exp(-max(gain, 0))``.
+
+Thresholds are calibrated on the labelled benchmark (``benchmarks/audit.py``) and
+recorded in each verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["REFERENCE_FREE_THRESHOLD", "DIFFERENTIAL_THRESHOLD", "reference_free", "differential"]
+
+#: Default flag threshold on the reference-free score ``exp(-explained)``.
+REFERENCE_FREE_THRESHOLD = 0.5
+#: Default flag threshold on the differential score ``1 - exp(-gain)``.
+DIFFERENTIAL_THRESHOLD = 0.3
+
+
+def reference_free(
+    visible_logprobs: np.ndarray, empty_logprobs: np.ndarray, *, threshold: float = REFERENCE_FREE_THRESHOLD
+) -> dict[str, Any]:
+    """The reference-free hidden-influence verdict.
+
+    Args:
+        visible_logprobs: ``log p(y_t | visible messages, y_<t)``, nats, shape (m,).
+        empty_logprobs: the same with every visible message removed, shape (m,).
+        threshold: flag when the score reaches it.
+
+    Returns:
+        ``{"flag", "score", "method": "reference-free", "threshold", "evidence":
+        {"explained_per_token", "visible_logprob", "empty_logprob", "per_token_explained"}}``.
+    """
+    visible = np.asarray(visible_logprobs, dtype=np.float64)
+    empty = np.asarray(empty_logprobs, dtype=np.float64)
+    per_token = visible - empty
+    explained = float(per_token.mean())
+    score = math.exp(-max(explained, 0.0))
+    return {
+        "flag": bool(score >= threshold),
+        "score": score,
+        "method": "reference-free",
+        "threshold": threshold,
+        "evidence": {
+            "explained_per_token": explained,
+            "visible_logprob": float(visible.sum()),
+            "empty_logprob": float(empty.sum()),
+            "per_token_explained": [float(v) for v in per_token],
+        },
+    }
+
+
+def differential(
+    audited_logprobs: np.ndarray,
+    reference_logprobs: np.ndarray,
+    output_tokens: Sequence[str],
+    *,
+    threshold: float = DIFFERENTIAL_THRESHOLD,
+) -> dict[str, Any]:
+    """The differential hidden-influence verdict.
+
+    Args:
+        audited_logprobs: ``log p(y_t | visible, y_<t)`` at the audited endpoint, nats, shape (m,).
+        reference_logprobs: the same at the reference endpoint, shape (m,).
+        output_tokens: the output's tokens, for the evidence.
+        threshold: flag when the score reaches it.
+
+    Returns:
+        ``{"flag", "score", "method": "differential", "threshold", "evidence": {"gain_per_token",
+        "audited_logprob", "reference_logprob", "per_token_gain", "top_disagreements"}}``.
+    """
+    audited = np.asarray(audited_logprobs, dtype=np.float64)
+    reference = np.asarray(reference_logprobs, dtype=np.float64)
+    per_token = audited - reference
+    gain = float(per_token.mean())
+    score = 1.0 - math.exp(-max(gain, 0.0))
+    order = np.argsort(-per_token)[:5]
+    return {
+        "flag": bool(score >= threshold),
+        "score": score,
+        "method": "differential",
+        "threshold": threshold,
+        "evidence": {
+            "gain_per_token": gain,
+            "audited_logprob": float(audited.sum()),
+            "reference_logprob": float(reference.sum()),
+            "per_token_gain": [float(v) for v in per_token],
+            "top_disagreements": [
+                {"token": output_tokens[int(i)], "index": int(i), "gain": float(per_token[int(i)])} for i in order
+            ],
+        },
+    }
