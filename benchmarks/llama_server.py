@@ -51,14 +51,16 @@ def llama_server(
     api_key: str | None = None,
     log_path: Path | None = None,
     n_threads: int = 2,
-    chat_format: str = "chatml",
+    chat_format: str = "gemma",
     startup_seconds: float = 120.0,
 ) -> Iterator[Server]:
     """Run the server with the embedded Gemma 3 270M for the duration of the ``with`` block.
 
-    The GGUF carries no chat template, so a chat format is set explicitly. The default
-    is ChatML, because llama-cpp-python's ``gemma`` format drops system messages (Gemma's
-    own convention), and the system-prompt audit needs a server that reads them.
+    The GGUF carries no chat template, so a chat format is set explicitly: Gemma's
+    turns, which the base model follows best (with ChatML it mostly answers nothing).
+    llama-cpp-python's ``gemma`` format drops system messages (Gemma's convention), so
+    chat requests carry only user and assistant turns to this server; the audit tests
+    use the ``forced`` rung, which sends the rendered text through ``/v1/completions``.
 
     Raises:
         RuntimeError: if the server exits or does not answer within ``startup_seconds``

@@ -72,6 +72,7 @@ def test_chat_top_logprobs_still_finds_the_decisive_fact(llama_server, tmp_path:
     from benchmarks.needle import make_needle_case
 
     api = backend(llama_server, tmp_path, scoring="top_logprobs")
+    # Seed 3: one of the cases the 270M base model answers in a chat (most it does not).
     case = make_needle_case(150, seed=3, count_tokens=lambda text: len(api.tokenize(text)), n_distractors=2)
     result = attrib.attribute(case.prompt, backend=api, method="itp", level="sentence", max_new_tokens=14)
     api.close()
