@@ -203,6 +203,8 @@ def attribute(
     model, owned = _resolve_backend(backend, backend_options)
     try:
         if isinstance(prompt, list):
+            if noise_samples:
+                raise InputError("noise_samples applies to plain prompts; it is not implemented for chats yet")
             return _attribute_chat(
                 check_messages(prompt), model, scheduler, perturb, level, target, max_new_tokens, budget, seed,
                 chat_template, progress, started,
@@ -401,7 +403,7 @@ def _attribute_chat(
         results = model.score(requests)
         coalition_calls = len(results)
         tokens_evaluated += sum(int(r.tokens_evaluated) for r in results)
-        values = {s: np.asarray(r.logprobs, dtype=np.float64) for s, r in zip(others, results)}
+        values = {s: np.asarray(r.logprobs, dtype=np.float64) for s, r in zip(others, results, strict=True)}
         values[frozenset(range(k))] = base
         phi, exact = shapley_values(values, k, seed=seed)
         if scorer.budget is not None:
@@ -720,6 +722,8 @@ def plan(
         The same input errors as :func:`attribute`.
     """
     _validate(prompt, level, max_new_tokens, target, budget)
+    if not isinstance(prompt, str):
+        raise InputError("plan() takes a plain prompt; dry runs of chats are not implemented yet")
     scheduler = get_scheduler(method)
     perturb = get_perturbation(perturbation)
     model, owned = _resolve_backend(backend, backend_options)

@@ -222,7 +222,6 @@ class OpenAIBackend(Backend):
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._secret = key or ""
         self._requested_model = model
-        self._scoring_option = scoring
         self.concurrency = concurrency
         self.top_logprobs = top_logprobs
         self.timeout = timeout

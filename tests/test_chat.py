@@ -146,3 +146,11 @@ def test_the_system_sentence_an_answer_copies_is_decisive(llama, question: str, 
     verdict = result.hidden_influence
     assert verdict["method"] == "reference-free" and not verdict["flag"]
     assert verdict["indicators"]["reference_free"]["evidence"]["explained_per_token"] > 2.0
+
+
+def test_options_not_built_for_chats_say_so() -> None:
+    toy = ToyBackend(sensitivity={"paris": 1.0})
+    with pytest.raises(attrib.InputError, match="noise_samples"):
+        attrib.attribute(CHAT, backend=toy, noise_samples=2)
+    with pytest.raises(attrib.InputError, match="plain prompt"):
+        attrib.plan(CHAT, backend=toy)
