@@ -337,6 +337,11 @@ def _attribute_chat(
 ) -> Attribution:
     """The chat path of :func:`attribute`: Shapley values over messages, then units inside each message."""
     level = _unit_level(model, level)
+    if target is not None and not model.supports_target:
+        raise InputError(
+            "this endpoint can only regenerate outputs (no forced scoring), so it cannot explain a given "
+            "target; omit target to explain the model's own output"
+        )
     template = chat_template or model.chat_template or DEFAULT_TEMPLATE
     usage_before = model.usage_snapshot()
     perturb = perturb.bind(model.tokenize)
