@@ -154,25 +154,23 @@ class LlamaBackend(Backend):
 
     # ------------------------------------------------------------------ tokens
 
-    def tokenize(self, text: str) -> Tokenization:
+    def _token_ids(self, text: str, *, special: bool) -> tuple[int, ...]:
+        """llama.cpp's token ids for ``text`` without BOS; ``special`` parses control-token syntax."""
         data = text.encode("utf-8")
         capacity = len(data) + 16
         ids = (self._lib.llama_token * capacity)()
-        n = self._lib.llama_tokenize(self._vocab, data, len(data), ids, capacity, False, False)
+        n = self._lib.llama_tokenize(self._vocab, data, len(data), ids, capacity, False, special)
         if n < 0:
             raise BackendError(f"tokenizer needed {-n} slots for {len(data)} bytes")
-        tokens = [int(t) for t in ids[:n]]
+        return tuple(int(t) for t in ids[:n])
+
+    def tokenize(self, text: str) -> Tokenization:
+        tokens = self._token_ids(text, special=False)
         return Tokenization.from_pieces(text, tokens, [self._piece(t) for t in tokens])
 
     def tokenize_markup(self, text: str) -> tuple[int, ...]:
         """Token ids of chat-template text with special tokens parsed (``<start_of_turn>``)."""
-        data = text.encode("utf-8")
-        capacity = len(data) + 16
-        ids = (self._lib.llama_token * capacity)()
-        n = self._lib.llama_tokenize(self._vocab, data, len(data), ids, capacity, False, True)
-        if n < 0:
-            raise BackendError(f"tokenizer needed {-n} slots for {len(data)} bytes")
-        return tuple(int(t) for t in ids[:n])
+        return self._token_ids(text, special=True)
 
     @property
     def chat_template(self) -> str | None:
