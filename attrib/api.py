@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from attrib.backend import Backend, Generation, ScoreRequest, ScoreResult, load_backend
+from attrib.backend import Backend, Generation, Messages, ScoreRequest, ScoreResult, load_backend
 from attrib.chat import DEFAULT_TEMPLATE, ChatLayout, check_messages, layout_chat
 from attrib.errors import BudgetError, EmptyOutputError, EmptyPromptError, InputError, PromptTooLongError
 from attrib.perturbation import Perturbation, get_perturbation
@@ -70,6 +70,8 @@ def _validate(prompt: object, level: str, max_new_tokens: int, target: str | Non
     check_level(level)
     if max_new_tokens < 1 and target is None:
         raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if target == "":
+        raise InputError("target is empty; pass the output text to explain, or omit it to generate")
     if budget is not None and budget < 2:
         raise BudgetError(f"budget must allow at least 2 calls, got {budget}")
 
@@ -202,6 +204,11 @@ def attribute(
     perturb = get_perturbation(perturbation)
     model, owned = _resolve_backend(backend, backend_options)
     try:
+        if target is not None and not model.supports_target:
+            raise InputError(
+                "this endpoint can only regenerate outputs (no forced scoring), so it cannot explain a given "
+                "target; omit target to explain the model's own output"
+            )
         if isinstance(prompt, list):
             if noise_samples:
                 raise InputError("noise_samples applies to plain prompts; it is not implemented for chats yet")
@@ -216,6 +223,52 @@ def attribute(
     finally:
         if owned:
             model.close()
+
+
+def _generate(
+    model: Backend, prompt_ids: Sequence[int], max_new_tokens: int, bar: Progress, *, messages: Messages | None = None
+) -> Generation:
+    """The model's greedy output for the prompt, checked to fit and to be non-empty.
+
+    Raises:
+        PromptTooLongError: if prompt and output would exceed the context.
+        EmptyOutputError: if the model stops at once.
+    """
+    _check_fits(model, len(prompt_ids), max_new_tokens)
+    bar.set_phase("generating")
+    generation = model.generate(prompt_ids, max_new_tokens=max_new_tokens, messages=messages)
+    if not generation.ids:
+        raise EmptyOutputError(
+            "the model generated no output (it stopped at once); pass target=... to explain a given output"
+        )
+    return generation
+
+
+def _run_stats(
+    model: Backend,
+    scorer: Scorer,
+    usage_before: dict[str, int],
+    started: float,
+    *,
+    tokens_evaluated: int,
+    generated: int,
+    budget: int | None,
+    budget_exhausted: bool,
+    extra_calls: int = 0,
+) -> Stats:
+    """What the run cost: the scorer's calls and tokens plus ``extra_calls`` made outside it,
+    and the backend's own counters since ``usage_before``."""
+    usage_after = model.usage_snapshot()
+    return Stats(
+        calls=scorer.calls + extra_calls,
+        tokens_evaluated=tokens_evaluated + scorer.tokens_evaluated,
+        seconds=time.perf_counter() - started,
+        generated_tokens=generated,
+        reused=scorer.reused,
+        budget=budget,
+        budget_exhausted=budget_exhausted,
+        backend_usage={key: value - usage_before.get(key, 0) for key, value in usage_after.items()},
+    )
 
 
 def _attribute(
@@ -233,11 +286,6 @@ def _attribute(
     started: float,
 ) -> Attribution:
     level = _unit_level(model, level)
-    if target is not None and not model.supports_target:
-        raise InputError(
-            "this endpoint can only regenerate outputs (no forced scoring), so it cannot explain a given "
-            "target; omit target to explain the model's own output"
-        )
     usage_before = model.usage_snapshot()
     perturb = perturb.bind(model.tokenize)
 
@@ -247,16 +295,10 @@ def _attribute(
         tokens_evaluated = 0
         if target is None:
             tokens = model.tokenize(prompt)
-            _check_fits(model, len(tokens), max_new_tokens)
-            bar.set_phase("generating")
-            generation = model.generate(tokens.ids, max_new_tokens=max_new_tokens)
+            generation = _generate(model, tokens.ids, max_new_tokens, bar)
             output_ids = generation.ids
             generated = len(output_ids)
             tokens_evaluated += generation.tokens_evaluated
-            if not output_ids:
-                raise EmptyOutputError(
-                    "the model generated no output (it stopped at once); pass target=... to explain a given output"
-                )
             output_text = model.detokenize(output_ids)
         else:
             tokens, output_ids, output_text = split_target(model, prompt, target)
@@ -287,17 +329,11 @@ def _attribute(
         bar.close()
 
     units = segmentation.units(level)
-    usage_after = model.usage_snapshot()
-    stats = Stats(
-        calls=scorer.calls,
-        tokens_evaluated=tokens_evaluated + scorer.tokens_evaluated,
-        seconds=time.perf_counter() - started,
-        generated_tokens=generated,
-        reused=scorer.reused,
-        budget=budget,
+    stats = _run_stats(
+        model, scorer, usage_before, started,
+        tokens_evaluated=tokens_evaluated, generated=generated, budget=budget,
         budget_exhausted=schedule.budget_exhausted,
-        backend_usage={k: v - usage_before.get(k, 0) for k, v in usage_after.items()},
-    )
+    )  # fmt: skip
     parameters: dict[str, Any] = {**scheduler.describe(), "seed": seed}
     if target is None:
         parameters["max_new_tokens"] = max_new_tokens
@@ -337,11 +373,6 @@ def _attribute_chat(
 ) -> Attribution:
     """The chat path of :func:`attribute`: Shapley values over messages, then units inside each message."""
     level = _unit_level(model, level)
-    if target is not None and not model.supports_target:
-        raise InputError(
-            "this endpoint can only regenerate outputs (no forced scoring), so it cannot explain a given "
-            "target; omit target to explain the model's own output"
-        )
     template = chat_template or model.chat_template or DEFAULT_TEMPLATE
     usage_before = model.usage_snapshot()
     perturb = perturb.bind(model.tokenize)
@@ -356,21 +387,12 @@ def _attribute_chat(
         generated = 0
         tokens_evaluated = 0
         if target is None:
-            _check_fits(model, len(prompt_tokens), max_new_tokens)
-            bar.set_phase("generating")
-            generation = model.generate(
-                prompt_tokens.ids,
-                max_new_tokens=max_new_tokens,
-                messages=tuple((m["role"], m["content"]) for m in messages),
-            )
+            chat = tuple((m["role"], m["content"]) for m in messages)
+            generation = _generate(model, prompt_tokens.ids, max_new_tokens, bar, messages=chat)
             output_ids = generation.ids
             generated = len(output_ids)
             tokens_evaluated += generation.tokens_evaluated
-            if not output_ids:
-                raise EmptyOutputError("the model generated no output (it stopped at once); pass target=...")
         else:
-            if not target:
-                raise InputError("target is empty; pass the output text to explain, or omit it to generate")
             output_ids = model.tokenize(target).ids
             _check_fits(model, len(prompt_tokens), len(output_ids))
         output_text = model.detokenize(output_ids)
@@ -446,17 +468,11 @@ def _attribute_chat(
     finally:
         bar.close()
 
-    usage_after = model.usage_snapshot()
-    stats = Stats(
-        calls=scorer.calls + coalition_calls,
-        tokens_evaluated=tokens_evaluated + scorer.tokens_evaluated,
-        seconds=time.perf_counter() - started,
-        generated_tokens=generated,
-        reused=scorer.reused,
-        budget=budget,
-        budget_exhausted=budget_exhausted,
-        backend_usage={key: v - usage_before.get(key, 0) for key, v in usage_after.items()},
-    )
+    stats = _run_stats(
+        model, scorer, usage_before, started,
+        tokens_evaluated=tokens_evaluated, generated=generated, budget=budget,
+        budget_exhausted=budget_exhausted, extra_calls=coalition_calls,
+    )  # fmt: skip
     parameters: dict[str, Any] = {**scheduler.describe(), "seed": seed, "chat_template": template}
     if target is None:
         parameters["max_new_tokens"] = max_new_tokens
