@@ -11,13 +11,17 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from attrib.backend import backend_names
 from attrib.errors import AttribError, EmptyPromptError, InputError
 from attrib.scheduler import METHODS
 from attrib.segmentation import LEVELS
+
+if TYPE_CHECKING:
+    from attrib.result import Attribution
 
 __all__ = ["main"]
 
@@ -117,11 +121,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     _add_backend_arguments(explain)
 
-    output = explain.add_argument_group("output")
-    output.add_argument("--top", type=int, default=10, metavar="K", help="units to list (default 10)")
-    output.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT ('-' for stdout)")
-    output.add_argument("--html", metavar="OUT", help="write a self-contained HTML report to OUT")
-    output.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    _add_output_arguments(explain, top=10, what="units")
 
     audit = commands.add_parser(
         "audit",
@@ -146,11 +146,7 @@ def _build_parser() -> argparse.ArgumentParser:
     audit_how.add_argument("--reference-base-url", metavar="URL", help="reference endpoint: the same model without the suspected hidden prompt")
     audit_how.add_argument("--reference-model", metavar="NAME", help="model name at the reference endpoint (default: --model)")
     _add_backend_arguments(audit)
-    audit_out = audit.add_argument_group("output")
-    audit_out.add_argument("--top", type=int, default=5, metavar="K", help="system-prompt units to list (default 5)")
-    audit_out.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT ('-' for stdout)")
-    audit_out.add_argument("--html", metavar="OUT", help="write a self-contained HTML report to OUT")
-    audit_out.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    _add_output_arguments(audit, top=5, what="system-prompt units")
 
     report = commands.add_parser(
         "report",
@@ -191,6 +187,31 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     api.add_argument("--max-retries", type=int, default=8, metavar="N", help="retries per request (default 8)")
     api.add_argument("--cache-dir", metavar="DIR", help="response cache directory (default $ATTRIB_CACHE_DIR or ~/.cache/attrib)")
     api.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser, *, top: int, what: str) -> None:
+    """The output flags shared by explain and audit."""
+    output = parser.add_argument_group("output")
+    output.add_argument("--top", type=int, default=top, metavar="K", help=f"{what} to list (default {top})")
+    output.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT ('-' for stdout)")
+    output.add_argument("--html", metavar="OUT", help="write a self-contained HTML report to OUT")
+    output.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+
+
+def _emit(args: argparse.Namespace, result: Attribution, render: Callable[[], str]) -> int:
+    """Write --html and --json, then print the rendered view (or only the JSON for --json -)."""
+    if args.html is not None:
+        _write(args.html, result.to_html())
+    if args.json == "-":  # JSON alone on stdout, for pipes
+        sys.stdout.write(result.to_json(indent=1) + "\n")
+        return 0
+    if args.json is not None:
+        _write(args.json, result.to_json(indent=1) + "\n")
+    print(render())
+    for kind, path in (("result", args.json), ("report", args.html)):
+        if path is not None:
+            print(f"{kind} written to {path}")
+    return 0
 
 
 def _write(path: str, text: str) -> None:
@@ -296,18 +317,7 @@ def _explain(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"dry run: {plan.describe()}; nothing was sent to the model")
         return 0
-    if args.html is not None:
-        _write(args.html, result.to_html())
-    if args.json == "-":  # JSON alone on stdout, for pipes
-        sys.stdout.write(result.to_json(indent=1) + "\n")
-        return 0
-    if args.json is not None:
-        _write(args.json, result.to_json(indent=1) + "\n")
-    print(render_text(result, top=args.top))
-    for kind, path in (("result", args.json), ("report", args.html)):
-        if path is not None:
-            print(f"{kind} written to {path}")
-    return 0
+    return _emit(args, result, lambda: render_text(result, top=args.top))
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -354,18 +364,7 @@ def _audit(args: argparse.Namespace) -> int:
                 opened.close()
     for warning in caught:
         print(f"attrib: note: {warning.message}", file=sys.stderr)
-    if args.html is not None:
-        _write(args.html, result.to_html())
-    if args.json == "-":
-        sys.stdout.write(result.to_json(indent=1) + "\n")
-        return 0
-    if args.json is not None:
-        _write(args.json, result.to_json(indent=1) + "\n")
-    print(render_audit(result, top=args.top))
-    for kind, path in (("result", args.json), ("report", args.html)):
-        if path is not None:
-            print(f"{kind} written to {path}")
-    return 0
+    return _emit(args, result, lambda: render_audit(result, top=args.top))
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:
