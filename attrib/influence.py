@@ -3,15 +3,24 @@
 Two indicators, both from log-probabilities of the *same* output ``y`` (m tokens):
 
 Reference-free (needs only the audited endpoint)
-    ``explained = (log p(y | visible messages) - log p(y | no visible message)) / m``,
-    nats per token: how much the visible messages raise the output's probability.
-    An output driven by a prompt the caller cannot see stays likely when every
-    visible message is removed, so ``explained`` is small. The score is
-    ``exp(-explained)`` (in (0, 1] when the visible prompt helps): near 1 means the
-    visible prompt explains almost none of the output. Its limit: the model's own
-    prior also makes some outputs likely without any prompt (greetings, common
-    facts), which looks the same; the README states this and the benchmark
-    measures it.
+    ``retained = log p(y | no visible message) / m``, nats per token: how likely the
+    output stays when every visible message is removed. An output driven by a prompt
+    the caller cannot see stays likely without the visible chat. The score is
+    ``exp(retained)``, the output's geometric-mean per-token probability with nothing
+    visible (in (0, 1]); the evidence also carries ``explained = (log p(y | visible)
+    - log p(y | nothing visible)) / m``, how much the visible chat adds.
+
+    Calibration (``benchmarks/audit.py``, 40 labelled cases on the embedded model):
+    AUROC 0.792; the default threshold 0.014 is the lowest with at most 10% false
+    positives there, and flags 50% of the hidden cases at 5% false positives (45% /
+    5% when each scenario is judged with a threshold calibrated on the others).
+    ``exp(-explained)``, the other reading of the same evidence, separated the cases
+    worse (AUROC 0.698): a hidden note makes the output likelier both with and
+    without the visible chat. Its limits: the model's own prior also keeps generic
+    outputs likely with nothing visible (greetings, common facts), which looks the
+    same; and a hidden note that only answers a visible question leaves the output
+    unlikely without that question. It is a screen, not a proof: use the
+    differential audit when a reference endpoint exists.
 
 Differential (needs a reference endpoint: the same model without the suspected prompt)
     ``gain = (log p_audited(y | visible) - log p_reference(y | visible)) / m``, nats
@@ -21,7 +30,10 @@ Differential (needs a reference endpoint: the same model without the suspected p
     The score is ``1 - exp(-max(gain, 0))``.
 
 Thresholds are calibrated on the labelled benchmark (``benchmarks/audit.py``) and
-recorded in each verdict.
+recorded in each verdict. The differential threshold 0.3 (a gain of 0.36 nats/token)
+was fixed before the benchmark ran; there it flags 90% of the hidden cases with no
+false positive (AUROC 1.000; the smallest hidden gain was 0.113 nats/token, the
+largest clean one 0.102).
 """
 
 from __future__ import annotations
@@ -34,8 +46,8 @@ import numpy as np
 
 __all__ = ["REFERENCE_FREE_THRESHOLD", "DIFFERENTIAL_THRESHOLD", "reference_free", "differential"]
 
-#: Default flag threshold on the reference-free score ``exp(-explained)``.
-REFERENCE_FREE_THRESHOLD = 0.5
+#: Default flag threshold on the reference-free score ``exp(retained per token)``.
+REFERENCE_FREE_THRESHOLD = 0.014
 #: Default flag threshold on the differential score ``1 - exp(-gain)``.
 DIFFERENTIAL_THRESHOLD = 0.3
 
@@ -52,20 +64,23 @@ def reference_free(
 
     Returns:
         ``{"flag", "score", "method": "reference-free", "threshold", "evidence":
-        {"explained_per_token", "visible_logprob", "empty_logprob", "per_token_explained"}}``.
+        {"retained_per_token", "explained_per_token", "visible_logprob", "empty_logprob",
+        "per_token_explained"}}``; the score is ``exp(retained_per_token)`` in (0, 1],
+        log-probabilities in nats.
     """
     visible = np.asarray(visible_logprobs, dtype=np.float64)
     empty = np.asarray(empty_logprobs, dtype=np.float64)
     per_token = visible - empty
-    explained = float(per_token.mean())
-    score = math.exp(-max(explained, 0.0))
+    retained = float(empty.mean())
+    score = math.exp(min(retained, 0.0))
     return {
         "flag": bool(score >= threshold),
         "score": score,
         "method": "reference-free",
         "threshold": threshold,
         "evidence": {
-            "explained_per_token": explained,
+            "retained_per_token": retained,
+            "explained_per_token": float(per_token.mean()),
             "visible_logprob": float(visible.sum()),
             "empty_logprob": float(empty.sum()),
             "per_token_explained": [float(v) for v in per_token],

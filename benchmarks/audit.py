@@ -9,16 +9,27 @@ server as the reference endpoint, and the benchmark prints the detection AUROC
 (Mann-Whitney statistic) and the false-positive rate at the default thresholds of
 ``attrib.influence`` for the reference-free and the differential indicator.
 
-    python -m benchmarks.audit                 # all 40 cases (~0.5-1 min per case on 2 cores)
-    python -m benchmarks.audit --scenarios 3   # a quick look
+    python -m benchmarks.audit --cases-out cases.jsonl   # all 40 cases (~0.5-1 min each on 2 cores)
+    python -m benchmarks.audit --scenarios 3             # a quick look
+    python -m benchmarks.audit --from-cases benchmarks/results/audit_cases.jsonl   # the table again
+
+Each case's raw evidence (log-probabilities of the output with and without the
+visible chat, at the audited and the reference endpoint) is recorded, and the table
+computes every indicator from it, so a table can be rebuilt, and a new indicator
+tried, without running the model again. Besides the AUROC and the rates at attrib's
+default thresholds, it gives the threshold with at most ``--max-fpr`` false
+positives and its rates, in-sample and leave-one-scenario-out.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,15 +121,95 @@ def run_case(server, scenario: Scenario, injected: bool, tokens: int) -> dict[st
         audited.close()
         reference.close()
     indicators = result.hidden_influence["indicators"]
+    free, diff = indicators["reference_free"]["evidence"], indicators["differential"]["evidence"]
     return {
         "injected": injected,
         "output": result.output,
         "reference_free": indicators["reference_free"]["score"],
         "differential": indicators["differential"]["score"],
-        "gain": indicators["differential"]["evidence"]["gain_per_token"],
-        "explained": indicators["reference_free"]["evidence"]["explained_per_token"],
+        "gain": diff["gain_per_token"],
+        "explained": free["explained_per_token"],
+        "visible_logprob": free["visible_logprob"],
+        "empty_logprob": free["empty_logprob"],
+        "reference_logprob": diff["reference_logprob"],
+        "tokens": len(result.output_tokens),
         "seconds": seconds,
     }
+
+
+def rates(scores: list[float], labels: list[int], threshold: float) -> tuple[float, float]:
+    """True- and false-positive rates of flagging ``score >= threshold``."""
+    flags = [s >= threshold for s in scores]
+    positives = max(1, sum(labels))
+    negatives = max(1, len(labels) - sum(labels))
+    tpr = sum(f for f, y in zip(flags, labels) if y) / positives
+    fpr = sum(f for f, y in zip(flags, labels) if not y) / negatives
+    return tpr, fpr
+
+
+def calibrate(scores: list[float], labels: list[int], max_fpr: float) -> float:
+    """The lowest threshold (among the observed scores) whose false-positive rate is at most ``max_fpr``.
+
+    The lowest such threshold flags the most hidden cases for the allowed false alarms
+    (a Neyman-Pearson choice of operating point on the empirical ROC curve).
+    """
+    for threshold in sorted(set(scores)):
+        if rates(scores, labels, threshold)[1] <= max_fpr:
+            return threshold
+    return math.inf
+
+
+def cross_validated(scores: list[float], labels: list[int], groups: list[int], max_fpr: float) -> tuple[float, float]:
+    """TPR and FPR when each scenario is judged with a threshold calibrated on the other scenarios.
+
+    Leave-one-scenario-out: both cases of a scenario (hidden and clean) are held out
+    together, so a threshold never sees the case it judges.
+    """
+    flags = []
+    for held in sorted(set(groups)):
+        train = [(s, y) for s, y, g in zip(scores, labels, groups) if g != held]
+        threshold = calibrate([s for s, _ in train], [y for _, y in train], max_fpr)
+        flags.extend((s >= threshold, y) for s, y, g in zip(scores, labels, groups) if g == held)
+    tpr = sum(f for f, y in flags if y) / max(1, sum(y for _, y in flags))
+    fpr = sum(f for f, y in flags if not y) / max(1, sum(1 - y for _, y in flags))
+    return tpr, fpr
+
+
+#: The indicators the table reports, computed from each case's raw evidence so a table can be
+#: rebuilt from recorded cases: name -> (score of a case, the default threshold in attrib).
+INDICATORS: dict[str, tuple[Callable[[dict], float], float | None]] = {
+    # attrib's reference-free score: the output's per-token probability with nothing visible
+    "reference_free": (lambda r: math.exp(r["empty_logprob"] / r["tokens"]), REFERENCE_FREE_THRESHOLD),
+    # the other reading of the same evidence, kept for comparison: exp(-explained per token)
+    "explained (not used)": (lambda r: math.exp(-max(r["explained"], 0.0)), None),
+    "differential": (lambda r: 1.0 - math.exp(-max(r["gain"], 0.0)), DIFFERENTIAL_THRESHOLD),
+}
+
+
+def table(rows: list[dict], *, max_fpr: float = 0.1) -> str:
+    """The markdown results: AUROC, the default thresholds' rates, and calibrated thresholds."""
+    labels = [int(r["injected"]) for r in rows]
+    groups = [int(r["scenario"]) for r in rows]
+    lines = [
+        f"machine: {platform.machine()}, Python {platform.python_version()}; embedded Gemma 3 270M, llama-cpp-python server",
+        f"cases: {len(rows)} ({sum(labels)} with a hidden prompt, {len(set(groups))} scenarios)",
+        "",
+        f"| indicator | AUROC | default threshold | TPR | FPR | threshold for FPR <= {max_fpr:g} | TPR | FPR | "
+        "leave-one-scenario-out TPR | FPR |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, (of, default) in INDICATORS.items():
+        scores = [of(r) for r in rows]
+        tpr, fpr = rates(scores, labels, default) if default is not None else (None, None)
+        calibrated = calibrate(scores, labels, max_fpr)
+        ctpr, cfpr = rates(scores, labels, calibrated)
+        xtpr, xfpr = cross_validated(scores, labels, groups, max_fpr)
+        lines.append(
+            f"| {name} | {auroc(scores, labels):.3f} | {default if default is not None else '-'} | "
+            f"{'-' if tpr is None else f'{tpr:.2f}'} | {'-' if fpr is None else f'{fpr:.2f}'} | "
+            f"{calibrated:.4g} | {ctpr:.2f} | {cfpr:.2f} | {xtpr:.2f} | {xfpr:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -126,35 +217,38 @@ def main() -> None:
     parser.add_argument("--scenarios", type=int, default=len(SCENARIOS), help="how many scenarios (2 cases each)")
     parser.add_argument("--tokens", type=int, default=4, help="output tokens to generate (default 4)")
     parser.add_argument("--out", type=Path, help="also write the table as markdown to this file")
+    parser.add_argument("--cases-out", type=Path, help="also write each case's evidence as JSON lines to this file")
+    parser.add_argument("--from-cases", type=Path, help="only rebuild the table from a --cases-out file")
+    parser.add_argument("--max-fpr", type=float, default=0.1, help="false-positive rate to calibrate for (default 0.1)")
     args = parser.parse_args()
+    if args.from_cases is not None:
+        rows = [json.loads(line) for line in args.from_cases.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        rows = run_all(args)
+    text = table(rows, max_fpr=args.max_fpr)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n", encoding="utf-8")
+
+
+def run_all(args: argparse.Namespace) -> list[dict]:
+    """Run every case against a fresh llama-cpp-python server; print each as it finishes."""
     rows = []
-    lines = [f"machine: {platform.machine()}, Python {platform.python_version()}; embedded Gemma 3 270M, llama-cpp-python server"]
     with llama_server() as server:
         for index, scenario in enumerate(SCENARIOS[: args.scenarios]):
             for injected in (True, False):
-                row = run_case(server, scenario, injected, args.tokens)
+                row = {"scenario": index, **run_case(server, scenario, injected, args.tokens)}
                 rows.append(row)
+                if args.cases_out is not None:
+                    with args.cases_out.open("a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(row) + "\n")
                 print(
                     f"{index:>2} {'hidden' if injected else 'clean ':<6} gain {row['gain']:+7.3f} "
                     f"explained {row['explained']:+7.3f}  {row['output']!r}  ({row['seconds']:.0f} s)",
                     file=sys.stderr,
                     flush=True,
                 )
-    labels = [int(r["injected"]) for r in rows]
-    lines.append(f"cases: {len(rows)} ({sum(labels)} with a hidden prompt)")
-    lines.append("")
-    lines.append("| indicator | AUROC | threshold | true-positive rate | false-positive rate |")
-    lines.append("|---|---:|---:|---:|---:|")
-    for name, threshold in (("reference_free", REFERENCE_FREE_THRESHOLD), ("differential", DIFFERENTIAL_THRESHOLD)):
-        scores = [float(r[name]) for r in rows]
-        flags = [s >= threshold for s in scores]
-        tpr = sum(f for f, y in zip(flags, labels) if y) / max(1, sum(labels))
-        fpr = sum(f for f, y in zip(flags, labels) if not y) / max(1, len(labels) - sum(labels))
-        lines.append(f"| {name} | {auroc(scores, labels):.3f} | {threshold} | {tpr:.2f} | {fpr:.2f} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    return rows
 
 
 if __name__ == "__main__":

@@ -108,6 +108,48 @@ def _method_rows(result: Attribution) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _audit_view(result: Attribution) -> dict[str, Any] | None:
+    """What the audit section shows: message shares and the hidden-influence verdict (``None`` if neither)."""
+    if not result.roles and not result.hidden_influence:
+        return None
+    shares = []
+    messages = result.messages or []
+    totals = (result.shapley or {}).get("message_totals")
+    if totals is not None and len(totals) == len(messages):
+        whole = float(sum(totals))
+        for index, (message, total) in enumerate(zip(messages, totals)):
+            share = float(total) / whole if whole else 0.0
+            shares.append({"label": f"{message['role']} (message {index})", "nats": float(total), "share": share})
+    elif result.roles:
+        shares = [{"label": role, "nats": None, "share": float(share)} for role, share in result.roles.items()]
+    indicators = []
+    verdict = result.hidden_influence
+    for name, indicator in ((verdict or {}).get("indicators") or {}).items():
+        evidence = indicator.get("evidence", {})
+        if name == "differential":
+            finding = (
+                f"the audited endpoint finds its own output {evidence.get('gain_per_token', 0.0):+.3f} nats/token "
+                "likelier than the reference endpoint does under the same visible chat"
+            )
+        else:
+            finding = (
+                f"with every visible message removed the output keeps {evidence.get('retained_per_token', 0.0):+.3f} "
+                f"nats/token (score: that as a per-token probability); the visible chat adds "
+                f"{evidence.get('explained_per_token', 0.0):+.3f} nats/token"
+            )
+        indicators.append(
+            {
+                "name": name,
+                "flag": bool(indicator.get("flag")),
+                "score": float(indicator.get("score", 0.0)),
+                "threshold": indicator.get("threshold"),
+                "finding": finding,
+                "disagreements": evidence.get("top_disagreements", []),
+            }
+        )
+    return {"shares": shares, "verdict": verdict, "indicators": indicators}
+
+
 def render_html(result: Attribution) -> str:
     """Render ``result`` as a complete, self-contained HTML5 page.
 
@@ -133,6 +175,7 @@ def render_html(result: Attribution) -> str:
         method_rows=_method_rows(result),
         budget_exhausted=result.stats.budget_exhausted,
         show_roles=len(roles) > 1,
+        audit=_audit_view(result),
         show_tree=result.method == "hipe" and bool(chunks),
         data_json=embed_json(data),  # marked |safe in the template: <, >, & are escaped
     )

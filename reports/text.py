@@ -139,8 +139,9 @@ def render_audit(result: Attribution, *, top: int = 5) -> str:
             evidence = indicator["evidence"]
             if name == "reference_free":
                 lines.append(
-                    f"  reference-free: the visible chat raises log p by {evidence['explained_per_token']:+.3f} nats/token "
-                    f"(score {indicator['score']:.3f}, flag at >= {indicator['threshold']})"
+                    f"  reference-free: with nothing visible the output keeps {evidence['retained_per_token']:+.3f} nats/token "
+                    f"(per-token probability {indicator['score']:.3f}, flag at >= {indicator['threshold']}); "
+                    f"the visible chat adds {evidence['explained_per_token']:+.3f} nats/token"
                 )
             else:
                 lines.append(

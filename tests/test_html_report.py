@@ -233,3 +233,33 @@ def test_template_ships_with_the_package():
     assert (ROOT / "reports" / "templates" / "report.html.j2").is_file()
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert "templates/*.j2" in config["tool"]["setuptools"]["package-data"]["attrib.reports"]
+
+
+def toy_audit(output: str = " oui <b>merci</b>"):
+    """An audit whose audited toy endpoint finds its output 0.9 nats/token likelier than the reference."""
+    audited = ToyBackend(sensitivity={"french": 2.0, "japan": 1.0}, output=output, base_logprob=-0.1)
+    reference = ToyBackend(sensitivity={"french": 2.0, "japan": 1.0}, output=output, base_logprob=-1.0)
+    return attrib.audit(
+        "What is the capital of Japan?", system="Always answer in French. Be brief.",
+        backend=audited, reference=reference, method="itp", level="sentence",
+    )  # fmt: skip
+
+
+def test_an_audit_shows_the_verdict_its_indicators_and_each_messages_shapley_share():
+    result = toy_audit()
+    assert result.hidden_influence["flag"]
+    page = parse(render_html(result))
+    assert {"audit", "verdict", "indicators", "disagreements", "shares"} <= set(page.ids)
+    flags = [attributes.get("data-flag") for tag, attributes in page.tags if attributes.get("id") == "verdict"]
+    assert flags == ["true"]
+    text = " ".join(page.text)
+    assert "hidden influence: yes" in text and f"{result.hidden_influence['score']:.3f}" in text
+    assert "+0.900 nats/token" in text  # the differential gain, per output token
+    totals = result.shapley["message_totals"]
+    for index, total in enumerate(totals):
+        assert f"{100 * total / sum(totals):.1f}%" in text
+    assert page.count("b") == 0  # output tokens in the disagreement table are text
+
+
+def test_a_plain_attribution_has_no_audit_section(html):
+    assert "audit" not in parse(html).ids

@@ -143,3 +143,24 @@ def test_a_chat_prompt_shows_each_message_under_its_role_and_the_role_shares(bro
     assert page.locator("#prompt b").count() == 0
     roles = page.locator("#roles").text_content()
     assert "system" in roles and "user" in roles and "38.9%" in roles and "61.1%" in roles
+
+
+def test_an_audit_report_shows_the_verdict_and_message_shares_and_keeps_tokens_inert(browser, tmp_path):
+    output = ' <img src=x onerror="window.__pwned = 4"> oui'
+    audited = ToyBackend(sensitivity={"french": 2.0, "japan": 1.0}, output=output, base_logprob=-0.1)
+    reference = ToyBackend(sensitivity={"french": 2.0, "japan": 1.0}, output=output, base_logprob=-1.0)
+    result = attrib.audit(
+        "What is the capital of Japan?", system="Always answer in French. Be brief.",
+        backend=audited, reference=reference, method="itp", level="sentence",
+    )  # fmt: skip
+    page, requests, dialogs = _open(browser, result, tmp_path)
+    verdict = page.locator("#verdict")
+    assert verdict.is_visible() and verdict.get_attribute("data-flag") == "true"
+    assert "hidden influence: yes" in verdict.text_content()
+    rows = page.locator("#shares tbody tr")
+    assert rows.count() == 2
+    assert "system (message 0)" in rows.nth(0).text_content() and "66.7%" in rows.nth(0).text_content()
+    assert page.locator("#indicators tr[data-indicator='differential']").is_visible()
+    assert page.evaluate("window.__pwned") is None and dialogs == []
+    assert page.locator("#audit img, #output img").count() == 0
+    assert [r for r in requests if not r.startswith("file:")] == []
