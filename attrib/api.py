@@ -14,6 +14,7 @@ import numpy as np
 from attrib.backend import Backend, Generation, Messages, ScoreRequest, ScoreResult, load_backend
 from attrib.chat import DEFAULT_TEMPLATE, ChatLayout, check_messages, layout_chat
 from attrib.errors import BudgetError, EmptyOutputError, EmptyPromptError, InputError, PromptTooLongError
+from attrib.hipe import HiPe
 from attrib.perturbation import Perturbation, get_perturbation
 from attrib.progress import Progress
 from attrib.result import Attribution, Stats
@@ -746,6 +747,12 @@ def plan(
     if not isinstance(prompt, str):
         raise InputError("plan() takes a plain prompt; dry runs of chats are not implemented yet")
     scheduler = get_scheduler(method)
+    if isinstance(scheduler, HiPe) and scheduler.top_k is not None:
+        # the stand-in's drops are all equal, which would trigger the early stop at once
+        scheduler = HiPe(
+            threshold=scheduler.threshold, max_depth=scheduler.max_depth, leaf_group=scheduler.leaf_group,
+            order=scheduler.order,
+        )  # fmt: skip
     perturb = get_perturbation(perturbation)
     model, owned = _resolve_backend(backend, backend_options)
     try:

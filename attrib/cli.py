@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from attrib.backend import backend_names
 from attrib.errors import AttribError, EmptyPromptError, InputError
+from attrib.hipe import ORDERS
 from attrib.scheduler import METHODS
 from attrib.segmentation import LEVELS
 
@@ -103,6 +104,19 @@ def _build_parser() -> argparse.ArgumentParser:
         "at least 0.5 nats), midrange (HiPe's original rule), or a number of nats",
     )
     how.add_argument("--max-depth", type=int, metavar="N", help="hipe: deepest refinement depth (default: down to --level)")
+    how.add_argument(
+        "--order",
+        choices=ORDERS,
+        default="depth",
+        help="hipe: refine depth by depth (default) or best-first, the most salient chunk first "
+        "(with --budget it reaches single units in the salient region sooner)",
+    )
+    how.add_argument(
+        "--early-stop",
+        type=int,
+        metavar="K",
+        help="hipe: stop refining once no unrefined chunk could change the top K units",
+    )
     how.add_argument("--budget", type=int, metavar="N", help="maximum scoring calls, the unperturbed prompt included")
     how.add_argument(
         "--perturbation", choices=("delete", "replace"), default="delete", help="delete units (default) or replace their tokens"
@@ -288,7 +302,10 @@ def _explain(args: argparse.Namespace) -> int:
         raise EmptyPromptError("prompt is empty; give the text to explain")
     if args.top < 0:
         raise InputError(f"--top must be 0 or more, got {args.top}")
-    method = HiPe(threshold=args.threshold, max_depth=args.max_depth) if args.method == "hipe" else ITP()
+    if args.method == "hipe":
+        method = HiPe(threshold=args.threshold, max_depth=args.max_depth, order=args.order, top_k=args.early_stop)
+    else:
+        method = ITP()
     perturbation = Replacement(baseline=args.baseline) if args.perturbation == "replace" else Deletion()
     options = _backend_options(args)
     backend = load_backend(args.backend, **options) if options or args.backend != "llama" else None

@@ -17,6 +17,29 @@ text as in Leap Labs' PIZZA):
    same variant twice. Under a call budget, the most salient parents are refined
    first, each with all its children, and refinement stops at the first parent
    whose children no longer fit.
+
+Refinement order (``order``):
+
+* ``"depth"`` (default): every chunk the threshold passes at one depth is refined
+  before the next depth, as in the original method. Under a budget the calls go to
+  the shallow depths first, so a tight budget can end with no single unit scored.
+* ``"best"``: best-first search. Each scored chunk bounds the drop of every token
+  inside it (the *monotonicity* assumption hierarchical perturbation rests on: a
+  unit cannot drop the output more than a chunk that holds it), a token's bound is
+  the smallest drop of the chunks around it, and a chunk's *ceiling* is the
+  largest bound among its tokens. One chunk is refined at a time: the one with the
+  highest ceiling that the threshold passes (judged on ceilings among the chunks of
+  its depth). Overlapping chunks whose tokens are already covered by smaller,
+  weaker chunks fall below the threshold and are skipped, and a budget reaches
+  single units in the most salient region first (branch and bound, as in best-first
+  search for the maximum of a function bounded on regions).
+
+Early stop (``top_k``): once ``top_k`` units are refined to the requested level,
+chunks whose ceiling does not exceed the ``top_k``-th largest unit drop are left
+unrefined: by the same assumption they cannot hold a unit that would enter the top
+``top_k``. With ``order="best"`` the stop ends the run as soon as the top units are
+settled; with ``order="depth"`` leaves appear only at the last depths, so it saves
+little.
 4. The per-token map spreads each chunk's drop evenly over its tokens and keeps,
    for every token, the mean over the smallest chunks that cover it. A unit's
    score is the sum of the map over its tokens: a leaf unit gets its exact
@@ -52,7 +75,10 @@ from attrib.scheduler import Schedule, Scheduler
 from attrib.scoring import Scorer
 from attrib.segmentation import Segmentation
 
-__all__ = ["HiPe", "Chunk", "Threshold", "MidRange", "Relative", "Fixed", "get_threshold"]
+__all__ = ["HiPe", "Chunk", "Threshold", "MidRange", "Relative", "Fixed", "get_threshold", "ORDERS"]
+
+#: Refinement orders of :class:`HiPe`.
+ORDERS: tuple[str, ...] = ("depth", "best")
 
 
 @dataclass
@@ -90,14 +116,20 @@ class Threshold:
     """Chooses which chunks of the newest depth to refine."""
 
     name = ""
+    #: Whether :meth:`select` reads ``token_map`` (it is not computed for rules that do not).
+    uses_map = True
 
-    def select(self, chunks: Sequence[Chunk], token_map: np.ndarray) -> list[Chunk]:
+    def select(
+        self, chunks: Sequence[Chunk], token_map: np.ndarray, values: Sequence[float] | None = None
+    ) -> list[Chunk]:
         """Return the chunks of ``chunks`` to refine.
 
         Args:
-            chunks: the non-leaf chunks scored at the newest depth.
+            chunks: the non-leaf chunks of one depth.
             token_map: current per-token attribution summed over output tokens,
                 nats, shape (n_tokens,).
+            values: what to judge each chunk by, nats, one per chunk; default each
+                chunk's drop (``chunk.score``). Best-first HiPe passes its tighter bounds.
         """
         raise NotImplementedError
 
@@ -115,7 +147,9 @@ class MidRange(Threshold):
 
     name = "midrange"
 
-    def select(self, chunks: Sequence[Chunk], token_map: np.ndarray) -> list[Chunk]:
+    def select(
+        self, chunks: Sequence[Chunk], token_map: np.ndarray, values: Sequence[float] | None = None
+    ) -> list[Chunk]:
         level = (float(token_map.max()) + float(token_map.min())) / 2.0
         return [c for c in chunks if float(token_map[c.start : c.end].max()) >= level]
 
@@ -132,17 +166,20 @@ class Relative(Threshold):
     fraction: float = 0.1
     floor: float = 0.5
     name = "relative"
+    uses_map = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fraction <= 1.0:
             raise InputError(f"threshold fraction must be within [0, 1], got {self.fraction}")
 
-    def select(self, chunks: Sequence[Chunk], token_map: np.ndarray) -> list[Chunk]:
+    def select(
+        self, chunks: Sequence[Chunk], token_map: np.ndarray, values: Sequence[float] | None = None
+    ) -> list[Chunk]:
         if not chunks:
             return []
-        top = max(c.score for c in chunks)
-        level = max(self.floor, self.fraction * top)
-        return [c for c in chunks if c.score >= level]
+        judged = [c.score for c in chunks] if values is None else list(values)
+        level = max(self.floor, self.fraction * max(judged))
+        return [c for c, v in zip(chunks, judged) if v >= level]
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "fraction": self.fraction, "floor": self.floor}
@@ -154,9 +191,13 @@ class Fixed(Threshold):
 
     nats: float = 1.0
     name = "fixed"
+    uses_map = False
 
-    def select(self, chunks: Sequence[Chunk], token_map: np.ndarray) -> list[Chunk]:
-        return [c for c in chunks if c.score >= self.nats]
+    def select(
+        self, chunks: Sequence[Chunk], token_map: np.ndarray, values: Sequence[float] | None = None
+    ) -> list[Chunk]:
+        judged = [c.score for c in chunks] if values is None else list(values)
+        return [c for c, v in zip(chunks, judged) if v >= self.nats]
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "nats": self.nats}
@@ -265,9 +306,22 @@ class HiPe(Scheduler):
         max_depth: deepest refinement depth (0 scores only the first three chunks);
             ``None`` refines down to the requested level.
         leaf_group: a chunk of at most this many units is cut straight into its units.
+        order: ``"depth"`` refines level by level (every chunk the threshold passes at
+            one depth before the next depth, HiPe's original schedule); ``"best"``
+            refines one chunk at a time, always the highest-scoring chunk the threshold
+            passes at its depth that is not yet refined (best-first search), so a call
+            budget goes to the most salient region all the way down to its units first.
+        top_k: early stop: once ``top_k`` units are refined to the requested level,
+            stop refining chunks whose drop is no larger than the ``top_k``-th largest
+            unit drop. Under the monotonicity assumption of hierarchical perturbation
+            (a unit inside a chunk cannot drop the output more than ablating the whole
+            chunk) the remaining chunks cannot change which units are the top ``top_k``;
+            a chunk left unrefined passes its drop to its units spread over their tokens.
+            ``None`` turns the early stop off.
 
     Raises:
-        InputError: for a negative ``max_depth`` or a ``leaf_group`` below 1.
+        InputError: for a negative ``max_depth``, a ``leaf_group`` below 1, a ``top_k``
+            below 1, or an unknown ``order``.
         UnknownNameError: for an unknown threshold name.
     """
 
@@ -279,14 +333,22 @@ class HiPe(Scheduler):
         threshold: str | float | Threshold = "relative",
         max_depth: int | None = None,
         leaf_group: int = 4,
+        order: str = "depth",
+        top_k: int | None = None,
     ) -> None:
         self.threshold = get_threshold(threshold)
         if max_depth is not None and max_depth < 0:
             raise InputError(f"max_depth must be 0 or more, got {max_depth}")
         if leaf_group < 1:
             raise InputError(f"leaf_group must be at least 1, got {leaf_group}")
+        if order not in ORDERS:
+            raise UnknownNameError.for_choice("order", order, ORDERS)
+        if top_k is not None and top_k < 1:
+            raise InputError(f"top_k must be at least 1 (or None to turn the early stop off), got {top_k}")
         self.max_depth = max_depth
         self.leaf_group = leaf_group
+        self.order = order
+        self.top_k = top_k
 
     def describe(self) -> dict[str, object]:
         return {
@@ -294,6 +356,8 @@ class HiPe(Scheduler):
             "threshold": self.threshold.describe(),
             "max_depth": self.max_depth,
             "leaf_group": self.leaf_group,
+            "order": self.order,
+            "top_k": self.top_k,
         }
 
     def _first_chunks(self, segmentation: Segmentation, level: str) -> list[Span]:
@@ -303,6 +367,13 @@ class HiPe(Scheduler):
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         return len(self._first_chunks(segmentation, level))
 
+    def _settled_level(self, chunks: Sequence[Chunk]) -> float | None:
+        """The ``top_k``-th largest leaf drop, or ``None`` while fewer leaves are scored (or no early stop)."""
+        if self.top_k is None:
+            return None
+        leaves = sorted((c.score for c in chunks if c.leaf), reverse=True)
+        return leaves[self.top_k - 1] if len(leaves) >= self.top_k else None
+
     def run(
         self,
         scorer: Scorer,
@@ -311,11 +382,13 @@ class HiPe(Scheduler):
         *,
         on_phase: Callable[[str, int | None], None] | None = None,
     ) -> Schedule:
-        """Score chunks depth by depth, refining those the threshold selects.
+        """Score chunks coarse to fine, refining those the threshold selects.
 
         Returns:
             A :class:`Schedule` with scores of shape (n_units, n_output_tokens), nats,
-            and a trace of every scored chunk (``trace["chunks"]``).
+            and a trace of every scored chunk (``trace["chunks"]``) and of the early
+            stop (``trace["early_stop"]``: calls so far, the ``top_k``-th unit drop and
+            the largest drop left unrefined, or ``None``).
 
         Raises:
             BudgetError: if the budget cannot cover the first three chunks.
@@ -330,6 +403,10 @@ class HiPe(Scheduler):
 
         chunks: list[Chunk] = []
         index_of: dict[Span, int] = {}
+        # bound[t]: the smallest drop of any scored chunk that holds token t. Under
+        # HiPe's monotonicity assumption no unit drops the output more than a chunk
+        # around it, so a chunk can hold nothing above the largest bound inside it.
+        bound = np.full(n_tokens, np.inf)
 
         def score(spans: list[Span], parents: list[int | None], depth: int) -> list[Chunk]:
             if on_phase is not None:
@@ -341,7 +418,46 @@ class HiPe(Scheduler):
                 chunk = Chunk(span[0], span[1], depth, parent, row, is_leaf(span))
                 chunks.append(chunk)
                 new.append(chunk)
+                np.minimum(bound[span[0] : span[1]], chunk.score, out=bound[span[0] : span[1]])
             return new
+
+        def ceiling(chunk: Chunk) -> float:
+            """The largest drop any unit inside ``chunk`` could still have, nats."""
+            return float(bound[chunk.start : chunk.end].max())
+
+        best_first = self.order == "best"
+
+        def passed(candidates: Sequence[Chunk]) -> list[Chunk]:
+            """Candidates the threshold passes, each judged among the chunks of its depth.
+
+            Depth order judges drops (HiPe's rule); best-first judges ceilings, so a
+            chunk whose tokens are already accounted for by smaller chunks is skipped.
+            """
+            current = token_map(chunks, n_tokens, scorer.n_output).sum(axis=1) if self.threshold.uses_map else None
+            picked: list[Chunk] = []
+            for depth in sorted({c.depth for c in candidates}):
+                peers = [c for c in chunks if c.depth == depth and not c.leaf]
+                values = [ceiling(c) for c in peers] if best_first else None
+                chosen = {id(c) for c in self.threshold.select(peers, current, values)}
+                picked.extend(c for c in candidates if c.depth == depth and id(c) in chosen)
+            if best_first:
+                return sorted(picked, key=lambda c: (-ceiling(c), c.length, c.start))
+            return sorted(picked, key=lambda c: -c.score)
+
+        def settle(selected: list[Chunk]) -> list[Chunk]:
+            """Drop the chunks that cannot change the top ``top_k`` units; record the stop."""
+            nonlocal early_stop
+            level_k = self._settled_level(chunks)
+            if level_k is None:
+                return selected
+            kept = [c for c in selected if ceiling(c) > level_k]
+            if selected and not kept:
+                early_stop = {
+                    "calls": scorer.calls,
+                    "kth_unit_drop": level_k,
+                    "largest_unrefined_drop": max(ceiling(c) for c in selected),
+                }
+            return kept
 
         first = self._first_chunks(segmentation, level)
         if scorer.remaining is not None and scorer.count_new([[s] for s in first]) > scorer.remaining:
@@ -350,14 +466,19 @@ class HiPe(Scheduler):
                 f"{len(first)} chunks); raise --budget"
             )
         frontier = score(first, [None] * len(first), 0)
+        early_stop: dict[str, float] | None = None
         budget_exhausted = False
-        depth = 0
-        while self.max_depth is None or depth < self.max_depth:
-            candidates = [c for c in frontier if not c.leaf]
-            if not candidates:
-                break
-            current = token_map(chunks, n_tokens, scorer.n_output).sum(axis=1)
-            selected = sorted(self.threshold.select(candidates, current), key=lambda c: -c.score)
+        deepest = 0
+        while True:
+            if best_first:
+                candidates = [c for c in chunks if not c.leaf and not c.refined]
+            else:
+                candidates = [c for c in frontier if not c.leaf]
+            if self.max_depth is not None:
+                candidates = [c for c in candidates if c.depth < self.max_depth]
+            selected = settle(passed(candidates)) if candidates else []
+            if best_first:
+                selected = selected[:1]
             spans: list[Span] = []
             parents: list[int | None] = []
             for parent in selected:
@@ -373,8 +494,11 @@ class HiPe(Scheduler):
                 spans.extend(kids)
                 parents.extend([index_of[(parent.start, parent.end)]] * len(kids))
             if not spans:
+                if best_first and selected and not budget_exhausted:
+                    continue  # every child was already scored as another chunk's child
                 break
-            depth += 1
+            depth = max(chunks[p].depth for p in parents if p is not None) + 1
+            deepest = max(deepest, depth)
             frontier = score(spans, parents, depth)
 
         final = token_map(chunks, n_tokens, scorer.n_output)
@@ -383,7 +507,10 @@ class HiPe(Scheduler):
         trace = {
             "threshold": self.threshold.describe(),
             "max_depth": self.max_depth,
-            "depths": depth + 1,
+            "order": self.order,
+            "top_k": self.top_k,
+            "early_stop": early_stop,
+            "depths": deepest + 1,
             "chunks": [
                 {
                     "start": c.start,

@@ -151,3 +151,13 @@ def test_backend_by_name_with_options_is_built_and_closed() -> None:
     assert result.top(1)[0].unit.text.strip().startswith("Paris")
     with pytest.raises(attrib.InputError, match="backend_options"):
         attrib.attribute(PROMPT, backend=ToyBackend(), backend_options={"output": " x"})
+
+
+def test_a_dry_run_of_an_early_stopping_hipe_is_still_an_upper_bound(toy):
+    from attrib.hipe import HiPe
+
+    prompt = "The weather was mild. The capital of France is Paris. Markets were busy. " * 4
+    bound = attrib.plan(prompt, backend=toy, method=HiPe(order="best", top_k=1), level="word", target=" yes it is")
+    plain = attrib.plan(prompt, backend=toy, method=HiPe(order="best"), level="word", target=" yes it is")
+    run = attrib.attribute(prompt, backend=toy, method=HiPe(order="best", top_k=1), level="word", target=" yes it is")
+    assert bound.calls == plain.calls >= run.stats.calls

@@ -42,6 +42,16 @@ def test_explain_on_the_toy_backend_prints_output_top_units_and_cost(tmp_path):
     assert data["method"] == "hipe" and data["level"] == "word"
 
 
+def test_best_first_with_an_early_stop_is_recorded_in_the_result(tmp_path):
+    out = tmp_path / "r.json"
+    proc = run("explain", PROMPT, "--backend", "toy", "--level", "word", "--order", "best", "--early-stop", "2",
+               "--json", str(out), "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    data = json.loads(out.read_text())
+    assert data["parameters"]["order"] == "best" and data["parameters"]["top_k"] == 2
+    assert data["trace"]["order"] == "best"
+
+
 def test_prompt_piped_on_stdin_loses_one_trailing_newline():
     proc = run("explain", "--backend", "toy", "--json", "-", stdin=(PROMPT + "\n").encode())
     assert proc.returncode == 0, proc.stderr.decode()
@@ -66,6 +76,8 @@ def test_prompt_file_dash_reads_stdin():
         (["explain", PROMPT, "--backend", "toy", "--method", "itp", "--budget", "5"], None, "needs at least"),
         (["explain", "x", "--model", "/no/such/model.gguf"], None, "model file not found"),
         (["explain", "x", "--prompt-file", "y"], None, "not both"),
+        (["explain", "x", "--backend", "toy", "--early-stop", "0"], None, "top_k must be at least 1"),
+        (["explain", "x", "--backend", "toy", "--order", "widest"], None, "invalid choice: 'widest'"),
     ],
 )
 def test_bad_input_gets_one_line_and_a_nonzero_exit(args, stdin, needle):

@@ -155,3 +155,52 @@ def test_children_are_overlapping_halves_cut_on_the_coarsest_fitting_edges():
     # a chunk of at most four units is cut straight into its units
     assert children(10, 13, hierarchy) == [(10, 11), (11, 12), (12, 13)]
     assert children(10, 11, hierarchy) == []
+
+
+def test_best_first_finds_the_same_top_units_as_depth_order():
+    toy = ToyBackend(sensitivity={"paris": 2.0, "capital": 1.0, "seine": 0.5})
+    depth = attrib.attribute(PROMPT, backend=toy, method=HiPe(order="depth"), level="token")
+    best = attrib.attribute(PROMPT, backend=toy, method=HiPe(order="best"), level="token")
+    assert [i.unit.text for i in best.top(3)] == [i.unit.text for i in depth.top(3)]
+    np.testing.assert_allclose(best.top(3)[0].score, depth.top(3)[0].score)
+    assert best.trace["order"] == "best" and depth.trace["order"] == "depth"
+
+
+def test_best_first_under_a_budget_reaches_single_tokens_where_depth_order_stays_coarse():
+    toy = ToyBackend(sensitivity={"paris": 5.0, "seine": 0.6, "question": 0.8})
+    depth = attrib.attribute(PROMPT, backend=toy, method=HiPe(order="depth"), level="token", budget=30)
+    best = attrib.attribute(PROMPT, backend=toy, method=HiPe(order="best"), level="token", budget=30)
+    assert best.stats.calls <= 30 and depth.stats.calls <= 30
+    best_leaves = [c for c in best.trace["chunks"] if c["leaf"]]
+    depth_leaves = [c for c in depth.trace["chunks"] if c["leaf"]]
+    assert best_leaves and not depth_leaves
+    # the exact leave-one-out drop of "Paris"'s first token: 5 nats per output token
+    assert best.top(1)[0].unit.text == " Pari"
+    assert best.top(1)[0].score == pytest.approx(5.0 * len(best.output_tokens))
+
+
+@pytest.mark.parametrize("order", ["depth", "best"])
+def test_early_stop_keeps_the_exhaustive_top_k_with_fewer_calls(order):
+    toy = ToyBackend(sensitivity={"paris": 3.0, "capital": 2.0, "seine": 0.6, "valley": 0.5, "farmers": 0.5})
+    full = attrib.attribute(PROMPT, backend=toy, method=HiPe(order=order), level="word")
+    early = attrib.attribute(PROMPT, backend=toy, method=HiPe(order=order, top_k=2), level="word")
+    itp = attrib.attribute(PROMPT, backend=toy, method="itp", level="word")
+    assert [i.index for i in early.top(2)] == [i.index for i in itp.top(2)]
+    np.testing.assert_allclose([i.score for i in early.top(2)], [i.score for i in itp.top(2)])
+    assert full.trace["early_stop"] is None
+    if order == "depth":
+        # depth order meets its first units only at its last depth: little to save
+        assert early.stats.calls <= full.stats.calls
+        return
+    assert early.stats.calls < full.stats.calls
+    stop = early.trace["early_stop"]
+    assert stop is not None and stop["largest_unrefined_drop"] <= stop["kth_unit_drop"]
+
+
+def test_hipe_rejects_an_unknown_order_and_a_top_k_below_one():
+    from attrib.errors import InputError, UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="order"):
+        HiPe(order="widest")
+    with pytest.raises(InputError, match="top_k"):
+        HiPe(top_k=0)
