@@ -306,6 +306,11 @@ class HiPe(Scheduler):
         max_depth: deepest refinement depth (0 scores only the first three chunks);
             ``None`` refines down to the requested level.
         leaf_group: a chunk of at most this many units is cut straight into its units.
+            Default: 4 with ``order="depth"``; 8 with ``order="best"``. A chunk of ``n``
+            units costs ``n`` calls cut into units, and about ``3 log2 n`` calls
+            halved down to one salient unit, so below ~10 units the direct cut is the
+            cheaper one (measured on the padded factual set at 1% key words, word level,
+            ``top_k=3``: 22.7 calls on average with 8, 26.1 with 4, same hits).
         order: ``"depth"`` refines level by level (every chunk the threshold passes at
             one depth before the next depth, HiPe's original schedule); ``"best"``
             refines one chunk at a time, always the highest-scoring chunk the threshold
@@ -332,13 +337,15 @@ class HiPe(Scheduler):
         *,
         threshold: str | float | Threshold = "relative",
         max_depth: int | None = None,
-        leaf_group: int = 4,
+        leaf_group: int | None = None,
         order: str = "depth",
         top_k: int | None = None,
     ) -> None:
         self.threshold = get_threshold(threshold)
         if max_depth is not None and max_depth < 0:
             raise InputError(f"max_depth must be 0 or more, got {max_depth}")
+        if leaf_group is None:
+            leaf_group = 8 if order == "best" else 4
         if leaf_group < 1:
             raise InputError(f"leaf_group must be at least 1, got {leaf_group}")
         if order not in ORDERS:
