@@ -7,11 +7,12 @@ User errors print one line, ``attrib: error: ...``, and exit with status 1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -320,8 +321,7 @@ def _explain(args: argparse.Namespace) -> int:
         noise_samples=args.noise_samples,
     )
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with _warnings_as_notes():
             if args.dry_run:
                 plan = attrib.plan(prompt, **common)
             else:
@@ -329,8 +329,6 @@ def _explain(args: argparse.Namespace) -> int:
     finally:
         if backend is not None:
             backend.close()
-    for warning in caught:
-        print(f"attrib: note: {warning.message}", file=sys.stderr)
     if args.dry_run:
         print(f"dry run: {plan.describe()}; nothing was sent to the model")
         return 0
@@ -360,8 +358,7 @@ def _audit(args: argparse.Namespace) -> int:
         ref_options = {**options, "base_url": args.reference_base_url, "model": args.reference_model or args.model}
         reference = load_backend("openai", **ref_options)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with _warnings_as_notes():
             result = attrib.audit(
                 prompt,
                 system=system,
@@ -379,9 +376,17 @@ def _audit(args: argparse.Namespace) -> int:
         for opened in (backend, reference):
             if opened is not None:
                 opened.close()
+    return _emit(args, result, lambda: render_audit(result, top=args.top))
+
+
+@contextlib.contextmanager
+def _warnings_as_notes() -> Iterator[None]:
+    """Collect the warnings raised inside the block and print each as one ``attrib: note:`` line once it succeeds."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
     for warning in caught:
         print(f"attrib: note: {warning.message}", file=sys.stderr)
-    return _emit(args, result, lambda: render_audit(result, top=args.top))
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:

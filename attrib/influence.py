@@ -52,6 +52,11 @@ REFERENCE_FREE_THRESHOLD = 0.014
 DIFFERENTIAL_THRESHOLD = 0.3
 
 
+def _verdict(method: str, score: float, threshold: float, evidence: dict[str, Any]) -> dict[str, Any]:
+    """One indicator's verdict: flagged when ``score`` reaches ``threshold``."""
+    return {"flag": bool(score >= threshold), "score": score, "method": method, "threshold": threshold, "evidence": evidence}
+
+
 def reference_free(
     visible_logprobs: np.ndarray, empty_logprobs: np.ndarray, *, threshold: float = REFERENCE_FREE_THRESHOLD
 ) -> dict[str, Any]:
@@ -73,19 +78,13 @@ def reference_free(
     per_token = visible - empty
     retained = float(empty.mean())
     score = math.exp(min(retained, 0.0))
-    return {
-        "flag": bool(score >= threshold),
-        "score": score,
-        "method": "reference-free",
-        "threshold": threshold,
-        "evidence": {
+    return _verdict("reference-free", score, threshold, {
             "retained_per_token": retained,
             "explained_per_token": float(per_token.mean()),
             "visible_logprob": float(visible.sum()),
             "empty_logprob": float(empty.sum()),
             "per_token_explained": [float(v) for v in per_token],
-        },
-    }
+        })  # fmt: skip
 
 
 def differential(
@@ -113,12 +112,7 @@ def differential(
     gain = float(per_token.mean())
     score = 1.0 - math.exp(-max(gain, 0.0))
     order = np.argsort(-per_token)[:5]
-    return {
-        "flag": bool(score >= threshold),
-        "score": score,
-        "method": "differential",
-        "threshold": threshold,
-        "evidence": {
+    return _verdict("differential", score, threshold, {
             "gain_per_token": gain,
             "audited_logprob": float(audited.sum()),
             "reference_logprob": float(reference.sum()),
@@ -126,5 +120,4 @@ def differential(
             "top_disagreements": [
                 {"token": output_tokens[int(i)], "index": int(i), "gain": float(per_token[int(i)])} for i in order
             ],
-        },
-    }
+        })  # fmt: skip

@@ -139,7 +139,11 @@ def run_case(server, scenario: Scenario, injected: bool, tokens: int) -> dict[st
 
 def rates(scores: list[float], labels: list[int], threshold: float) -> tuple[float, float]:
     """True- and false-positive rates of flagging ``score >= threshold``."""
-    flags = [s >= threshold for s in scores]
+    return flag_rates([s >= threshold for s in scores], labels)
+
+
+def flag_rates(flags: list[bool], labels: list[int]) -> tuple[float, float]:
+    """True- and false-positive rates of the given flags."""
     positives = max(1, sum(labels))
     negatives = max(1, len(labels) - sum(labels))
     tpr = sum(f for f, y in zip(flags, labels) if y) / positives
@@ -170,9 +174,7 @@ def cross_validated(scores: list[float], labels: list[int], groups: list[int], m
         train = [(s, y) for s, y, g in zip(scores, labels, groups) if g != held]
         threshold = calibrate([s for s, _ in train], [y for _, y in train], max_fpr)
         flags.extend((s >= threshold, y) for s, y, g in zip(scores, labels, groups) if g == held)
-    tpr = sum(f for f, y in flags if y) / max(1, sum(y for _, y in flags))
-    fpr = sum(f for f, y in flags if not y) / max(1, sum(1 - y for _, y in flags))
-    return tpr, fpr
+    return flag_rates([f for f, _ in flags], [y for _, y in flags])
 
 
 #: The indicators the table reports, computed from each case's raw evidence so a table can be

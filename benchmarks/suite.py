@@ -196,7 +196,7 @@ def run_padded(backend, args, done: set, out: Path) -> None:
                 _say(record)
 
 
-def run_speed(args, out: Path) -> None:
+def run_speed(out: Path) -> None:
     command = [sys.executable, "-m", "benchmarks.speed", "--tokens", "4000", "--units", "32"]
     text = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     report = json.loads(text)
@@ -291,6 +291,12 @@ def _cases(records, task):
     return groups
 
 
+def _ordered(groups, *, descending: bool = False):
+    """``groups`` items by size (needle length or key-word share), then in the order of METHOD_NAMES."""
+    sign = -1 if descending else 1
+    return sorted(groups.items(), key=lambda item: (sign * item[0][0], METHOD_NAMES.index(item[0][1])))
+
+
 def _ratio_cells(rows, index) -> tuple[str, str, str]:
     """Calls, tokens and seconds ratios against ItP on the same cases."""
     itp = [index.get((r["task"], r["size"], r["seed"], "itp")) for r in rows]
@@ -317,7 +323,7 @@ def _faith_rows(groups, label) -> list[str]:
         "| " + label + " | method | cases | deletion AUC ↓ | insertion AUC ↑ | comp. 1/5/10/20% ↑ | suff. 1/5/10/20% ↓ | top-1/3/5 drop ↑ |",
         "|---|---|---:|---:|---:|---|---|---|",
     ]
-    for (size, method), rows in sorted(groups.items(), key=lambda item: (item[0][0], METHOD_NAMES.index(item[0][1]))):
+    for (size, method), rows in _ordered(groups):
         faith = [r["faithfulness"] for r in rows if "faithfulness" in r]
         if not faith:
             continue
@@ -337,7 +343,7 @@ def _agreement_rows(groups, index, label) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     any_row = False
-    for (size, method), rows in sorted(groups.items(), key=lambda item: (item[0][0], METHOD_NAMES.index(item[0][1]))):
+    for (size, method), rows in _ordered(groups):
         if method == "itp":
             continue
         pairs = [(r, index.get((r["task"], r["size"], r["seed"], "itp"))) for r in rows]
@@ -373,7 +379,7 @@ def _needle_tables(records, index) -> list[str]:
         "| tokens | method | cases | hit@1 | hit@3 | calls | tokens evaluated | seconds | calls vs itp | tokens vs itp | seconds vs itp |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for (size, method), rows in sorted(groups.items(), key=lambda item: (item[0][0], METHOD_NAMES.index(item[0][1]))):
+    for (size, method), rows in _ordered(groups):
         calls, tokens, seconds = _ratio_cells(rows, index) if method != "itp" else ("100%", "100%", "100%")
         lines.append(
             f"| {_label(size)} | {method} | {len(rows)} | {sum(r['hit1'] for r in rows)}/{len(rows)} | "
@@ -402,7 +408,7 @@ def _padded_tables(records, index) -> list[str]:
         "| key share | method | cases | words | hits | calls | calls vs itp | tokens vs itp | seconds vs itp |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for (share, method), rows in sorted(groups.items(), key=lambda item: (-item[0][0], METHOD_NAMES.index(item[0][1]))):
+    for (share, method), rows in _ordered(groups, descending=True):
         calls, tokens, seconds = _ratio_cells(rows, index) if method != "itp" else ("100%", "100%", "100%")
         lines.append(
             f"| {_label(share)} (mean {100 * _mean(r['key_share'] for r in rows):.1f}%) | {method} | {len(rows)} | "
@@ -467,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         done = {_key(r) for r in load_records(args.cases)}
         if "speed" in args.tasks:
-            run_speed(args, args.cases)
+            run_speed(args.cases)
         backend = None
         if {"needle", "padded"} & set(args.tasks):
             from attrib.backends.llama import LlamaBackend
