@@ -108,9 +108,9 @@ def _build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--order",
         choices=ORDERS,
-        default="depth",
-        help="hipe: refine depth by depth (default) or best-first, the most salient chunk first "
-        "(with --budget it reaches single units in the salient region sooner)",
+        default="best",
+        help="hipe: best-first, the most salient chunk first (default; with --budget it reaches "
+        "single units in the salient region sooner), or depth by depth as in the original HiPe",
     )
     how.add_argument(
         "--early-stop",

@@ -8,7 +8,8 @@ text as in Leap Labs' PIZZA):
    ``[n/4, 3n/4)`` and ``[n/2, n)``, each ablated on its own.
 2. After each depth, a :class:`Threshold` picks the chunks worth refining. Each
    picked chunk is cut the same way into (up to) three overlapping halves at the
-   next depth; a chunk of at most four units is cut straight into its units.
+   next depth; a chunk of at most ``leaf_group`` units (8, or 4 in depth order) is
+   cut straight into its units.
    Every cut follows the text's hierarchy: it lands on a paragraph edge if one lies
    within an eighth of the chunk's length of the ideal cut point, else on a
    sentence edge, else a word edge, else a token edge, never below the requested
@@ -20,11 +21,11 @@ text as in Leap Labs' PIZZA):
 
 Refinement order (``order``):
 
-* ``"depth"`` (default): every chunk the threshold passes at one depth is refined
-  before the next depth, as in the original method. Under a budget the calls go to
-  the shallow depths first, so a tight budget can end with no single unit scored.
-* ``"best"``: best-first search. Each scored chunk bounds the drop of every token
-  inside it (the *monotonicity* assumption hierarchical perturbation rests on: a
+* ``"depth"``: every chunk the threshold passes at one depth is refined before the
+  next depth, as in the original method. Under a budget the calls go to the shallow
+  depths first, so a tight budget can end with no single unit scored.
+* ``"best"`` (default): best-first search. Each scored chunk bounds the drop of
+  every token inside it (the *monotonicity* assumption hierarchical perturbation rests on: a
   unit cannot drop the output more than a chunk that holds it), a token's bound is
   the smallest drop of the chunks around it, and a chunk's *ceiling* is the
   largest bound among its tokens. One chunk is refined at a time: the one with the
@@ -311,11 +312,12 @@ class HiPe(Scheduler):
             halved down to one salient unit, so below ~10 units the direct cut is the
             cheaper one (measured on the padded factual set at 1% key words, word level,
             ``top_k=3``: 22.7 calls on average with 8, 26.1 with 4, same hits).
-        order: ``"depth"`` refines level by level (every chunk the threshold passes at
-            one depth before the next depth, HiPe's original schedule); ``"best"``
-            refines one chunk at a time, always the highest-scoring chunk the threshold
-            passes at its depth that is not yet refined (best-first search), so a call
-            budget goes to the most salient region all the way down to its units first.
+        order: ``"best"`` (default) refines one chunk at a time, always the one with the
+            highest ceiling the threshold passes at its depth (best-first search), so a
+            call budget goes to the most salient region all the way down to its units
+            first; ``"depth"`` refines level by level (every chunk the threshold passes
+            at one depth before the next depth, HiPe's original schedule). Best-first
+            also skips overlapping chunks that smaller chunks already explain: CHEAPER.
         top_k: early stop: once ``top_k`` units are refined to the requested level,
             stop refining chunks whose drop is no larger than the ``top_k``-th largest
             unit drop. Under the monotonicity assumption of hierarchical perturbation
@@ -338,7 +340,7 @@ class HiPe(Scheduler):
         threshold: str | float | Threshold = "relative",
         max_depth: int | None = None,
         leaf_group: int | None = None,
-        order: str = "depth",
+        order: str = "best",
         top_k: int | None = None,
     ) -> None:
         self.threshold = get_threshold(threshold)

@@ -12,9 +12,10 @@ Tasks (all on Gemma 3 270M through the local llama.cpp backend, forced decoding 
   the scoring path's tokens per second against llama.cpp's raw prompt evaluation.
 
 Methods: ``itp`` (exhaustive leave-one-out), ``hipe-midrange`` (HiPe's original
-rule: depth by depth, refine where the map reaches its mid-range), ``hipe`` (depth by
-depth with attrib's default relative threshold) and ``hipe-best`` (best-first with
-the early stop at the top 3 units). Every attribution up to ``--faithfulness-max-tokens`` is
+rule: depth by depth, refine where the map reaches its mid-range), ``hipe-depth``
+(depth by depth with attrib's relative threshold), ``hipe`` (attrib's default:
+best-first with the relative threshold) and ``hipe-top3`` (best-first with the early
+stop at the top 3 units). Every attribution up to ``--faithfulness-max-tokens`` is
 also measured with :func:`attrib.metrics.faithfulness` (deletion and insertion AUC,
 comprehensiveness and sufficiency, top-k drops); every HiPe attribution of a case
 whose ItP attribution exists is compared with it (Spearman, precision@k).
@@ -47,7 +48,7 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TASKS = ("needle", "padded", "speed")
-METHOD_NAMES = ("itp", "hipe-midrange", "hipe", "hipe-best")
+METHOD_NAMES = ("itp", "hipe-midrange", "hipe-depth", "hipe", "hipe-top3")
 SIZES = (250, 1000, 2000, 4000)
 FRACTIONS = (0.01, 0.05, 0.10, 0.20)
 KS = (1, 3, 5)
@@ -62,10 +63,12 @@ def make_method(name: str):
         return ITP()
     if name == "hipe-midrange":
         return HiPe(threshold="midrange")
+    if name == "hipe-depth":
+        return HiPe(order="depth")
     if name == "hipe":
         return HiPe()
-    if name == "hipe-best":
-        return HiPe(order="best", top_k=3)
+    if name == "hipe-top3":
+        return HiPe(top_k=3)
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHOD_NAMES)}")
 
 
@@ -270,8 +273,9 @@ def report(records: list[dict[str, Any]]) -> str:
         f"Machine: {machine()}.",
         "",
         "Methods: `itp` exhaustive leave-one-out; `hipe-midrange` HiPe's original rule (depth by depth, refine "
-        "where the map reaches its mid-range); `hipe` depth by depth with attrib's default relative threshold; "
-        "`hipe-best` best-first with the early stop at the top 3 units. Costs are means per case; "
+        "where the map reaches its mid-range); `hipe-depth` depth by depth with attrib's relative threshold; "
+        "`hipe` attrib's default, best-first with the relative threshold; "
+        "`hipe-top3` best-first with the early stop at the top 3 units. Costs are means per case; "
         "the ratio is HiPe's mean over ItP's on the same cases (calls: ItP needs one call per unit plus the "
         "prompt, so where ItP was not run its calls are that count, marked †).",
         "",

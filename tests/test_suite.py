@@ -33,7 +33,7 @@ def _records(tmp_path):
     records = []
     for seed in range(2):
         case = make_padded_case(FACTS[0], 0.1, seed=seed)
-        for method in ("itp", "hipe", "hipe-best"):
+        for method in ("itp", "hipe", "hipe-top3"):
 
             def judge(result, case=case):
                 scores = result.unit_scores
@@ -70,5 +70,5 @@ def test_records_round_trip_through_the_cases_file_and_are_skipped_on_a_rerun(tm
         suite._append(path, record)
     again = suite.load_records(path)
     assert again == [dict(r, early_stop=r.get("early_stop")) if "early_stop" in r else r for r in records]
-    assert {suite._key(r) for r in again} == {("padded", 0.1, s, m) for s in range(2) for m in ("itp", "hipe", "hipe-best")}
+    assert {suite._key(r) for r in again} == {("padded", 0.1, s, m) for s in range(2) for m in ("itp", "hipe", "hipe-top3")}
     assert suite.report(again) == suite.report(records)
