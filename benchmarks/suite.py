@@ -341,10 +341,17 @@ def _faith_rows(groups, label) -> list[str]:
     return lines
 
 
+AGREEMENT = (
+    "Agreement with ItP on the same cases (deletion AUC: HiPe's mean against ItP's, and the lowest and highest "
+    "per-case difference; a positive difference means HiPe's curve falls more slowly):"
+)
+
+
 def _agreement_rows(groups, index, label) -> list[str]:
     lines = [
-        "| " + label + " | method | cases with ItP | Spearman | precision@5 | precision@10 | deletion AUC vs ItP |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| " + label + " | method | cases with ItP | Spearman | precision@5 | precision@10 | deletion AUC vs ItP "
+        "| per case, lowest / highest |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     any_row = False
     for (size, method), rows in _ordered(groups):
@@ -361,11 +368,14 @@ def _agreement_rows(groups, index, label) -> list[str]:
             h = _mean(r["faithfulness"]["deletion_auc"] for r, _ in both)
             e = _mean(i["faithfulness"]["deletion_auc"] for _, i in both)
             versus = f"{_fmt(h)} vs {_fmt(e)} ({100 * (h - e) / abs(e):+.1f}%)"
+            per_case = [100 * (r["faithfulness"]["deletion_auc"] - i["faithfulness"]["deletion_auc"])
+                        / abs(i["faithfulness"]["deletion_auc"]) for r, i in both]  # fmt: skip
+            spread = f"{min(per_case):+.1f}% / {max(per_case):+.1f}%"
         else:
-            versus = "—"
+            versus = spread = "—"
         lines.append(
             f"| {_label(size)} | {method} | {len(pairs)} | {stats[:, 0].mean():.3f} | {stats[:, 1].mean():.2f} | "
-            f"{stats[:, 2].mean():.2f} | {versus} |"
+            f"{stats[:, 2].mean():.2f} | {versus} | {spread} |"
         )
     return lines if any_row else []
 
@@ -395,7 +405,7 @@ def _needle_tables(records, index) -> list[str]:
     lines += _faith_rows(groups, "tokens")
     agreement = _agreement_rows(groups, index, "tokens")
     if agreement:
-        lines += ["", "Agreement with ItP on the same cases:", ""] + agreement
+        lines += ["", AGREEMENT, ""] + agreement
     return lines + [""]
 
 
@@ -422,7 +432,7 @@ def _padded_tables(records, index) -> list[str]:
     lines += ["", "Faithfulness:", ""] + _faith_rows(groups, "key share")
     agreement = _agreement_rows(groups, index, "key share")
     if agreement:
-        lines += ["", "Agreement with ItP on the same cases:", ""] + agreement
+        lines += ["", AGREEMENT, ""] + agreement
     return lines + [""]
 
 

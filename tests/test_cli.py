@@ -52,6 +52,18 @@ def test_best_first_with_an_early_stop_is_recorded_in_the_result(tmp_path):
     assert data["trace"]["order"] == "best"
 
 
+def test_best_first_is_the_default_order_and_depth_order_stays_available(tmp_path):
+    orders = {}
+    for extra in ([], ["--order", "depth"]):
+        out = tmp_path / f"r{len(extra)}.json"
+        proc = run("explain", PROMPT, "--backend", "toy", "--level", "word", *extra, "--json", str(out), "--quiet")
+        assert proc.returncode == 0, proc.stderr.decode()
+        data = json.loads(out.read_text())
+        orders[data["trace"]["order"]] = data
+    assert set(orders) == {"best", "depth"}
+    assert orders["best"]["parameters"]["top_k"] is None  # no early stop unless asked for
+
+
 def test_prompt_piped_on_stdin_loses_one_trailing_newline():
     proc = run("explain", "--backend", "toy", "--json", "-", stdin=(PROMPT + "\n").encode())
     assert proc.returncode == 0, proc.stderr.decode()
