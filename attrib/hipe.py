@@ -25,12 +25,12 @@ Refinement order (``order``):
   next depth, as in the original method. Under a budget the calls go to the shallow
   depths first, so a tight budget can end with no single unit scored.
 * ``"best"`` (default): best-first search. Each scored chunk bounds the drop of
-  every token inside it (the *monotonicity* assumption hierarchical perturbation rests on: a
-  unit cannot drop the output more than a chunk that holds it), a token's bound is
-  the smallest drop of the chunks around it, and a chunk's *ceiling* is the
-  largest bound among its tokens. One chunk is refined at a time: the one with the
-  highest ceiling that the threshold passes (judged on ceilings among the chunks of
-  its depth). Overlapping chunks whose tokens are already covered by smaller,
+  every token inside it (the *monotonicity* assumption hierarchical perturbation
+  rests on: a unit cannot drop the output more than a chunk that holds it), a
+  token's bound is the smallest drop of the chunks around it, and a chunk's
+  *ceiling* is the largest bound among its tokens. One chunk is refined at a time:
+  the one with the highest ceiling that the threshold passes (judged on ceilings
+  among the chunks of its depth). Overlapping chunks whose tokens are already covered by smaller,
   weaker chunks fall below the threshold and are skipped, and a budget reaches
   single units in the most salient region first (branch and bound, as in best-first
   search for the maximum of a function bounded on regions).

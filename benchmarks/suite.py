@@ -347,6 +347,11 @@ AGREEMENT = (
 )
 
 
+def _change(value: float, reference: float) -> float:
+    """``value``'s difference from ``reference`` in percent of ``reference``'s magnitude."""
+    return 100 * (value - reference) / abs(reference)
+
+
 def _agreement_rows(groups, index, label) -> list[str]:
     lines = [
         "| " + label + " | method | cases with ItP | Spearman | precision@5 | precision@10 | deletion AUC vs ItP "
@@ -367,9 +372,8 @@ def _agreement_rows(groups, index, label) -> list[str]:
         if both:
             h = _mean(r["faithfulness"]["deletion_auc"] for r, _ in both)
             e = _mean(i["faithfulness"]["deletion_auc"] for _, i in both)
-            versus = f"{_fmt(h)} vs {_fmt(e)} ({100 * (h - e) / abs(e):+.1f}%)"
-            per_case = [100 * (r["faithfulness"]["deletion_auc"] - i["faithfulness"]["deletion_auc"])
-                        / abs(i["faithfulness"]["deletion_auc"]) for r, i in both]  # fmt: skip
+            versus = f"{_fmt(h)} vs {_fmt(e)} ({_change(h, e):+.1f}%)"
+            per_case = [_change(r["faithfulness"]["deletion_auc"], i["faithfulness"]["deletion_auc"]) for r, i in both]
             spread = f"{min(per_case):+.1f}% / {max(per_case):+.1f}%"
         else:
             versus = spread = "—"
