@@ -62,7 +62,7 @@ def make_method(name: str):
     if name == "itp":
         return ITP()
     if name == "hipe-midrange":
-        return HiPe(threshold="midrange")
+        return HiPe(threshold="midrange", order="depth")
     if name == "hipe-depth":
         return HiPe(order="depth")
     if name == "hipe":
