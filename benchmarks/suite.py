@@ -302,7 +302,9 @@ def _ordered(groups, *, descending: bool = False):
 
 
 def _ratio_cells(rows, index) -> tuple[str, str, str]:
-    """Calls, tokens and seconds ratios against ItP on the same cases."""
+    """Calls, tokens and seconds ratios against ItP on the same cases (ItP's own rows: 100%)."""
+    if rows[0]["method"] == "itp":
+        return "100%", "100%", "100%"
     itp = [index.get((r["task"], r["size"], r["seed"], "itp")) for r in rows]
     calls = _mean(r["calls"] for r in rows) / _mean(i["calls"] if i else r["units"] + 1 for r, i in zip(rows, itp))
     dagger = "" if all(itp) else " †"
@@ -384,6 +386,15 @@ def _agreement_rows(groups, index, label) -> list[str]:
     return lines if any_row else []
 
 
+def _quality_sections(groups, index, label: str, caption: str) -> list[str]:
+    """The faithfulness table under ``caption``, then the agreement with ItP where ItP was run."""
+    lines = ["", caption, ""] + _faith_rows(groups, label)
+    agreement = _agreement_rows(groups, index, label)
+    if agreement:
+        lines += ["", AGREEMENT, ""] + agreement
+    return lines + [""]
+
+
 def _needle_tables(records, index) -> list[str]:
     groups = _cases(records, "needle")
     if not groups:
@@ -398,19 +409,15 @@ def _needle_tables(records, index) -> list[str]:
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (size, method), rows in _ordered(groups):
-        calls, tokens, seconds = _ratio_cells(rows, index) if method != "itp" else ("100%", "100%", "100%")
+        calls, tokens, seconds = _ratio_cells(rows, index)
         lines.append(
             f"| {_label(size)} | {method} | {len(rows)} | {sum(r['hit1'] for r in rows)}/{len(rows)} | "
             f"{sum(r['hit3'] for r in rows)}/{len(rows)} | {_mean(r['calls'] for r in rows):,.1f} | "
             f"{_mean(r['tokens_evaluated'] for r in rows):,.0f} | {_mean(r['seconds'] for r in rows):,.1f} | "
             f"{calls} | {tokens} | {seconds} |"
         )
-    lines += ["", "Faithfulness (log-probability of the target in nats; arrows say which way is better):", ""]
-    lines += _faith_rows(groups, "tokens")
-    agreement = _agreement_rows(groups, index, "tokens")
-    if agreement:
-        lines += ["", AGREEMENT, ""] + agreement
-    return lines + [""]
+    caption = "Faithfulness (log-probability of the target in nats; arrows say which way is better):"
+    return lines + _quality_sections(groups, index, "tokens", caption)
 
 
 def _padded_tables(records, index) -> list[str]:
@@ -427,17 +434,13 @@ def _padded_tables(records, index) -> list[str]:
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (share, method), rows in _ordered(groups, descending=True):
-        calls, tokens, seconds = _ratio_cells(rows, index) if method != "itp" else ("100%", "100%", "100%")
+        calls, tokens, seconds = _ratio_cells(rows, index)
         lines.append(
             f"| {_label(share)} (mean {100 * _mean(r['key_share'] for r in rows):.1f}%) | {method} | {len(rows)} | "
             f"{_mean(r['words'] for r in rows):.0f} | {sum(r['hit'] for r in rows)}/{len(rows)} | "
             f"{_mean(r['calls'] for r in rows):.1f} | {calls} | {tokens} | {seconds} |"
         )
-    lines += ["", "Faithfulness:", ""] + _faith_rows(groups, "key share")
-    agreement = _agreement_rows(groups, index, "key share")
-    if agreement:
-        lines += ["", AGREEMENT, ""] + agreement
-    return lines + [""]
+    return lines + _quality_sections(groups, index, "key share", "Faithfulness:")
 
 
 def _speed_table(records) -> list[str]:
