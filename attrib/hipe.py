@@ -30,10 +30,10 @@ Refinement order (``order``):
   token's bound is the smallest drop of the chunks around it, and a chunk's
   *ceiling* is the largest bound among its tokens. One chunk is refined at a time:
   the one with the highest ceiling that the threshold passes (judged on ceilings
-  among the chunks of its depth). Overlapping chunks whose tokens are already covered by smaller,
-  weaker chunks fall below the threshold and are skipped, and a budget reaches
-  single units in the most salient region first (branch and bound, as in best-first
-  search for the maximum of a function bounded on regions).
+  among the chunks of its depth). Overlapping chunks whose tokens are already
+  covered by smaller, weaker chunks fall below the threshold and are skipped, and a
+  budget reaches single units in the most salient region first (branch and bound, as
+  in best-first search for the maximum of a function bounded on regions).
 
 Early stop (``top_k``): once ``top_k`` units are refined to the requested level,
 chunks whose ceiling does not exceed the ``top_k``-th largest unit drop are left
