@@ -14,7 +14,7 @@ name on first use; importing attrib imports no model library.
 """
 
 from attrib.api import Plan, attribute, audit, default_backend, plan
-from attrib.backend import Backend, Generation, ScoreRequest, ScoreResult, backend_names, load_backend, register_backend
+from attrib.backend import Backend, Capabilities, Generation, ScoreRequest, ScoreResult, backend_names, load_backend, register_backend
 from attrib.errors import (
     AttribError,
     AuthenticationError,
@@ -63,6 +63,7 @@ __all__ = [
     "Deletion",
     "Replacement",
     "Backend",
+    "Capabilities",
     "Generation",
     "ScoreRequest",
     "ScoreResult",

@@ -51,7 +51,7 @@ def _resolve_backend(backend: Backend | str | None, options: dict[str, Any] | No
 
 
 def _unit_level(model: Backend, level: str) -> str:
-    if level == "token" and not model.has_tokenizer:
+    if level == "token" and not model.capabilities().has_tokenizer:
         warnings.warn(
             "this endpoint exposes no tokenizer, so units are words (level 'word'); "
             "pass level='word' to silence this",
@@ -205,7 +205,7 @@ def attribute(
     perturb = get_perturbation(perturbation)
     model, owned = _resolve_backend(backend, backend_options)
     try:
-        if target is not None and not model.supports_target:
+        if target is not None and not model.capabilities().supports_target:
             raise InputError(
                 "this endpoint can only regenerate outputs (no forced scoring), so it cannot explain a given "
                 "target; omit target to explain the model's own output"
@@ -348,12 +348,12 @@ def _attribute(
         level=level,
         backend=model.describe(),
         stats=stats,
-        output_token_ids=list(output_ids) if model.exposes_token_ids else None,
+        output_token_ids=list(output_ids) if model.capabilities().exposes_token_ids else None,
         base_logprobs=base,
         perturbation=perturb.describe(),
         parameters=parameters,
         trace=schedule.trace,
-        score_kind=model.score_kind,
+        score_kind=model.capabilities().score_kind,
         noise=None if noise_rows is None else noise_floor(noise_rows, schedule.scores),
     )
 
@@ -489,12 +489,12 @@ def _attribute_chat(
         level=level,
         backend=model.describe(),
         stats=stats,
-        output_token_ids=list(output_ids) if model.exposes_token_ids else None,
+        output_token_ids=list(output_ids) if model.capabilities().exposes_token_ids else None,
         base_logprobs=base,
         perturbation=perturb.describe(),
         parameters=parameters,
         trace={"depths": depths, "chunks": chunks} if chunks else None,
-        score_kind=model.score_kind,
+        score_kind=model.capabilities().score_kind,
         messages=messages,
         roles=role_shares(phi, roles),
         shapley={
@@ -600,7 +600,7 @@ def _score_elsewhere(
     """
     template = chat_template or model.chat_template or DEFAULT_TEMPLATE
     layout = layout_chat(messages, template, tokenize=model.tokenize, tokenize_markup=model.tokenize_markup)
-    if result.output_token_ids is not None and model.exposes_token_ids:
+    if result.output_token_ids is not None and model.capabilities().exposes_token_ids:
         output_ids = tuple(result.output_token_ids)
     else:
         output_ids = model.tokenize(result.output).ids

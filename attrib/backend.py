@@ -1,24 +1,37 @@
-"""The backend contract and the registry of backends by name.
+"""The backend contract: small protocols, capabilities resolved once, and loading by name.
 
 A backend is whatever can tokenize, detokenize, generate greedily and score a
 fixed continuation under many prompts (forced decoding, a.k.a. teacher forcing).
 The calls take batches, so a backend is free to order, share and parallelise the
 work (EleutherAI lm-evaluation-harness's ``loglikelihood`` contract is the model).
 
-Backends are registered by name as ``"module:Class"`` strings and imported only
-when first used, so ``import attrib`` never imports llama_cpp or openai.
+Three contracts, smallest first:
+
+* :class:`ScoringModel`: what the :class:`~attrib.scoring.Scorer` needs, one
+  batched ``score`` call.
+* :class:`Capabilities`: what a backend can do (its score kind, whether it can
+  score a given target, exposes the model's token ids, has the model's
+  tokenizer), a frozen value returned by :meth:`Backend.capabilities`. Resolving
+  it may probe an endpoint once; reading it never does I/O.
+* :class:`Backend`: the whole model interface (tokenizer, generation, scoring,
+  description, usage counters, lifecycle).
+
+Backends are registered by name in :mod:`attrib.registry` as ``"module:Class"``
+strings and imported only when first used, so ``import attrib`` never imports
+llama_cpp, openai's transport or torch.
 """
 
 from __future__ import annotations
 
 import abc
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import numpy as np
 
-from attrib.errors import UnknownNameError
+from attrib import registry
+from attrib.errors import InputError
 from attrib.segmentation import Tokenization
 
 #: A chat prompt as hashable ``((role, content), ...)`` pairs.
@@ -26,6 +39,9 @@ Messages = tuple[tuple[str, str], ...]
 
 __all__ = [
     "Messages",
+    "ScoreKind",
+    "Capabilities",
+    "ScoringModel",
     "Backend",
     "ScoreRequest",
     "ScoreResult",
@@ -73,6 +89,50 @@ class ScoreResult:
     tokens_evaluated: int
 
 
+#: What a score is: a log-probability in nats, or a text-similarity retention (not nats).
+ScoreKind = Literal["logprob", "text-similarity"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, resolved once (:meth:`Backend.capabilities`).
+
+    Attributes:
+        score_kind: what :meth:`Backend.score` returns: ``"logprob"`` (nats) or
+            ``"text-similarity"`` (retention in [-1, 0] per output token; not nats).
+        supports_target: False when the backend can only score outputs the model
+            generates itself (regeneration-based scoring), so a given ``target``
+            cannot be explained.
+        exposes_token_ids: False when token ids are the backend's local indices of
+            token texts rather than the model's vocabulary ids (API backends);
+            results then record no output ids.
+        has_tokenizer: False when the backend has no access to the model's
+            tokenizer and splits text into words; the finest unit level is then the word.
+    """
+
+    score_kind: ScoreKind = "logprob"
+    supports_target: bool = True
+    exposes_token_ids: bool = True
+    has_tokenizer: bool = True
+
+    def __post_init__(self) -> None:
+        if self.score_kind not in ("logprob", "text-similarity"):
+            raise InputError(f"unknown score kind {self.score_kind!r} (expected 'logprob' or 'text-similarity')")
+
+
+class ScoringModel(Protocol):
+    """What the :class:`~attrib.scoring.Scorer` needs of a model: one batched forced-decoding call."""
+
+    def score(
+        self,
+        requests: Sequence[ScoreRequest],
+        *,
+        on_result: Callable[[int, ScoreResult], None] | None = None,
+    ) -> list[ScoreResult]:
+        """Log-probabilities of each request's continuation, in request order (see :meth:`Backend.score`)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Generation:
     """A greedy continuation.
@@ -94,18 +154,17 @@ class Backend(abc.ABC):
     """
 
     name: str = ""
-    #: False when the backend has no access to the model's tokenizer and splits text
-    #: into words instead; the finest unit level is then the word.
-    has_tokenizer: bool = True
-    #: False when the backend can only score outputs the model generates itself
-    #: (regeneration-based scoring), so a given ``target`` cannot be explained.
-    supports_target: bool = True
-    #: What :meth:`score` returns: ``"logprob"`` (nats) or ``"text-similarity"``
-    #: (retention in [-1, 0] per output token).
-    score_kind: str = "logprob"
-    #: False when token ids are the backend's local indices of token texts rather than
-    #: the model's vocabulary ids (API backends); results then record no output ids.
-    exposes_token_ids: bool = True
+
+    def capabilities(self) -> Capabilities:
+        """What this backend can do, resolved once (an API backend may probe its endpoint
+        the first time; later calls return the same value without I/O).
+
+        Default: forced decoding in nats with the model's own tokenizer and token ids.
+
+        Raises:
+            EndpointError: if resolving needs an endpoint that cannot be reached.
+        """
+        return Capabilities()
 
     @property
     @abc.abstractmethod
@@ -173,9 +232,27 @@ class Backend(abc.ABC):
     def detokenize(self, ids: Sequence[int]) -> str:
         """The text of a sequence of token ids."""
 
+    def ids_of_pieces(self, pieces: Sequence[str]) -> tuple[int, ...]:
+        """Token ids for token texts, for backends whose ids are local indices of token
+        texts (``Capabilities.exposes_token_ids`` False): a cached generation is stored as
+        texts and mapped back with this.
+
+        Raises:
+            NotImplementedError: for backends that expose the model's own token ids
+                (their ids are cached as ids and never need this).
+        """
+        raise NotImplementedError(f"{type(self).__name__} exposes the model's token ids; cache ids, not texts")
+
     def describe(self) -> dict[str, object]:
         """JSON-ready description recorded in results (never includes secrets)."""
         return {"name": self.name, "model": self.model, "context_length": self.context_length}
+
+    def identity(self) -> dict[str, object]:
+        """What determines this backend's answers, JSON-ready, for cache keys
+        (:class:`~attrib.caching.CachingBackend`): the backend kind, the model and every
+        setting that changes a score; never secrets, never settings that only change
+        speed (concurrency, threads). Default: :meth:`describe`."""
+        return self.describe()
 
     def usage_snapshot(self) -> dict[str, int]:
         """Backend-specific counters so far (requests, cache hits, retries, ...); empty by default."""
@@ -206,21 +283,14 @@ def prefix_sharing_order(sequences: Sequence[Sequence[int]]) -> list[int]:
     return sorted(range(len(sequences)), key=lambda i: tuple(sequences[i]))
 
 
-_REGISTRY: dict[str, str] = {
-    "llama": "attrib.backends.llama:LlamaBackend",
-    "openai": "attrib.backends.openai:OpenAIBackend",
-    "toy": "attrib.backends.toy:ToyBackend",
-}
-
-
 def register_backend(name: str, target: str) -> None:
     """Register a backend class under ``name`` as ``"module:Class"`` (imported on first use)."""
-    _REGISTRY[name] = target
+    registry.register("backend", name, target)
 
 
 def backend_names() -> list[str]:
     """Names of the registered backends."""
-    return sorted(_REGISTRY)
+    return registry.names("backend")
 
 
 def load_backend(name: str, **options: object) -> Backend:
@@ -230,8 +300,5 @@ def load_backend(name: str, **options: object) -> Backend:
         UnknownNameError: if no backend has that name (with a "did you mean").
         BackendUnavailableError: if the backend's optional dependency is missing.
     """
-    if name not in _REGISTRY:
-        raise UnknownNameError.for_choice("backend", name, _REGISTRY)
-    module_name, _, class_name = _REGISTRY[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**options)
+    backend: Backend = registry.create("backend", name, **options)
+    return backend

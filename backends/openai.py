@@ -68,7 +68,7 @@ import numpy as np
 import openai
 import tenacity
 
-from attrib.backend import Backend, Generation, Messages, ScoreRequest, ScoreResult, prefix_sharing_order
+from attrib.backend import Backend, Capabilities, Generation, Messages, ScoreRequest, ScoreResult, prefix_sharing_order
 from attrib.cache import ResponseCache, request_key
 from attrib.errors import (
     AuthenticationError,
@@ -294,6 +294,17 @@ class OpenAIBackend(Backend):
     def supports_target(self) -> bool:
         """Only forced scoring can score an output the model did not generate itself."""
         return self.scoring == "forced"
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            score_kind="text-similarity" if self.scoring == "text" else "logprob",
+            supports_target=self.supports_target,
+            exposes_token_ids=False,
+            has_tokenizer=self.has_tokenizer,
+        )
+
+    def ids_of_pieces(self, pieces: Sequence[str]) -> tuple[int, ...]:
+        return tuple(self._intern(str(p)) for p in pieces)
 
     def describe(self) -> dict[str, object]:
         info: dict[str, object] = {

@@ -20,7 +20,7 @@ import time
 
 import attrib
 from attrib.backends.openai import OpenAIBackend
-from benchmarks.llama_server import llama_server
+from attrib.testing.llama_server import llama_server
 
 PROMPT = (
     "Maria keeps her spare key under the blue flowerpot by the back door. "

@@ -3,7 +3,7 @@
 Forty cases from twenty scenarios. Each scenario has a visible question (a prompt
 ending in an answer cue, for a base model) and a hidden note that determines the
 answer. A scenario is run twice against llama-cpp-python's server with the embedded
-model: once behind ``tests/proxy.py`` injecting the note (label 1), once behind the
+model: once behind ``attrib/testing/proxy.py`` injecting the note (label 1), once behind the
 same proxy injecting nothing (label 0). ``attrib.audit`` judges each, with the bare
 server as the reference endpoint, and the benchmark prints the detection AUROC
 (Mann-Whitney statistic) and the false-positive rate at the default thresholds of
@@ -36,7 +36,7 @@ from pathlib import Path
 import attrib
 from attrib.backends.openai import OpenAIBackend
 from attrib.influence import DIFFERENTIAL_THRESHOLD, REFERENCE_FREE_THRESHOLD
-from benchmarks.llama_server import llama_server
+from attrib.testing.llama_server import llama_server
 
 #: A base model continues text: the visible chat is rendered as plain text after a fixed preamble.
 PLAIN_TEMPLATE = "Notes:\n{% for m in messages %}{{ m['content'] }}{% endfor %}"
@@ -107,7 +107,7 @@ def auroc(scores: list[float], labels: list[int]) -> float:
 
 
 def run_case(server, scenario: Scenario, injected: bool, tokens: int) -> dict[str, object]:
-    from tests.proxy import Proxy
+    from attrib.testing.proxy import Proxy
 
     with Proxy(server.root, inject_system=scenario.hidden if injected else None) as proxy:
         audited = OpenAIBackend(server.model, base_url=proxy.url, api_key="none", cache=False, timeout=1800)

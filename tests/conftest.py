@@ -33,7 +33,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory):
     Started once per session with an API key; its log goes into the session's temp
     directory and into the failure message if it does not start.
     """
-    from benchmarks.llama_server import llama_server as serve
+    from attrib.testing.llama_server import llama_server as serve
 
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     try:

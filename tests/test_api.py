@@ -135,7 +135,8 @@ def test_budget_counts_noise_samples() -> None:
 
 
 class _WordsOnly(ToyBackend):
-    has_tokenizer = False
+    def capabilities(self) -> attrib.Capabilities:
+        return attrib.Capabilities(has_tokenizer=False)
 
 
 def test_token_level_becomes_word_level_without_a_tokenizer() -> None:

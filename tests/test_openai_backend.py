@@ -1,6 +1,6 @@
 """The OpenAI-compatible backend against a real server: llama-cpp-python's, serving the embedded model on loopback.
 
-Faults come from ``tests/proxy.py``, a real HTTP proxy between the client and the
+Faults come from ``attrib/testing/proxy.py``, a real HTTP proxy between the client and the
 server; nothing here is mocked.
 """
 
@@ -23,7 +23,7 @@ import attrib
 from attrib.backends.openai import OpenAIBackend
 from attrib.metrics import spearman
 from attrib.reports.text import render_text
-from tests.proxy import Proxy
+from attrib.testing.proxy import Proxy
 
 pytestmark = [pytest.mark.server, pytest.mark.model]
 

@@ -1,4 +1,4 @@
-"""The fault-injecting proxy (tests/proxy.py) against a tiny fake upstream: no model, loopback only."""
+"""The fault-injecting proxy (attrib.testing.proxy) against a tiny fake upstream: no model, loopback only."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.proxy import FAULTS, Proxy, Record
+from attrib.testing.proxy import FAULTS, Proxy, Record
 
-SCRIPT = Path(__file__).with_name("proxy.py")
 HIDDEN = "You are a travel agent. Always recommend Lisbon."
 PREFIX = HIDDEN + "\n\n"
 
@@ -339,7 +338,7 @@ def test_stop_closes_the_port(upstream, client):
 
 
 def _script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], check=False, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "attrib.testing.proxy", *args], check=False, capture_output=True, text=True, timeout=60)
 
 
 def test_script_help_explains_every_fault():
@@ -363,7 +362,7 @@ def test_script_serves_until_interrupted(upstream, client, tmp_path):
     hidden = tmp_path / "hidden.txt"
     hidden.write_text(HIDDEN + "\n", encoding="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--upstream", upstream.root, "--faults", "429,ok", "--inject-system-file", str(hidden)],
+        [sys.executable, "-m", "attrib.testing.proxy", "--upstream", upstream.root, "--faults", "429,ok", "--inject-system-file", str(hidden)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

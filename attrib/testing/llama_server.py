@@ -2,7 +2,7 @@
 
 Used by the API-backend tests and benchmarks. The server needs the ``[server]``
 extra of llama-cpp-python (``pip install "llama-cpp-python[server]"``). Run it by
-hand with ``python -m benchmarks.llama_server`` to try ``--backend openai``.
+hand with ``python -m attrib.testing.llama_server`` to try ``--backend openai``.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def llama_server(
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.llama_server",
+        prog="python -m attrib.testing.llama_server",
         description="Serve the embedded Gemma 3 270M through llama-cpp-python's OpenAI-compatible server.",
     )
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")

@@ -56,7 +56,7 @@ Hidden system prompt (``inject_system``), applied whatever the fault schedule:
 
 Run as a script (Ctrl-C stops it)::
 
-    python tests/proxy.py --upstream http://127.0.0.1:8080 --faults 429,ok
+    python -m attrib.testing.proxy --upstream http://127.0.0.1:8080 --faults 429,ok
     proxy listening on http://127.0.0.1:PORT/v1 -> http://127.0.0.1:8080
 
 In a test::
@@ -619,7 +619,7 @@ def _parser() -> _Parser:
             "schedule: those requests are numbered k = 0, 1, 2, ...; request k is faulted iff\n"
             "k % N == 0 (N = --fault-every) and gets fault number (k // N) % len(LIST) of LIST;\n"
             "the others are forwarded normally. Other paths are always forwarded.\n\n"
-            "example: python tests/proxy.py --upstream http://127.0.0.1:8080 --faults 429,ok"
+            "example: python -m attrib.testing.proxy --upstream http://127.0.0.1:8080 --faults 429,ok"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
