@@ -13,7 +13,10 @@ leave-one-out / iterative perturbation (:class:`ITP`). Backends are loaded by
 name on first use; importing attrib imports no model library.
 """
 
-from attrib.api import Plan, attribute, audit, default_backend, plan
+from attrib.audit import audit
+from attrib.dryrun import Plan, plan
+from attrib.loading import default_backend
+from attrib.pipeline import attribute
 from attrib.backend import Backend, Capabilities, Generation, ScoreRequest, ScoreResult, backend_names, load_backend, register_backend
 from attrib.errors import (
     AttribError,

@@ -258,7 +258,7 @@ class Backend(abc.ABC):
         """Backend-specific counters so far (requests, cache hits, retries, ...); empty by default."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: backends without resources need no close
         """Release the model and any connections; the backend is unusable afterwards."""
 
 

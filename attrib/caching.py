@@ -57,16 +57,19 @@ class CachingBackend(Backend):
     """Any backend, with its ``score`` and ``generate`` answers kept in a persistent cache.
 
     Args:
-        backend: the backend to wrap (closed when this wrapper is closed).
-        cache: where answers are kept.
+        backend: the backend to wrap.
+        cache: where answers are kept (closed with the wrapper).
+        close_backend: close ``backend`` too when the wrapper is closed (False for a
+            backend the caller still owns).
 
     Attributes:
         hits: requests answered from the cache so far (also in :meth:`usage_snapshot`
             as ``cache_hits``).
     """
 
-    def __init__(self, backend: Backend, cache: ResponseCache) -> None:
+    def __init__(self, backend: Backend, cache: ResponseCache, *, close_backend: bool = True) -> None:
         self.inner = backend
+        self.close_backend = close_backend
         self.cache = cache
         self.name = backend.name
         self.hits = 0
@@ -121,7 +124,8 @@ class CachingBackend(Backend):
 
     def close(self) -> None:
         try:
-            self.inner.close()
+            if self.close_backend:
+                self.inner.close()
         finally:
             self.cache.close()
 

@@ -186,16 +186,16 @@ def layout_chat(
     Raises:
         InputError: if the template fails or drops or repeats a message.
     """
-    messages = [dict(m) for m in messages]
+    plain = [dict(m) for m in messages]
     text_parts: list[str] = []
     ids: list[int] = []
     spans: list[tuple[int, int]] = []
     edges: list[int] = []
-    contents: list[Tokenization] = [Tokenization.from_pieces("", [], []) for _ in messages]
-    offsets = [0] * len(messages)
-    char_offsets = [0] * len(messages)
+    contents: list[Tokenization] = [Tokenization.from_pieces("", [], []) for _ in plain]
+    offsets = [0] * len(plain)
+    char_offsets = [0] * len(plain)
     char = 0
-    for piece in render_pieces(messages, template):
+    for piece in render_pieces(plain, template):
         if piece.message is None:
             markup = tuple(tokenize_markup(piece.text))
             edges.append(len(ids))
@@ -213,4 +213,4 @@ def layout_chat(
         char += len(piece.text)
     edges.append(len(ids))
     whole = Tokenization(text="".join(text_parts), ids=tuple(ids), spans=tuple(spans), edges=tuple(sorted(set(edges))))
-    return ChatLayout(messages, whole, contents, offsets, char_offsets)
+    return ChatLayout(plain, whole, contents, offsets, char_offsets)

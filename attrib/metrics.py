@@ -77,7 +77,7 @@ def prompt_tokens(result: Attribution, backend: Backend) -> tuple[Tokenization, 
         InputError: if neither matches the result's units (a different model or
             tokenizer than the one that produced the result).
     """
-    from attrib.api import split_target
+    from attrib.prompt import split_target
 
     n_tokens = result.units[-1].tokens[1] if result.units else 0
     alone = backend.tokenize(result.prompt)

@@ -20,23 +20,61 @@ are counted, and a call budget is enforced.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
-from attrib.backend import Backend, Messages, ScoreRequest, ScoreResult
+from attrib.backend import Messages, ScoreRequest, ScoreResult, ScoringModel
 from attrib.chat import ChatLayout
 from attrib.errors import BudgetError, ResponseMismatchError
 from attrib.perturbation import Perturbation, Span, Variant, merge_spans
 from attrib.segmentation import Tokenization
 
-__all__ = ["Scorer", "RegionScorer"]
+__all__ = ["Scorer", "RegionScorer", "SpanScorer"]
+
+
+class SpanScorer(Protocol):
+    """What a scheduler (an attribution method) needs: drops of span ablations, counted and budgeted.
+
+    :class:`Scorer` is one over the whole prompt; :class:`RegionScorer` one over a
+    region (a chat message) with spans relative to it.
+    """
+
+    @property
+    def n_output(self) -> int:
+        """Output tokens m."""
+        ...
+
+    @property
+    def calls(self) -> int:
+        """Scoring calls made so far in the run."""
+        ...
+
+    @property
+    def remaining(self) -> int | None:
+        """Calls left under the budget, or ``None`` without one."""
+        ...
+
+    @property
+    def base_logprobs(self) -> np.ndarray:
+        """``log p(y_t | x, y_<t)``, nats, shape (m,)."""
+        ...
+
+    def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
+        """How many of ``ablations`` would need a call."""
+        ...
+
+    def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
+        """Attribution of each ablation to each output token, nats, shape (len(ablations), m)."""
+        ...
 
 
 class Scorer:
     """Scores variants of one prompt by forced decoding of one fixed output.
 
     Args:
-        backend: the model to query.
+        backend: the model to query (anything with a batched ``score``, see
+            :class:`~attrib.backend.ScoringModel`).
         prompt: the prompt's tokenization.
         output_ids: the output tokens to score, shape (m,).
         perturbation: how ablated spans become variants (bound to the backend).
@@ -55,7 +93,7 @@ class Scorer:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: ScoringModel,
         prompt: Tokenization,
         output_ids: Sequence[int],
         perturbation: Perturbation,
@@ -113,21 +151,11 @@ class Scorer:
         base = self.base_logprobs
         if samples <= 0:
             return base[None, :]
-        if self.remaining is not None and samples > self.remaining:
-            raise BudgetError(
-                f"{samples} noise samples need {samples} calls but only {self.remaining} are left "
-                f"of the budget of {self.budget}; raise --budget"
-            )
         requests = [
             ScoreRequest(self.prompt.ids, self.output_ids, self.prompt.text, sample=k, messages=self._messages(()))
             for k in range(1, samples + 1)
         ]
-        results = self.backend.score(requests)
-        self.calls += len(results)
-        self.tokens_evaluated += sum(int(r.tokens_evaluated) for r in results)
-        rows = [np.asarray(r.logprobs, dtype=np.float64) for r in results]
-        if any(row.shape != (self.n_output,) for row in rows):
-            raise ResponseMismatchError("backend returned the wrong number of log-probabilities for a noise sample")
+        rows = self._call(requests, what=f"{samples} noise samples")
         stacked = np.stack([base, *rows])
         self._base = stacked.mean(axis=0)
         return stacked
@@ -166,60 +194,102 @@ class Scorer:
         base = self.base_logprobs
         if not ablations:
             return np.zeros((0, self.n_output))
-        return base[None, :] - self._logprobs(ablations)
+        drops: np.ndarray = base[None, :] - self._logprobs(ablations)
+        return drops
 
     def _logprobs(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
         keys = [merge_spans(a) for a in ablations]
         pending: dict[tuple[Span, ...], Variant] = {}
-        by_ids: dict[tuple[int, ...], list[tuple[Span, ...]]] = {}
         for key in keys:
             if key in self._by_spans or key in pending:
                 continue
             variant = self.perturbation.apply(self.prompt, key)
             if variant.ids in self._by_ids:
                 self._by_spans[key] = self._by_ids[variant.ids]
-                continue
-            if variant.ids not in by_ids:
+            else:
                 pending[key] = variant
-            by_ids.setdefault(variant.ids, []).append(key)
-
-        self.reused += len(keys) - len(pending)
+        requests = {
+            v.ids: ScoreRequest(v.ids, self.output_ids, v.text, messages=self._messages(v.ablated))
+            for v in pending.values()
+        }
+        self.reused += len(keys) - len(requests)
         if pending:
-            if self.remaining is not None and len(pending) > self.remaining:
-                raise BudgetError(
-                    f"{len(pending)} more calls needed but only {self.remaining} left "
-                    f"of the budget of {self.budget}; raise --budget"
-                )
-            variants = list(pending.values())
-            requests = [
-                ScoreRequest(v.ids, self.output_ids, v.text, messages=self._messages(v.ablated)) for v in variants
-            ]
-            done = self.calls
-
-            def progress(index: int, result: ScoreResult) -> None:
-                nonlocal done
-                done += 1
-                if self.on_call is not None:
-                    self.on_call(done)
-
-            results = self.backend.score(requests, on_result=progress)
-            if len(results) != len(requests):
-                raise ResponseMismatchError(
-                    f"backend returned {len(results)} results for {len(requests)} requests"
-                )
-            for variant, result in zip(variants, results):
-                logprobs = np.asarray(result.logprobs, dtype=np.float64)
-                if logprobs.shape != (self.n_output,):
-                    raise ResponseMismatchError(
-                        f"backend returned {logprobs.size} log-probabilities for "
-                        f"{self.n_output} output tokens"
-                    )
-                self._by_ids[variant.ids] = logprobs
-                for key in by_ids[variant.ids]:
-                    self._by_spans[key] = logprobs
-            self.calls += len(results)
-            self.tokens_evaluated += sum(int(r.tokens_evaluated) for r in results)
+            self._send(list(requests.values()))
+            for key, variant in pending.items():
+                self._by_spans[key] = self._by_ids[variant.ids]
         return np.stack([self._by_spans[k] for k in keys])
+
+    def score_prompts(self, requests: Sequence[ScoreRequest]) -> np.ndarray:
+        """Score other prompts than span ablations of this one (e.g. a chat rendered with
+        only some of its messages) as ordinary scoring calls: counted, budgeted, shown in
+        the progress, memoised by token ids, and sent through the same backend.
+
+        Args:
+            requests: the prompts to score; their continuations must be this scorer's output.
+
+        Returns:
+            ``log p(y_t | prompt, y_<t)``, nats, shape (len(requests), m).
+
+        Raises:
+            BudgetError: if the prompts not yet scored exceed the remaining budget.
+            ResponseMismatchError: if the backend returns the wrong number of scores.
+        """
+        for request in requests:
+            if request.continuation_ids != self.output_ids:
+                raise ValueError("score_prompts scores this scorer's output only")
+        new: dict[tuple[int, ...], ScoreRequest] = {}
+        for request in requests:
+            if request.prompt_ids not in self._by_ids and request.prompt_ids not in new:
+                new[request.prompt_ids] = request
+        self.reused += len(requests) - len(new)
+        if new:
+            self._send(list(new.values()))
+        if not requests:
+            return np.zeros((0, self.n_output))
+        return np.stack([self._by_ids[r.prompt_ids] for r in requests])
+
+    def _send(self, requests: list[ScoreRequest]) -> None:
+        """Score distinct, not yet scored prompts and memoise them by token ids."""
+        for request, logprobs in zip(requests, self._call(requests), strict=True):
+            self._by_ids[request.prompt_ids] = logprobs
+
+    def _call(self, requests: list[ScoreRequest], *, what: str | None = None) -> list[np.ndarray]:
+        """Send ``requests`` to the backend as scoring calls: budgeted, counted, shown in the progress.
+
+        Returns:
+            Each request's log-probabilities, nats, shape (m,).
+
+        Raises:
+            BudgetError: if the requests exceed the remaining budget.
+            ResponseMismatchError: if the backend returns the wrong number of results or scores.
+        """
+        if self.remaining is not None and len(requests) > self.remaining:
+            raise BudgetError(
+                f"{what or f'{len(requests)} more calls'} need {len(requests)} calls but only {self.remaining} are "
+                f"left of the budget of {self.budget}; raise --budget"
+            )
+        done = self.calls
+
+        def progress(index: int, result: ScoreResult) -> None:
+            nonlocal done
+            done += 1
+            if self.on_call is not None:
+                self.on_call(done)
+
+        results = self.backend.score(requests, on_result=progress)
+        if len(results) != len(requests):
+            raise ResponseMismatchError(f"backend returned {len(results)} results for {len(requests)} requests")
+        rows = []
+        for result in results:
+            logprobs = np.asarray(result.logprobs, dtype=np.float64)
+            if logprobs.shape != (self.n_output,):
+                raise ResponseMismatchError(
+                    f"backend returned {logprobs.size} log-probabilities for {self.n_output} output tokens"
+                )
+            rows.append(logprobs)
+        self.calls += len(results)
+        self.tokens_evaluated += sum(int(r.tokens_evaluated) for r in results)
+        return rows
 
 
 class RegionScorer:

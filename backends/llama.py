@@ -110,10 +110,10 @@ class LlamaBackend(Backend):
         n_batch: int = 512,
         verbose: bool = False,
     ) -> None:
-        self._lib = _import_llama_cpp()
         path = embedded_model_path() if model is None else Path(model).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(f"model file not found: {path}")
+        self._lib = _import_llama_cpp()
         self.path = path
         self.n_threads = n_threads or os.cpu_count() or 1
         self.n_batch = n_batch
@@ -148,6 +148,17 @@ class LlamaBackend(Backend):
     @property
     def context_length(self) -> int:
         return self._n_ctx_train
+
+    def identity(self) -> dict[str, object]:
+        """The model file (path, size, modification time) and llama.cpp's version: what fixes the scores."""
+        stat = self.path.stat()
+        return {
+            **self.describe(),
+            "path": str(self.path.resolve()),
+            "bytes": stat.st_size,
+            "modified_ns": stat.st_mtime_ns,
+            "llama_cpp": str(getattr(self._lib, "__version__", "")),
+        }
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "path": self.path.name, "n_threads": self.n_threads}

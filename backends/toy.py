@@ -26,7 +26,15 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from attrib.backend import Backend, Generation, Messages, ScoreRequest, ScoreResult, common_prefix_length, prefix_sharing_order
+from attrib.backend import (
+    Backend,
+    Generation,
+    Messages,
+    ScoreRequest,
+    ScoreResult,
+    common_prefix_length,
+    prefix_sharing_order,
+)
 from attrib.segmentation import Tokenization
 
 __all__ = ["ToyBackend"]
@@ -73,6 +81,7 @@ class ToyBackend(Backend):
         self.noise = noise
         self._pieces: dict[int, str] = {}
         self._last: tuple[int, ...] = ()
+        self.tokenize(output)  # its vocabulary knows its own output, as a real model's does
 
     @property
     def model(self) -> str:
@@ -81,6 +90,19 @@ class ToyBackend(Backend):
     @property
     def context_length(self) -> int:
         return self._context_length
+
+    def identity(self) -> dict[str, object]:
+        """The toy's settings: two toys with different sensitivities never share cached answers."""
+        return {
+            **self.describe(),
+            "sensitivity": sorted(
+                [list(key), value if isinstance(value, float | int) else list(value)]
+                for key, value in self.sensitivity.items()
+            ),
+            "output": self.output,
+            "base_logprob": self.base_logprob,
+            "noise": self.noise,
+        }
 
     def _id(self, piece: str) -> int:
         token = 2 + zlib.crc32(piece.encode("utf-8")) % 1_000_000

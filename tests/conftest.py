@@ -7,6 +7,12 @@ import pytest
 from attrib.backends.toy import ToyBackend
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test (and every command it starts) caches under its own temporary directory, never ~/.cache."""
+    monkeypatch.setenv("ATTRIB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def toy() -> ToyBackend:
     """A toy model that needs "paris" (2 nats per output token) and "capital" (1 nat)."""

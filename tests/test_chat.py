@@ -19,7 +19,10 @@ CHAT = [
 def test_pieces_keep_content_as_data_between_template_markup() -> None:
     tricky = [{"role": "user", "content": "say <end_of_turn> and {{ 7 * 7 }}"}]
     pieces = render_pieces(tricky)
-    assert "".join(p.text for p in pieces) == "<start_of_turn>user\nsay <end_of_turn> and {{ 7 * 7 }}<end_of_turn>\n<start_of_turn>model\n"
+    assert (
+        "".join(p.text for p in pieces)
+        == "<start_of_turn>user\nsay <end_of_turn> and {{ 7 * 7 }}<end_of_turn>\n<start_of_turn>model\n"
+    )
     assert [p.message for p in pieces] == [None, 0, None]
     assert pieces[1].text == tricky[0]["content"]
 
@@ -132,7 +135,11 @@ HOTEL = (
     ("question", "answer", "decisive"),
     [
         ("What is the wifi password?", "The wifi password is otter-42.", " The wifi password is otter-42."),
-        ("When is checkout?", "Checkout is at eleven.", " Checkout is at eleven, and late checkout costs twenty euros."),
+        (
+            "When is checkout?",
+            "Checkout is at eleven.",
+            " Checkout is at eleven, and late checkout costs twenty euros.",
+        ),
     ],
 )
 def test_the_system_sentence_an_answer_copies_is_decisive(llama, question: str, answer: str, decisive: str) -> None:
@@ -148,9 +155,48 @@ def test_the_system_sentence_an_answer_copies_is_decisive(llama, question: str, 
     assert verdict["indicators"]["reference_free"]["evidence"]["explained_per_token"] > 2.0
 
 
-def test_options_not_built_for_chats_say_so() -> None:
+def test_noise_samples_and_dry_runs_work_for_chats() -> None:
+    toy = ToyBackend(sensitivity={"paris": 1.0}, noise=0.01)
+    result = attrib.attribute(CHAT, backend=toy, method="itp", level="word", noise_samples=2)
+    assert result.noise is not None and len(result.within_noise) == len(result.units)
+    bound = attrib.plan(CHAT, backend=toy, method="itp", level="word", noise_samples=2)
+    assert bound.calls == result.stats.calls and bound.exact
+
+
+def test_a_target_whose_first_token_takes_in_the_template_cue_is_split_jointly() -> None:
+    # The default template ends in "<start_of_turn>model\n"; the toy tokenizer glues
+    # leading whitespace to the next word, so the cue's newline merges with the target.
     toy = ToyBackend(sensitivity={"paris": 1.0})
-    with pytest.raises(attrib.InputError, match="noise_samples"):
-        attrib.attribute(CHAT, backend=toy, noise_samples=2)
-    with pytest.raises(attrib.InputError, match="plain prompt"):
-        attrib.plan(CHAT, backend=toy)
+    with pytest.warns(UserWarning, match="merge with the target"):
+        result = attrib.attribute(CHAT, backend=toy, target="Paris it is", method="itp", level="word")
+    assert result.output == "\nParis it is"
+    assert result.output_tokens == toy.token_text(toy.tokenize("\nParis it is").ids)
+    assert result.prompt.endswith("<start_of_turn>model")
+    assert result.top(1)[0].unit.text.strip().startswith("Paris")
+
+
+class _Recording(attrib.progress.Progress):
+    def __init__(self) -> None:
+        super().__init__(enabled=False)
+        self.seen: list[tuple[str, int]] = []
+
+    def update(self, done: int) -> None:
+        super().update(done)
+        self.seen.append((self.phase, done))
+
+
+def test_message_coalitions_are_scorer_calls_counted_once_and_shown_in_the_progress() -> None:
+    toy = ToyBackend(sensitivity={"paris": 1.0})
+    three = [*CHAT, {"role": "assistant", "content": "Let me think."}]
+    free = attrib.attribute(three, backend=toy, method="itp", level="sentence")
+    assert free.shapley["coalitions"] == 8
+    # 7 coalitions besides the full chat (the unperturbed prompt) and one call per sentence.
+    assert free.stats.calls == 1 + 7 + len(free.units)
+    exact = attrib.attribute(three, backend=toy, method="itp", level="sentence", budget=free.stats.calls)
+    assert exact.stats.calls == free.stats.calls and not exact.stats.budget_exhausted
+    with pytest.raises(attrib.BudgetError, match="Shapley"):
+        attrib.attribute(three, backend=toy, method="itp", level="sentence", budget=free.stats.calls - 1)
+    bar = _Recording()
+    attrib.attribute(three, backend=toy, method="itp", level="sentence", progress=bar)
+    during = [done for phase, done in bar.seen if phase == "message coalitions"]
+    assert during == list(range(2, 9))

@@ -1,0 +1,134 @@
+"""System-prompt audits: which messages and instructions drive an output, and whether something hidden does.
+
+:func:`audit` runs the attribution pipeline on the visible chat (message Shapley
+values and units inside each message), then judges hidden influence with the
+indicators of :mod:`attrib.influence`: reference-free from the output's
+log-probability with nothing visible, and differential against a reference
+endpoint (the same model without the suspected prompt) when one is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from attrib.backend import Backend, ScoreRequest
+from attrib.caching import CacheSpec
+from attrib.errors import InputError, ResultError
+from attrib.influence import differential, reference_free
+from attrib.loading import open_backend
+from attrib.options import RunOptions
+from attrib.pipeline import run
+from attrib.progress import Progress
+from attrib.prompt import ChatPrompt
+from attrib.result import Attribution
+from attrib.scheduler import Scheduler
+
+__all__ = ["audit"]
+
+
+def audit(
+    prompt: str | None = None,
+    *,
+    system: str | None = None,
+    messages: list[dict[str, str]] | None = None,
+    backend: Backend | str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    reference: Backend | str | None = None,
+    reference_options: dict[str, Any] | None = None,
+    method: str | Scheduler = "hipe",
+    level: str = "sentence",
+    target: str | None = None,
+    max_new_tokens: int = 16,
+    budget: int | None = None,
+    seed: int = 0,
+    chat_template: str | None = None,
+    cache: CacheSpec = None,
+    progress: bool | Progress | None = False,
+) -> Attribution:
+    """Audit how much a system prompt, seen or hidden, drives an output.
+
+    Attributes the output to the chat's messages (Shapley values: ``result.roles``) and
+    to the units inside each message (``level``, default sentences), then judges
+    whether something the caller cannot see steers the endpoint
+    (``result.hidden_influence``, see :mod:`attrib.influence`): reference-free from
+    ``log p(y | visible)`` against ``log p(y | nothing visible)``, and, when a
+    ``reference`` endpoint (the same model without the suspected prompt) is given,
+    differentially from the two endpoints' log-probabilities of the same output.
+
+    Args:
+        prompt: the user message (or use ``messages``).
+        system: the visible system prompt, if any.
+        messages: the whole visible chat instead of ``system`` + ``prompt``.
+        backend, backend_options: the audited endpoint (as in :func:`attrib.attribute`).
+        reference, reference_options: the reference endpoint, or ``None``.
+        method, level, target, max_new_tokens, budget, seed, chat_template, cache, progress:
+            as in :func:`attrib.attribute`.
+
+    Returns:
+        An :class:`~attrib.result.Attribution` with ``roles``, ``shapley`` and
+        ``hidden_influence`` (``flag``, ``score``, ``method``, ``indicators``).
+
+    Raises:
+        InputError: if neither ``prompt`` nor ``messages`` is given, or both are.
+        The errors of :func:`attrib.attribute`.
+    """
+    started = time.perf_counter()
+    if (prompt is None) == (messages is None):
+        raise InputError("give the user prompt or the whole chat as messages (not both)")
+    if prompt is not None:
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    elif system is not None:
+        raise InputError("give the system prompt inside messages, or use system= with prompt=")
+    options = RunOptions.build(
+        method=method,
+        level=level,
+        target=target,
+        max_new_tokens=max_new_tokens,
+        budget=budget,
+        seed=seed,
+        chat_template=chat_template,
+    )
+    chat = ChatPrompt.of(messages, chat_template)
+    bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
+    with open_backend(backend, backend_options, cache) as model:
+        result = run(chat, model, options, progress=bar, started=started)
+    if result.base_logprobs is None or result.shapley is None:
+        raise ResultError("the audited run recorded no base log-probabilities or message values")
+    empty = np.asarray(result.shapley["empty_logprobs"], dtype=np.float64)
+    indicators = {"reference_free": reference_free(result.base_logprobs, empty)}
+    described = result.backend
+    if reference is not None:
+        with open_backend(reference, reference_options, cache) as ref_model:
+            reference_logprobs = _score_elsewhere(ref_model, chat, result)
+            described = {**described, "reference": ref_model.describe()}
+        indicators["differential"] = differential(result.base_logprobs, reference_logprobs, result.output_tokens)
+    verdict = indicators.get("differential") or indicators["reference_free"]
+    hidden = {"flag": verdict["flag"], "score": verdict["score"], "method": verdict["method"], "indicators": indicators}
+    return dataclasses.replace(result, backend=described, hidden_influence=hidden)
+
+
+def _score_elsewhere(model: Backend, chat: ChatPrompt, result: Attribution) -> np.ndarray:
+    """``log p(y_t | visible messages)`` of ``result``'s output at another endpoint, nats, shape (m,).
+
+    The output keeps the audited endpoint's tokens: ids when both sides expose the same
+    model's ids, otherwise the output text tokenized by the reference; a tokenization
+    that differs in length is scored on the reference's own tokens and spread evenly
+    over the audited ones.
+    """
+    layout = chat.render(model)
+    if result.output_token_ids is not None and model.capabilities().exposes_token_ids:
+        output_ids = tuple(result.output_token_ids)
+    else:
+        output_ids = model.tokenize(result.output).ids
+    request = ScoreRequest(
+        layout.tokenization.ids, output_ids, layout.tokenization.text, messages=chat.generation_messages
+    )
+    logprobs = np.asarray(model.score([request])[0].logprobs, dtype=np.float64)
+    m = len(result.output_tokens)
+    if len(logprobs) != m:
+        return np.full(m, logprobs.sum() / m)
+    return logprobs

@@ -1,0 +1,39 @@
+"""The ``attrib`` command line: ``explain``, ``audit`` and ``report``.
+
+User errors print one line, ``attrib: error: ...``, and exit with status 1
+(2 for a malformed command line); there is no traceback for them.
+
+* :mod:`attrib.cli.parser`: commands, flags and help (choices from the registry);
+* :mod:`attrib.cli.inputs`: reading prompts and files, writing outputs;
+* :mod:`attrib.cli.commands`: what each command does.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from attrib.errors import AttribError
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``attrib`` command; return the exit status."""
+    from attrib.cli import commands
+    from attrib.cli.parser import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"explain": commands.explain, "audit": commands.audit, "report": commands.report}
+    try:
+        return handlers[args.command](args)
+    except AttribError as error:
+        print(f"attrib: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("attrib: interrupted; no result was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The ``attrib`` commands: ``explain``, ``audit`` and ``report``.
+
+Each command turns its flags into the Python API's arguments (methods,
+perturbations and backends built through :mod:`attrib.registry`), runs it, and
+hands the result to :mod:`attrib.reports`. Options are checked by
+:class:`~attrib.options.RunOptions` before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from attrib import registry
+from attrib.caching import CacheSpec
+from attrib.cli.inputs import decode, read_bytes, read_prompt, write_text
+from attrib.cli.parser import API_FLAGS, HIPE_FLAGS
+from attrib.errors import EmptyPromptError, InputError
+
+if TYPE_CHECKING:
+    from attrib.backend import Backend
+    from attrib.result import Attribution
+    from attrib.scheduler import Scheduler
+
+__all__ = ["explain", "audit", "report"]
+
+
+def _method(args: argparse.Namespace) -> Scheduler:
+    """The method named by ``--method``, with the HiPe flags given; they are an error for other methods."""
+    given = {
+        keyword: getattr(args, flag) for flag, keyword in HIPE_FLAGS.items() if getattr(args, flag, None) is not None
+    }
+    if given and args.method != "hipe":
+        flags = ", ".join("--" + flag.replace("_", "-") for flag in HIPE_FLAGS if getattr(args, flag, None) is not None)
+        raise InputError(f"{flags} apply to --method hipe, not {args.method!r}")
+    method: Scheduler = registry.create("method", args.method, **given)
+    return method
+
+
+def _cache(args: argparse.Namespace) -> CacheSpec:
+    """The cache the flags ask for: on by default, ``--cache-dir DIR``, or off with ``--no-cache``."""
+    if args.cache_dir is not None and args.no_cache:
+        raise InputError("give --cache-dir or --no-cache, not both")
+    return False if args.no_cache else (args.cache_dir or True)
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, object]:
+    """Keyword arguments for the chosen backend; flags of another backend are an error."""
+    if args.backend != "openai":
+        used = ["--" + flag.replace("_", "-") for flag, default in API_FLAGS.items() if getattr(args, flag) != default]
+        if used:
+            raise InputError(f"{', '.join(used)} apply to --backend openai, not {args.backend!r}")
+        if args.model is not None and args.backend == "toy":
+            raise InputError("--model applies to model backends, not 'toy'")
+        return {"model": args.model} if args.model is not None else {}
+    key = os.environ.get(args.api_key_env)
+    if args.api_key_env != "OPENAI_API_KEY" and key is None:
+        raise InputError(f"environment variable {args.api_key_env} is not set; export the API key there")
+    return {
+        "model": args.model,
+        "base_url": args.base_url,
+        "api_key": key,
+        "scoring": args.scoring,
+        "tokenizer": args.tokenizer,
+        "concurrency": args.concurrency,
+        "top_logprobs": args.top_logprobs,
+        "timeout": args.timeout,
+        "max_retries": args.max_retries,
+        "cache": _cache(args),
+    }
+
+
+@contextlib.contextmanager
+def _opened(name: str, options: dict[str, object]) -> Iterator[Backend | None]:
+    """The backend the flags name, or ``None`` for the embedded model (loaded once by the API)."""
+    from attrib.backend import load_backend
+
+    if name == "llama" and not options:
+        yield None
+        return
+    backend = load_backend(name, **options)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@contextlib.contextmanager
+def _warnings_as_notes() -> Iterator[None]:
+    """Collect the warnings raised inside the block and print each as one ``attrib: note:`` line once it succeeds."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        print(f"attrib: note: {warning.message}", file=sys.stderr)
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    from attrib.progress import Progress
+
+    return Progress(enabled=False if args.quiet else None)
+
+
+def _emit(args: argparse.Namespace, result: Attribution, render: Callable[[], str]) -> int:
+    """Write --html and --json, then print the rendered view (or only the JSON for --json -)."""
+    if args.html is not None:
+        write_text(args.html, result.to_html())
+    if args.json == "-":  # JSON alone on stdout, for pipes
+        sys.stdout.write(result.to_json(indent=1) + "\n")
+        return 0
+    if args.json is not None:
+        write_text(args.json, result.to_json(indent=1) + "\n")
+    print(render())
+    for kind, path in (("result", args.json), ("report", args.html)):
+        if path is not None:
+            print(f"{kind} written to {path}")
+    return 0
+
+
+def explain(args: argparse.Namespace) -> int:
+    """``attrib explain``: attribute an output to the units of a prompt."""
+    import attrib
+    from attrib.reports.text import render_text
+
+    prompt = read_prompt(args)
+    if not prompt.strip():
+        raise EmptyPromptError("prompt is empty; give the text to explain")
+    if args.top < 0:
+        raise InputError(f"--top must be 0 or more, got {args.top}")
+    method = _method(args)
+    perturbation_options = {"baseline": args.baseline} if args.perturbation == "replace" else {}
+    perturbation = registry.create("perturbation", args.perturbation, **perturbation_options)
+    common: dict[str, Any] = {
+        "method": method,
+        "level": args.level,
+        "target": args.target,
+        "max_new_tokens": args.max_new_tokens,
+        "budget": args.budget,
+        "perturbation": perturbation,
+        "noise_samples": args.noise_samples,
+    }
+    cache = _cache(args)
+    with _opened(args.backend, _backend_options(args)) as backend, _warnings_as_notes():
+        if args.dry_run:
+            plan = attrib.plan(prompt, backend=backend, **common)
+            print(f"dry run: {plan.describe()}; nothing was sent to the model")
+            return 0
+        result = attrib.attribute(prompt, backend=backend, cache=cache, progress=_progress(args), **common)
+    return _emit(args, result, lambda: render_text(result, top=args.top))
+
+
+def audit(args: argparse.Namespace) -> int:
+    """``attrib audit``: role shares, system-prompt units and the hidden-influence verdict."""
+    import attrib
+    from attrib.reports.text import render_audit
+
+    if args.system is not None and args.system_file is not None:
+        raise InputError("give the system prompt either with --system or with --system-file, not both")
+    system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
+    prompt = read_prompt(args)
+    template = decode(*read_bytes(args.chat_template, kind="chat template")) if args.chat_template else None
+    method = registry.create("method", args.method)
+    options = _backend_options(args)
+    cache = _cache(args)
+    reference_options = None
+    if args.reference_base_url is not None:
+        if args.backend != "openai":
+            raise InputError("--reference-base-url needs --backend openai (both endpoints are OpenAI-compatible)")
+        reference_options = {
+            **options,
+            "base_url": args.reference_base_url,
+            "model": args.reference_model or args.model,
+        }
+    with contextlib.ExitStack() as stack:
+        backend = stack.enter_context(_opened(args.backend, options))
+        reference = stack.enter_context(_opened("openai", reference_options)) if reference_options else None
+        stack.enter_context(_warnings_as_notes())
+        result = attrib.audit(
+            prompt,
+            system=system,
+            backend=backend,
+            reference=reference,
+            method=method,
+            level=args.level,
+            target=args.target,
+            max_new_tokens=args.max_new_tokens,
+            budget=args.budget,
+            chat_template=template,
+            cache=cache,
+            progress=_progress(args),
+        )
+    return _emit(args, result, lambda: render_audit(result, top=args.top))
+
+
+def report(args: argparse.Namespace) -> int:
+    """``attrib report``: render a saved result as a self-contained HTML page."""
+    from attrib.result import Attribution
+
+    text = decode(*read_bytes(args.result, kind="result file"))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{args.result} is not JSON ({error}); give a result written by 'attrib explain --json'"
+        ) from None
+    result = Attribution.from_dict(data)
+    write_text(args.output, result.to_html())
+    print(f"report written to {args.output}")
+    return 0

@@ -1,0 +1,336 @@
+"""The attribution pipeline: one path for plain prompts and chats.
+
+    prompt ──lay out──> layout + regions ──fix the output──> y (given, or generated once)
+          ──Scorer──> base log p(y | x) [+ noise samples] [+ message coalitions (chats)]
+          ──method, per region──> unit × output-token scores (nats) ──> Attribution
+
+Every model call after the output is fixed goes through one
+:class:`~attrib.scoring.Scorer`: the unperturbed prompt, noise samples, a chat's
+message coalitions and every perturbed variant are counted, budgeted, memoised
+and shown in the progress line alike. A chat differs from a plain prompt only in
+what :mod:`attrib.prompt` supplies: several regions (one per message) and the
+coalitions for the messages' Shapley values.
+
+Source of the attribution definition: leave-one-out occlusion on token
+log-probabilities (see :mod:`attrib.scoring`); HiPe after Cooper et al. 2021.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from attrib.backend import Backend, Capabilities
+from attrib.caching import CacheSpec
+from attrib.errors import BudgetError
+from attrib.loading import open_backend
+from attrib.noise import noise_floor
+from attrib.options import RunOptions
+from attrib.perturbation import Perturbation
+from attrib.progress import Progress
+from attrib.prompt import ChatPrompt, Layout, Prompt, Region, as_prompt, coalition_requests
+from attrib.result import Attribution, Stats
+from attrib.roles import coalitions, role_shares, shapley_values
+from attrib.scheduler import Schedule, Scheduler
+from attrib.scoring import RegionScorer, Scorer
+from attrib.segmentation import Unit
+from attrib.target import resolve_output
+
+__all__ = ["attribute", "run", "unit_level"]
+
+
+def unit_level(capabilities: Capabilities, level: str) -> str:
+    """The unit level a backend can give: ``"token"`` becomes ``"word"`` without the model's tokenizer (warned)."""
+    if level == "token" and not capabilities.has_tokenizer:
+        warnings.warn(
+            "this endpoint exposes no tokenizer, so units are words (level 'word'); pass level='word' to silence this",
+            stacklevel=4,
+        )
+        return "word"
+    return level
+
+
+def attribute(
+    prompt: str | list[dict[str, str]],
+    *,
+    backend: Backend | str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    method: str | Scheduler = "hipe",
+    level: str = "token",
+    target: str | None = None,
+    max_new_tokens: int = 16,
+    budget: int | None = None,
+    seed: int = 0,
+    perturbation: str | Perturbation = "delete",
+    noise_samples: int = 0,
+    chat_template: str | None = None,
+    cache: CacheSpec = None,
+    progress: bool | Progress | None = False,
+) -> Attribution:
+    """Attribute a model's output to the units of its prompt by perturbation.
+
+    The output ``y`` is generated once greedily (or given as ``target``). Then the
+    chosen method ablates units of the prompt and scores the *original* output
+    under each variant by forced decoding; the attribution of unit ``u`` to output
+    token ``t`` is ``log p(y_t | x, y_<t) - log p(y_t | x without u, y_<t)`` in nats.
+
+    Args:
+        prompt: the prompt text (plain text; special-token syntax is treated as text),
+            or a chat as a list of ``{"role", "content"}`` messages. A chat is rendered
+            with the model's chat template (``chat_template`` overrides it; without one,
+            :data:`attrib.chat.DEFAULT_TEMPLATE`); only message content is perturbed.
+            Each message gets its Shapley value (``result.roles``), then units inside
+            every message are attributed by ``method``; their spans index their message.
+        backend: ``None`` for the embedded local model (Gemma 3 270M via llama.cpp),
+            a registered name (``"llama"``, ``"openai"``, ``"toy"``, ...), or a
+            :class:`~attrib.backend.Backend`.
+        backend_options: keyword arguments for a backend given by name, e.g.
+            ``{"base_url": "http://127.0.0.1:8080/v1", "model": "gemma"}`` for ``"openai"``.
+            A backend built from them is closed when the call returns.
+        method: ``"hipe"`` (hierarchical perturbation, default), ``"itp"`` (exhaustive
+            leave-one-out), another registered method, or a scheduler instance such as
+            ``HiPe(threshold="relative")``.
+        level: unit level: ``"token"``, ``"word"``, ``"sentence"`` or ``"paragraph"``.
+            A backend without the model's tokenizer turns ``"token"`` into ``"word"``
+            (with a warning).
+        target: output text to explain; ``None`` generates it greedily.
+        max_new_tokens: tokens to generate when ``target`` is ``None``.
+        budget: maximum scoring calls, the unperturbed prompt, noise samples and a chat's
+            message coalitions included; ``None`` for no limit. Calls answered from a
+            cache count too, so a re-run follows the same schedule.
+        seed: seed of random choices (sampled message coalitions); recorded.
+        perturbation: ``"delete"`` (default), ``"replace"``, or a perturbation instance.
+        noise_samples: score the unperturbed prompt this many more times and mark the
+            units whose attribution is within the spread (for endpoints that are not
+            deterministic); see :func:`attrib.noise.noise_floor`.
+        chat_template: a jinja2 chat template for a chat prompt.
+        cache: keep scores and generations in a persistent cache so an interrupted run
+            resumes and a re-run is free: ``True`` (``~/.cache/attrib`` or
+            ``$ATTRIB_CACHE_DIR``), a directory, ``False``; ``None`` caches for API
+            backends given by name only.
+        progress: draw a progress line on stderr (``None``: only on a terminal).
+
+    Returns:
+        An :class:`~attrib.result.Attribution` with ``scores`` of shape
+        (n_units, n_output_tokens), in nats (``score_kind == "logprob"``) or, from a
+        text-only endpoint, in text-similarity units.
+
+    Raises:
+        EmptyPromptError: if the prompt is empty or whitespace.
+        PromptTooLongError: if prompt and output exceed the model's context.
+        UnknownNameError: for an unknown method, level, backend or perturbation.
+        BudgetError: if ``budget`` cannot cover the method's first round.
+        InputError: for a bad option, or a ``target`` on an endpoint that can only regenerate.
+        BackendUnavailableError: if the default backend's extra is not installed.
+        EmptyOutputError: if the model generates nothing and no target was given.
+        EndpointError: if an API endpoint refuses a request or keeps failing.
+    """
+    started = time.perf_counter()
+    options = RunOptions.build(
+        method=method,
+        level=level,
+        target=target,
+        max_new_tokens=max_new_tokens,
+        budget=budget,
+        seed=seed,
+        perturbation=perturbation,
+        noise_samples=noise_samples,
+        chat_template=chat_template,
+    )
+    source = as_prompt(prompt, chat_template)
+    bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
+    with open_backend(backend, backend_options, cache) as model:
+        return run(source, model, options, progress=bar, started=started)
+
+
+def run(
+    prompt: Prompt,
+    backend: Backend,
+    options: RunOptions,
+    *,
+    progress: Progress | None = None,
+    started: float | None = None,
+) -> Attribution:
+    """Run the pipeline for a prompt on a ready backend with checked options.
+
+    Returns:
+        The :class:`~attrib.result.Attribution` (see :func:`attribute`).
+
+    Raises:
+        The errors of :func:`attribute`, less the option checks done by
+        :meth:`RunOptions.build`.
+    """
+    started = time.perf_counter() if started is None else started
+    bar = progress if progress is not None else Progress(enabled=False)
+    capabilities = backend.capabilities()
+    level = unit_level(capabilities, options.level)
+    perturb = options.perturbation.bind(backend.tokenize)
+    usage_before = backend.usage_snapshot()
+    method = options.method
+    try:
+        output = resolve_output(
+            prompt, backend, target=options.target, max_new_tokens=options.max_new_tokens, progress=bar
+        )
+        layout = output.layout
+        chat = prompt if isinstance(prompt, ChatPrompt) else None
+        subsets = coalitions(len(chat.chat), seed=options.seed) if chat is not None else []
+        _check_budget(method, layout, level, options, len(subsets))
+        scorer = Scorer(
+            backend,
+            layout.tokenization,
+            output.ids,
+            perturb,
+            budget=options.budget,
+            on_call=bar.update,
+            chat=layout.chat,
+        )
+        bar.set_phase("scoring the prompt", total=1)
+        base = scorer.base_logprobs
+        noise_rows = None
+        if options.noise_samples:
+            bar.set_phase("noise samples", total=options.noise_samples + 1)
+            noise_rows = scorer.repeat_base(options.noise_samples)
+            base = scorer.base_logprobs
+        shapley: dict[str, Any] | None = None
+        roles: dict[str, float] | None = None
+        if chat is not None:
+            shapley, roles = _message_shapley(chat, backend, scorer, subsets, base, options.seed, bar)
+        schedules = [_run_region(method, scorer, region, level, chat, bar) for region in layout.regions]
+    finally:
+        bar.close()
+
+    units: list[Unit] = [unit for region in layout.regions for unit in region.segmentation.units(level)]
+    scores = np.concatenate([s.scores for s in schedules]) if schedules else np.zeros((0, len(output.ids)))
+    usage_after = backend.usage_snapshot()
+    stats = Stats(
+        calls=scorer.calls,
+        tokens_evaluated=output.tokens_evaluated + scorer.tokens_evaluated,
+        seconds=time.perf_counter() - started,
+        generated_tokens=output.generated,
+        reused=scorer.reused,
+        budget=options.budget,
+        budget_exhausted=any(s.budget_exhausted for s in schedules),
+        backend_usage={key: value - usage_before.get(key, 0) for key, value in usage_after.items()},
+    )
+    return Attribution(
+        prompt=layout.tokenization.text,
+        units=units,
+        output=output.text,
+        output_tokens=backend.token_text(output.ids),
+        scores=scores,
+        method=method.name,
+        level=level,
+        backend=backend.describe(),
+        stats=stats,
+        output_token_ids=list(output.ids) if capabilities.exposes_token_ids else None,
+        base_logprobs=base,
+        perturbation=perturb.describe(),
+        parameters=options.parameters(generated=options.target is None, template=prompt.template(backend)),
+        trace=_trace(layout, schedules),
+        score_kind=capabilities.score_kind,
+        noise=None if noise_rows is None else noise_floor(noise_rows, scores),
+        messages=prompt.messages,
+        roles=roles,
+        shapley=shapley,
+    )
+
+
+def _check_budget(method: Scheduler, layout: Layout, level: str, options: RunOptions, n_coalitions: int) -> None:
+    """Refuse a budget that cannot cover the base, noise samples, coalitions and the method's first round.
+
+    Raises:
+        BudgetError: naming how many calls are needed.
+    """
+    if options.budget is None:
+        return
+    extra = max(0, n_coalitions - 1)  # the full coalition is the unperturbed prompt
+    needed = sum(method.min_calls(r.segmentation, level) for r in layout.regions) + 1 + options.noise_samples + extra
+    if options.budget >= needed:
+        return
+    scope = f"over {len(layout.regions)} messages" if layout.chat is not None else f"at {level} level"
+    coalition_note = f" (with {n_coalitions} for the messages' Shapley values)" if n_coalitions else ""
+    hint = " or use --method hipe" if method.name == "itp" else ""
+    raise BudgetError(
+        f"{method.name} {scope} needs at least {needed} calls here{coalition_note} but the budget is "
+        f"{options.budget}; raise --budget{hint}"
+    )
+
+
+def _message_shapley(
+    chat: ChatPrompt,
+    backend: Backend,
+    scorer: Scorer,
+    subsets: list[frozenset[int]],
+    base: np.ndarray,
+    seed: int,
+    bar: Progress,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The messages' Shapley values for the output's log-probability, every coalition scored by ``scorer``."""
+    k = len(chat.chat)
+    others = [s for s in subsets if len(s) < k]
+    requests = coalition_requests(chat, backend, others, scorer.output_ids)
+    bar.set_phase("message coalitions", total=scorer.calls + len({r.prompt_ids for r in requests}))
+    logprobs = scorer.score_prompts(requests)
+    values = {s: row for s, row in zip(others, logprobs, strict=True)}
+    values[frozenset(range(k))] = base
+    phi, exact = shapley_values(values, k, seed=seed)
+    shapley = {
+        "values": [[float(v) for v in row] for row in phi],
+        "message_totals": [float(v) for v in phi.sum(axis=1)],
+        "exact": exact,
+        "empty_logprobs": [float(v) for v in values[frozenset()]],
+        "coalitions": len(subsets),
+    }
+    return shapley, role_shares(phi, [role for role, _ in chat.chat])
+
+
+def _run_region(
+    method: Scheduler, scorer: Scorer, region: Region, level: str, chat: ChatPrompt | None, bar: Progress
+) -> Schedule:
+    """The method over one region's units, its spans shifted into the whole prompt."""
+    on_phase: Callable[[str, int | None], None]
+    if chat is None or region.message is None:
+
+        def on_phase(label: str, total: int | None) -> None:
+            bar.set_phase(label, total=total)
+
+    else:
+        prefix = f"{chat.chat[region.message][0]} message {region.message}: "
+
+        def on_phase(label: str, total: int | None) -> None:
+            bar.set_phase(prefix + label, total=total)
+
+    return method.run(RegionScorer(scorer, region.offset), region.segmentation, level, on_phase=on_phase)
+
+
+def _trace(layout: Layout, schedules: list[Schedule]) -> dict[str, Any] | None:
+    """The method's trace: as it is for a plain prompt; for a chat, every region's chunks
+    shifted into the rendered prompt and tagged with their message."""
+    if layout.chat is None:
+        return dict(schedules[0].trace) if schedules and schedules[0].trace else None
+    chunks: list[dict[str, Any]] = []
+    depths = 0
+    for region, schedule in zip(layout.regions, schedules, strict=True):
+        trace: dict[str, Any] = dict(schedule.trace or {})
+        if "chunks" not in trace:
+            continue
+        first = len(chunks)
+        depths = max(depths, int(trace.get("depths", 0)))
+        for chunk in trace["chunks"]:
+            parent = chunk.get("parent")
+            chunks.append(
+                {
+                    **chunk,
+                    "message": region.message,
+                    "start": chunk["start"] + region.offset,
+                    "end": chunk["end"] + region.offset,
+                    "char_start": chunk["char_start"] + region.char_offset,
+                    "char_end": chunk["char_end"] + region.char_offset,
+                    "parent": None if parent is None else parent + first,
+                }
+            )
+    return {"depths": depths, "chunks": chunks} if chunks else None
