@@ -24,6 +24,7 @@ from attrib.errors import (
     BackendError,
     BackendUnavailableError,
     BudgetError,
+    CacheError,
     EmptyOutputError,
     EmptyPromptError,
     EndpointError,
@@ -89,5 +90,6 @@ __all__ = [
     "AuthenticationError",
     "RequestRejectedError",
     "EndpointUnavailableError",
+    "CacheError",
     "ResultError",
 ]

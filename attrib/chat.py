@@ -21,9 +21,11 @@ attributed separately.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jinja2
 import jinja2.sandbox
@@ -44,6 +46,43 @@ DEFAULT_TEMPLATE = (
 
 #: Roles a message may have.
 ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant")
+
+
+#: Longest a chat template may render, seconds (a template from a downloaded model runs here).
+RENDER_SECONDS = 5.0
+#: Most characters a chat template may write.
+RENDER_CHARACTERS = 50_000_000
+
+
+class _TemplateRunaway(Exception):
+    """A template ran past its time or size bound."""
+
+
+class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """jinja2's immutable sandbox with a deadline checked at every call and output, and sizes
+    checked on ``*`` and ``**`` (``'x' * 10**10`` would otherwise exhaust memory)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+    deadline = float("inf")
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise _TemplateRunaway(f"it ran longer than {RENDER_SECONDS:g} s")
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        __self.check_time()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        self.check_time()
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise _TemplateRunaway(f"it raised a number to the power {right}")
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if isinstance(sequence, str | list | tuple) and isinstance(count, int):
+                    if len(sequence) * count > RENDER_CHARACTERS:
+                        raise _TemplateRunaway(f"it built a sequence of more than {RENDER_CHARACTERS:,} items")
+        return super().call_binop(context, operator, left, right)
 
 
 @dataclass(frozen=True)
@@ -108,22 +147,40 @@ def render_pieces(
         InputError: if the template fails, or drops or repeats a message's content.
     """
     marks = [f"\x00{uuid.uuid4().hex}\x00" for _ in messages]
-    stand_ins = [{**dict(m), "content": mark} for m, mark in zip(messages, marks)]
-    environment = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    stand_ins = [{**dict(m), "content": mark} for m, mark in zip(messages, marks, strict=True)]
+    environment = _BoundedSandbox(trim_blocks=True, lstrip_blocks=True)
 
     def raise_exception(message: str) -> None:
         raise InputError(f"the chat template refused these messages: {message}")
 
     environment.globals["raise_exception"] = raise_exception
     try:
-        rendered = environment.from_string(template).render(
+        compiled = environment.from_string(template)
+        environment.deadline = time.monotonic() + RENDER_SECONDS
+        parts: list[str] = []
+        size = 0
+        for part in compiled.generate(
             messages=stand_ins,
             add_generation_prompt=add_generation_prompt,
             bos_token=bos_token,
             eos_token=eos_token,
-        )
+        ):
+            size += len(part)
+            if size > RENDER_CHARACTERS:
+                raise _TemplateRunaway(f"it wrote more than {RENDER_CHARACTERS:,} characters")
+            environment.check_time()
+            parts.append(part)
+        rendered = "".join(parts)
+    except InputError:
+        raise
+    except _TemplateRunaway as error:
+        raise InputError(
+            f"the chat template was stopped: {error}; it may loop without end (pass another with --chat-template)"
+        ) from None
     except jinja2.TemplateError as error:
         raise InputError(f"the chat template failed: {error}") from None
+    except (Exception, RecursionError) as error:  # a template is a program: anything can go wrong in it
+        raise InputError(f"the chat template failed: {type(error).__name__}: {error}") from None
     pieces: list[ChatPiece] = []
     rest = rendered
     positions = sorted((rendered.find(mark), index) for index, mark in enumerate(marks))

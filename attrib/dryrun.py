@@ -9,22 +9,24 @@ an upper bound on the calls and tokens of the real run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from attrib.backend import Backend, ScoreRequest, ScoreResult
+from attrib.backend import Backend
 from attrib.errors import BudgetError
+from attrib.hipe import HiPe, children
 from attrib.loading import open_backend
 from attrib.options import RunOptions
-from attrib.perturbation import Perturbation
+from attrib.perturbation import Perturbation, Replacement, Span, merge_spans
 from attrib.pipeline import unit_level
-from attrib.prompt import ChatPrompt, as_prompt, coalition_requests
+from attrib.prompt import ChatPrompt, Region, as_prompt, coalition_requests
 from attrib.roles import coalitions
 from attrib.scheduler import Scheduler
-from attrib.scoring import RegionScorer, Scorer
+from attrib.scoring import RegionScorer
+from attrib.segmentation import Segmentation
 from attrib.target import check_fits
 
 __all__ = ["Plan", "plan"]
@@ -69,25 +71,160 @@ class Plan:
         )
 
 
-class _EverythingMatters:
-    """A stand-in model: every variant drops the output by 1,000 nats, so every chunk is refined."""
+_MODULUS = (1 << 61) - 1
+_BASE = 1_000_003
 
-    def __init__(self, base: tuple[int, ...]) -> None:
-        self.base = base
 
-    def score(
-        self,
-        requests: Sequence[ScoreRequest],
-        *,
-        on_result: Callable[[int, ScoreResult], None] | None = None,
-    ) -> list[ScoreResult]:
-        return [
-            ScoreResult(
-                logprobs=np.full(len(r.continuation_ids), 0.0 if r.prompt_ids == self.base else -1e3),
-                tokens_evaluated=len(r.prompt_ids) + len(r.continuation_ids),
+class _VariantHashes:
+    """Polynomial hashes of perturbed prompts in O(spans) each, from prefix hashes of the
+    prompt's ids (Karp & Rabin 1987): two ablations that yield the same token ids (deleting
+    either copy of a repeated word) are counted once, as the real Scorer counts them,
+    without building either variant.
+
+    Args:
+        ids: the prompt's token ids.
+        baseline: the replacement token id, or ``None`` for deletion.
+    """
+
+    def __init__(self, ids: Sequence[int], baseline: int | None) -> None:
+        self.prefix = [0]
+        self.power = [1]
+        for token in ids:
+            self.prefix.append((self.prefix[-1] * _BASE + token + 1) % _MODULUS)
+            self.power.append(self.power[-1] * _BASE % _MODULUS)
+        self.baseline = baseline
+        self.run = [0]  # hash of r baseline tokens in a row
+        if baseline is not None:
+            for _ in ids:
+                self.run.append((self.run[-1] * _BASE + baseline + 1) % _MODULUS)
+
+    def _append(self, value: int, start: int, end: int) -> int:
+        piece = (self.prefix[end] - self.prefix[start] * self.power[end - start]) % _MODULUS
+        return (value * self.power[end - start] + piece) % _MODULUS
+
+    def __call__(self, spans: tuple[Span, ...]) -> tuple[int, int]:
+        """``(hash, length)`` of the variant with ``spans`` (merged, sorted) perturbed."""
+        value, cursor, length = 0, 0, 0
+        for start, end in spans:
+            value = self._append(value, cursor, start)
+            length += start - cursor
+            if self.baseline is not None:
+                value = (value * self.power[end - start] + self.run[end - start]) % _MODULUS
+                length += end - start
+            cursor = end
+        value = self._append(value, cursor, len(self.prefix) - 1)
+        return value, length + len(self.prefix) - 1 - cursor
+
+
+class _CountingScorer:
+    """A stand-in :class:`~attrib.scoring.SpanScorer` for dry runs: every ablation drops the
+    output by 1,000 nats (so every chunk is refined), and each distinct variant is counted
+    with the tokens it would send, without building it.
+
+    Args:
+        ids: the prompt's token ids.
+        n_output: output tokens.
+        baseline: the replacement token id, or ``None`` for deletion.
+        budget: calls allowed, the unperturbed prompt included, or ``None``.
+    """
+
+    def __init__(self, ids: Sequence[int], n_output: int, *, baseline: int | None, budget: int | None) -> None:
+        self.hashes = _VariantHashes(ids, baseline)
+        self._n_output = n_output
+        self.budget = budget
+        self.seen_spans: set[tuple[Span, ...]] = {()}
+        self.seen_variants: set[tuple[int, int]] = {self.hashes(())}
+        self.calls = 1  # the unperturbed prompt
+        self.tokens_evaluated = len(ids) + n_output
+
+    @property
+    def n_output(self) -> int:
+        return self._n_output
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.budget is None else max(0, self.budget - self.calls)
+
+    @property
+    def base_logprobs(self) -> np.ndarray:
+        return np.zeros(self._n_output)
+
+    def _new(self, ablations: Sequence[Sequence[Span]]) -> dict[tuple[int, int], tuple[Span, ...]]:
+        new: dict[tuple[int, int], tuple[Span, ...]] = {}
+        for ablation in ablations:
+            key = merge_spans(ablation)
+            if key in self.seen_spans:
+                continue
+            variant = self.hashes(key)
+            if variant not in self.seen_variants:
+                new.setdefault(variant, key)
+        return new
+
+    def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
+        return len(self._new(ablations))
+
+    def charge_bound(self, ablations: Sequence[Sequence[Span]]) -> None:
+        """Charge ``ablations``; if their new variants exceed the budget, charge the budget's worth
+        of calls at the longest of their lengths (an upper bound on any subset the method picks)."""
+        new = self._new(ablations)
+        if self.remaining is None or len(new) <= self.remaining:
+            self.drops(ablations)
+            return
+        lengths = sorted((length for _, length in new), reverse=True)[: self.remaining]
+        self.tokens_evaluated += sum(lengths) + len(lengths) * self._n_output
+        self.calls += len(lengths)
+
+    def add(self, count: int, tokens: int) -> None:
+        """Count ``count`` calls of ``tokens`` tokens in all, made outside span ablations."""
+        self.calls += count
+        self.tokens_evaluated += tokens
+
+    def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
+        new = self._new(ablations)
+        if self.remaining is not None and len(new) > self.remaining:
+            raise BudgetError(
+                f"{len(new)} more calls needed but only {self.remaining} left of the budget of {self.budget}"
             )
-            for r in requests
-        ]
+        for variant in new:
+            self.tokens_evaluated += variant[1] + self._n_output
+        self.seen_variants |= set(new)
+        self.seen_spans |= {merge_spans(a) for a in ablations}
+        self.calls += len(new)
+        return np.full((len(ablations), self._n_output), 1e3)
+
+
+def _hipe_tree(method: HiPe, segmentation: Segmentation, level: str) -> list[Span]:
+    """Every chunk HiPe scores when every chunk is salient: its whole refinement tree, each
+    chunk once (HiPe scores a chunk two parents share once), down to ``max_depth``."""
+    hierarchy = segmentation.hierarchy(level)
+    first = children(0, segmentation.n_tokens, hierarchy, leaf_group=method.leaf_group) or [(0, segmentation.n_tokens)]
+    seen = dict.fromkeys(first)
+    frontier = list(first)
+    depth = 0
+    while frontier and (method.max_depth is None or depth < method.max_depth):
+        next_frontier = []
+        for start, end in frontier:
+            for span in children(start, end, hierarchy, leaf_group=method.leaf_group):
+                if span not in seen:
+                    seen[span] = None
+                    next_frontier.append(span)
+        frontier = next_frontier
+        depth += 1
+    return list(seen)
+
+
+def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level: str) -> None:
+    """Spend ``scorer`` as ``method`` would on ``region`` with every chunk salient (HiPe: its
+    whole refinement tree in breadth-first order, capped by the budget)."""
+    if not isinstance(method, HiPe):
+        method.run(RegionScorer(scorer, region.offset), region.segmentation, level)
+        return
+    shift = region.offset
+    ablations = [[(a + shift, b + shift)] for a, b in _hipe_tree(method, region.segmentation, level)]
+    first = method.min_calls(region.segmentation, level)
+    if scorer.remaining is not None and scorer.count_new(ablations[:first]) > scorer.remaining:
+        raise BudgetError(f"hipe needs at least {first + 1} calls (the prompt and its first chunks); raise --budget")
+    scorer.charge_bound(ablations)
 
 
 def plan(
@@ -151,13 +288,14 @@ def plan(
             coalition_prompts = coalition_requests(source, model, others, output_ids)
     tokens = layout.tokenization
     budget_left = None if budget is None else budget - options.noise_samples
+    baseline = perturb.token_id if isinstance(perturb, Replacement) else None
+    scorer = _CountingScorer(tokens.ids, len(output_ids), baseline=baseline, budget=budget_left)
     if budget_left is not None and budget_left < 1 + len(coalition_prompts):
         raise BudgetError(f"the budget of {budget} calls cannot cover the prompt, noise samples and message coalitions")
-    scorer = Scorer(_EverythingMatters(tokens.ids), tokens, output_ids, perturb, budget=budget_left)
-    scorer.base_logprobs  # noqa: B018 - the unperturbed prompt is the first call
-    scorer.score_prompts(coalition_prompts)
+    distinct = {r.prompt_ids: len(r.prompt_ids) for r in coalition_prompts}
+    scorer.add(len(distinct), sum(distinct.values()) + len(distinct) * len(output_ids))
     for region in layout.regions:
-        scheduler.run(RegionScorer(scorer, region.offset), region.segmentation, level)
+        _schedule(scheduler, scorer, region, level)
     per_call = len(tokens) + len(output_ids)
     return Plan(
         method=scheduler.name,

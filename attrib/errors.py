@@ -22,6 +22,7 @@ The command line prints that line and exits non-zero, without a traceback.
     │       ├── AuthenticationError          401/403: the API key was refused
     │       ├── RequestRejectedError         400/404/422: the endpoint rejected the request
     │       └── EndpointUnavailableError     429, 5xx, timeouts or bad JSON after all retries
+    ├── CacheError                           the response cache cannot be opened or used
     └── ResultError (also ValueError)        a result's data is inconsistent
 """
 
@@ -47,6 +48,7 @@ __all__ = [
     "AuthenticationError",
     "RequestRejectedError",
     "EndpointUnavailableError",
+    "CacheError",
     "ResultError",
 ]
 
@@ -139,6 +141,11 @@ class RequestRejectedError(EndpointError):
 
 class EndpointUnavailableError(EndpointError):
     """Rate limits, server errors, timeouts or malformed responses outlasted every retry."""
+
+
+class CacheError(AttribError):
+    """The persistent cache cannot be opened or used (a file where the directory should be,
+    no permission, a database that fails mid-run). The message names the file and the fix."""
 
 
 class ResultError(AttribError, ValueError):

@@ -52,6 +52,27 @@ def check_number(name: str, value: object, *, minimum: float | None = None) -> f
     return number
 
 
+def _check_recordable(what: str, description: dict[str, object]) -> None:
+    """A method's or perturbation's parameters must be finite numbers and plain values: they are
+    recorded in the result, and a run must never finish only to fail writing it.
+
+    Raises:
+        InputError: naming the first parameter that is NaN or infinite.
+    """
+
+    def walk(value: object, path: str) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{what} parameter {path} must be a finite number, got {value}")
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(inner, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list | tuple):
+            for index, inner in enumerate(value):
+                walk(inner, f"{path}[{index}]")
+
+    walk(description, "")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What to compute, independent of the prompt and the backend.
@@ -106,6 +127,8 @@ class RunOptions:
             perturbation if isinstance(perturbation, Perturbation) else registry.create("perturbation", perturbation)
         )
         check_level(level)
+        _check_recordable("method", scheduler.describe())
+        _check_recordable("perturbation", perturb.describe())
         if target is not None:
             if not isinstance(target, str):
                 raise InputError(f"target must be a string, got {type(target).__name__}")

@@ -304,7 +304,7 @@ class RegionScorer:
         offset: token position of the region's first token in the whole prompt.
     """
 
-    def __init__(self, scorer: Scorer, offset: int) -> None:
+    def __init__(self, scorer: SpanScorer, offset: int) -> None:
         self.scorer = scorer
         self.offset = offset
 

@@ -24,16 +24,27 @@ low-level bindings.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from attrib.backend import Backend, Generation, Messages, ScoreRequest, ScoreResult, common_prefix_length, prefix_sharing_order
+from attrib.backend import (
+    Backend,
+    Generation,
+    Messages,
+    ScoreRequest,
+    ScoreResult,
+    common_prefix_length,
+    prefix_sharing_order,
+)
 from attrib.errors import BackendError, BackendUnavailableError, ModelNotFoundError, ResponseMismatchError
 from attrib.segmentation import Tokenization
 
@@ -49,7 +60,18 @@ def _import_llama_cpp() -> Any:
         import llama_cpp
     except ImportError as error:
         raise BackendUnavailableError(f"llama-cpp-python is not installed; {_INSTALL_HINT}") from error
+    atexit.register(_close_null_files)
     return llama_cpp
+
+
+def _close_null_files() -> None:
+    """Close the two ``os.devnull`` files llama-cpp-python opens at import and never closes
+    (otherwise Python prints a ResourceWarning at exit when warnings are shown)."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None and not handle.closed:
+            handle.close()
 
 
 def embedded_model_path() -> Path:
@@ -388,7 +410,6 @@ class LlamaBackend(Backend):
             self._model = None
 
     def __del__(self) -> None:
-        try:
+        # Interpreter shutdown may have torn down ctypes already.
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown may have torn down ctypes
-            pass

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from attrib.cache import ResponseCache, default_cache_dir, request_key
+from attrib.errors import CacheError
 
 
 def test_responses_persist_across_instances(tmp_path: Path) -> None:
@@ -43,7 +43,31 @@ def test_default_directory_follows_attrib_cache_dir(monkeypatch: pytest.MonkeyPa
     assert default_cache_dir() == tmp_path / "xdg" / "attrib"
 
 
-def test_a_file_that_is_not_sqlite_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "responses.sqlite3").write_text("not a database " * 100)
-    with pytest.raises(sqlite3.DatabaseError):
-        ResponseCache(tmp_path)
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_text("not a database " * 100),
+        lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3]),
+    ],
+    ids=["garbage", "truncated"],
+)
+def test_an_unreadable_cache_is_moved_aside_and_the_run_goes_on(tmp_path: Path, damage) -> None:
+    cache = ResponseCache(tmp_path)
+    for i in range(300):
+        cache.put(f"k{i}", {"value": "x" * 200})
+    cache.close()
+    for leftover in tmp_path.glob("responses.sqlite3-*"):
+        leftover.unlink()
+    damage(tmp_path / "responses.sqlite3")
+    with pytest.warns(UserWarning, match="moved it to"):
+        fresh = ResponseCache(tmp_path)
+    assert fresh.moved_aside is not None and fresh.moved_aside.exists()
+    assert fresh.get("k1") is None
+    fresh.put("k1", 1)
+    assert fresh.get("k1") == 1
+
+
+def test_a_cache_directory_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CacheError, match="is a file; give --cache-dir a directory, or use --no-cache"):
+        ResponseCache(tmp_path / "file")

@@ -10,6 +10,7 @@ User errors print one line, ``attrib: error: ...``, and exit with status 1
 
 from __future__ import annotations
 
+import os
 import sys
 
 from attrib.errors import AttribError
@@ -28,11 +29,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except AttribError as error:
-        print(f"attrib: error: {error}", file=sys.stderr)
+        print(f"attrib: error: {_one_line(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("attrib: interrupted; no result was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``attrib explain ... | head``): not an error of ours, and
+        # nothing more can be shown. Point stdout at /dev/null so the interpreter's own
+        # flush at exit does not raise again, and exit as a process killed by SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + 13
+
+
+def _one_line(message: str) -> str:
+    """The message on one line, with control characters (terminal escapes from an endpoint) shown escaped."""
+    flat = " ".join(message.split())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from attrib import registry
 from attrib.caching import CacheSpec
-from attrib.cli.inputs import decode, read_bytes, read_prompt, write_text
+from attrib.cli.inputs import check_output, check_text, decode, read_bytes, read_prompt, write_text
 from attrib.cli.parser import API_FLAGS, HIPE_FLAGS
 from attrib.errors import EmptyPromptError, InputError
 
@@ -41,6 +42,13 @@ def _method(args: argparse.Namespace) -> Scheduler:
         raise InputError(f"{flags} apply to --method hipe, not {args.method!r}")
     method: Scheduler = registry.create("method", args.method, **given)
     return method
+
+
+def _check_texts(args: argparse.Namespace) -> None:
+    """Every text flag must be valid UTF-8 (bytes that are not arrive as lone surrogates)."""
+    for flag in ("prompt", "target", "system", "baseline", "model", "base_url", "threshold"):
+        name = "PROMPT" if flag == "prompt" else "--" + flag.replace("_", "-")
+        check_text(getattr(args, flag, None), name)
 
 
 def _cache(args: argparse.Namespace) -> CacheSpec:
@@ -108,19 +116,55 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 def _emit(args: argparse.Namespace, result: Attribution, render: Callable[[], str]) -> int:
-    """Write --html and --json, then print the rendered view (or only the JSON for --json -)."""
+    """Write --json, then --html, then print the view (or only the JSON for ``--json -``).
+
+    A finished result is never lost: an output that cannot be written does not stop
+    the others, and if the JSON itself cannot be written it is saved in the temporary
+    directory and the error names that file.
+
+    Raises:
+        InputError: after writing what could be written, naming each output that failed.
+    """
+    failures: list[str] = []
+    written: list[tuple[str, str]] = []
+    json_text = result.to_json(indent=1) + "\n"
+    if args.json is not None and args.json != "-":
+        try:
+            write_text(args.json, json_text)
+            written.append(("result", args.json))
+        except InputError as error:
+            failures.append(f"{error}; the result was saved to {_rescue(json_text)} instead")
     if args.html is not None:
-        write_text(args.html, result.to_html())
+        try:
+            write_text(args.html, result.to_html())
+            written.append(("report", args.html))
+        except InputError as error:
+            failures.append(str(error))
     if args.json == "-":  # JSON alone on stdout, for pipes
-        sys.stdout.write(result.to_json(indent=1) + "\n")
-        return 0
-    if args.json is not None:
-        write_text(args.json, result.to_json(indent=1) + "\n")
-    print(render())
-    for kind, path in (("result", args.json), ("report", args.html)):
-        if path is not None:
+        sys.stdout.write(json_text)
+    else:
+        print(render())
+        for kind, path in written:
             print(f"{kind} written to {path}")
+    if failures:
+        raise InputError("; ".join(failures))
     return 0
+
+
+def _rescue(text: str) -> str:
+    """Save a result that could not be written where asked; return where it went."""
+    handle, path = tempfile.mkstemp(prefix="attrib-result-", suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    return path
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable --json/--html paths before any model is loaded or called."""
+    check_output(args.json, "--json")
+    check_output(args.html, "--html")
+    if args.json is not None and args.json == args.html:
+        raise InputError("--json and --html name the same file; give two paths")
 
 
 def explain(args: argparse.Namespace) -> int:
@@ -128,6 +172,8 @@ def explain(args: argparse.Namespace) -> int:
     import attrib
     from attrib.reports.text import render_text
 
+    _check_outputs(args)
+    _check_texts(args)
     prompt = read_prompt(args)
     if not prompt.strip():
         raise EmptyPromptError("prompt is empty; give the text to explain")
@@ -160,6 +206,10 @@ def audit(args: argparse.Namespace) -> int:
     import attrib
     from attrib.reports.text import render_audit
 
+    _check_outputs(args)
+    _check_texts(args)
+    if args.top < 0:
+        raise InputError(f"--top must be 0 or more, got {args.top}")
     if args.system is not None and args.system_file is not None:
         raise InputError("give the system prompt either with --system or with --system-file, not both")
     system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
@@ -202,12 +252,18 @@ def report(args: argparse.Namespace) -> int:
     """``attrib report``: render a saved result as a self-contained HTML page."""
     from attrib.result import Attribution
 
+    check_output(args.output, "report")
     text = decode(*read_bytes(args.result, kind="result file"))
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not a number JSON allows")
+
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
+        data = json.loads(text, parse_constant=refuse)
+    except (ValueError, RecursionError) as error:
+        detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)
         raise InputError(
-            f"{args.result} is not JSON ({error}); give a result written by 'attrib explain --json'"
+            f"{args.result} is not JSON ({detail}); give a result written by 'attrib explain --json'"
         ) from None
     result = Attribution.from_dict(data)
     write_text(args.output, result.to_html())

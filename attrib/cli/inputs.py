@@ -8,12 +8,19 @@ written whole or not at all.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from attrib.errors import EmptyPromptError, InputError
 
-__all__ = ["read_bytes", "decode", "read_prompt", "write_text"]
+__all__ = ["MAX_TEXT_BYTES", "read_bytes", "decode", "read_prompt", "check_text", "check_output", "write_text"]
+
+#: The largest prompt, system prompt or template read from a file or stdin: 64 MiB of text is
+#: over ten million tokens, more than any model's context; beyond it, reading would only
+#: exhaust memory (``--prompt-file /dev/zero``).
+MAX_TEXT_BYTES = 64 * 1024 * 1024
 
 
 def read_bytes(name: str, *, kind: str = "prompt file") -> tuple[bytes, str]:
@@ -23,16 +30,50 @@ def read_bytes(name: str, *, kind: str = "prompt file") -> tuple[bytes, str]:
         InputError: if the file is missing, a directory, or unreadable.
     """
     if name == "-":
-        return sys.stdin.buffer.read(), "stdin"
+        return _bounded(sys.stdin.buffer, "stdin", kind), "stdin"
     path = Path(name)
     try:
-        return path.read_bytes(), str(path)
+        with path.open("rb") as handle:
+            return _bounded(handle, str(path), kind), str(path)
     except FileNotFoundError:
         raise InputError(f"{kind} not found: {path}") from None
     except IsADirectoryError:
         raise InputError(f"{kind} is a directory: {path}") from None
     except OSError as error:
         raise InputError(f"cannot read {kind} {path}: {error.strerror}") from None
+
+
+def _bounded(handle: object, where: str, kind: str) -> bytes:
+    """At most :data:`MAX_TEXT_BYTES` from ``handle``; more is an error before memory runs out."""
+    data: bytes = handle.read(MAX_TEXT_BYTES + 1)  # type: ignore[attr-defined]
+    if len(data) > MAX_TEXT_BYTES:
+        raise InputError(
+            f"{kind} {where} is larger than {MAX_TEXT_BYTES // (1024 * 1024)} MiB, more than any model's context holds; "
+            "give a shorter text"
+        )
+    return data
+
+
+def check_text(value: str | None, what: str) -> str | None:
+    """``value`` if it is valid Unicode text; command-line bytes that are not UTF-8 are an error.
+
+    Python decodes such bytes to lone surrogates (PEP 383), which no tokenizer, file or
+    endpoint accepts.
+
+    Raises:
+        InputError: naming the option and the offending byte.
+    """
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        byte = ord(value[error.start]) - 0xDC00 if "\udc80" <= value[error.start] <= "\udcff" else None
+        shown = f"byte 0x{byte:02x}" if byte is not None else f"character {value[error.start]!r}"
+        raise InputError(
+            f"{what} is not UTF-8 text ({shown} at position {error.start}); pass UTF-8 text, or put it in a UTF-8 file"
+        ) from None
+    return value
 
 
 def decode(data: bytes, where: str) -> str:
@@ -70,13 +111,56 @@ def read_prompt(args: argparse.Namespace) -> str:
     return str(args.prompt)
 
 
-def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` as UTF-8.
+def check_output(path: str | None, what: str) -> None:
+    """Refuse, before any work, an output path that cannot be written.
 
     Raises:
-        InputError: if the file cannot be written.
+        InputError: if ``path`` is a directory, its directory does not exist, or either
+            is not writable.
     """
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(f"{what} {path} is a directory; give a file name")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {what} {path}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise InputError(f"cannot write {what} {path}: permission denied")
+
+
+def _file_mode(target: Path) -> int:
+    """The permissions a plain ``open(target, "w")`` would give: the existing file's, else 0666 less the umask."""
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        return target.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8, whole or not at all (a temporary file renamed into place).
+
+    Raises:
+        InputError: if the file cannot be written; nothing is left behind.
+    """
+    target = Path(path)
+    try:
+        data = text.encode("utf-8")
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            os.chmod(temporary, _file_mode(target))
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except UnicodeEncodeError as error:
+        raise InputError(
+            f"cannot write {path}: the text holds {text[error.start]!r}, which is not Unicode text"
+        ) from None
     except OSError as error:
-        raise InputError(f"cannot write {path}: {error.strerror}") from None
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
