@@ -79,9 +79,9 @@ class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
             raise _TemplateRunaway(f"it raised a number to the power {right}")
         if operator == "*":
             for sequence, count in ((left, right), (right, left)):
-                if isinstance(sequence, str | list | tuple) and isinstance(count, int):
-                    if len(sequence) * count > RENDER_CHARACTERS:
-                        raise _TemplateRunaway(f"it built a sequence of more than {RENDER_CHARACTERS:,} items")
+                sized = isinstance(sequence, str | list | tuple) and isinstance(count, int)
+                if sized and len(sequence) * count > RENDER_CHARACTERS:
+                    raise _TemplateRunaway(f"it built a sequence of more than {RENDER_CHARACTERS:,} items")
         return super().call_binop(context, operator, left, right)
 
 
