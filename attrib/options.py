@@ -9,6 +9,7 @@ dies on an option it accepted.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,14 @@ def check_number(name: str, value: object, *, minimum: float | None = None) -> f
     if minimum is not None and number < minimum:
         raise InputError(f"{name} must be at least {minimum}, got {value!r}")
     return number
+
+
+def _scheduler(name: str, seed: int) -> Scheduler:
+    """The method registered as ``name``; a method that samples gets the run's seed."""
+    cls = registry.resolve("method", name)
+    takes_seed = "seed" in inspect.signature(cls).parameters
+    scheduler: Scheduler = cls(seed=seed) if takes_seed else cls()
+    return scheduler
 
 
 def _check_recordable(what: str, description: dict[str, object]) -> None:
@@ -122,7 +131,8 @@ class RunOptions:
             InputError: for an empty target, a non-positive ``max_new_tokens`` without a
                 target, a negative ``noise_samples``, or a value of the wrong type.
         """
-        scheduler = method if isinstance(method, Scheduler) else registry.create("method", method)
+        check_count("seed", seed)
+        scheduler = method if isinstance(method, Scheduler) else _scheduler(method, seed)
         perturb = (
             perturbation if isinstance(perturbation, Perturbation) else registry.create("perturbation", perturbation)
         )
@@ -138,7 +148,6 @@ class RunOptions:
             check_count("max_new_tokens", max_new_tokens, minimum=1)
         if budget is not None:
             check_count("budget", budget, minimum=2, error=BudgetError)
-        check_count("seed", seed)
         check_count("noise_samples", noise_samples)
         if chat_template is not None and not chat_template.strip():
             raise InputError("the chat template is empty; give a jinja2 template, or omit it to use the model's")
