@@ -10,6 +10,8 @@ Representation Erasure"; "iterative perturbation" in Leap Labs' PIZZA).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 from attrib.errors import BudgetError
 from attrib.scheduler import Schedule, Scheduler
@@ -19,10 +21,11 @@ from attrib.segmentation import Segmentation
 __all__ = ["ITP"]
 
 
+@dataclass(frozen=True)
 class ITP(Scheduler):
-    """Exhaustive leave-one-out: ``n_units`` variants at the requested level."""
+    """Exhaustive leave-one-out: ``n_units`` variants at the requested level (no parameters)."""
 
-    name = "itp"
+    name: ClassVar[str] = "itp"
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         return len(segmentation.boundaries(level)) - 1
