@@ -1,7 +1,7 @@
 """The scheduler contract: which variants to score, and how their drops become unit scores.
 
 A scheduler decides which token spans to ablate (and in which rounds), asks a
-:class:`~attrib.scoring.Scorer` for their drops, and returns the attribution
+scorer (:class:`SpanScorer`, e.g. :class:`~attrib.scoring.Scorer`) for their drops, and returns the attribution
 matrix at the requested level. Two ship with attrib, named in :mod:`attrib.registry`
 (kind ``"method"``) and imported only when first asked for:
 
@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self, cast
 
 import numpy as np
 
 from attrib import registry
 from attrib.errors import InputError, UnknownNameError
-from attrib.scoring import Scorer
+from attrib.perturbation import Span
 from attrib.segmentation import Segmentation
 
-__all__ = ["Scheduler", "Schedule", "get_scheduler", "METHODS"]
+__all__ = ["Scheduler", "Schedule", "SpanScorer", "get_scheduler", "METHODS"]
 
 #: Names of the built-in schedulers (read from the registry; nothing is imported).
 METHODS: tuple[str, ...] = tuple(registry.names("method"))
@@ -50,6 +50,37 @@ class Schedule:
     scores: np.ndarray
     trace: dict[str, object] | None = None
     budget_exhausted: bool = False
+
+
+class SpanScorer(Protocol):
+    """What a scheduler needs from a scorer: drops of span ablations, counted against the budget.
+
+    :class:`~attrib.scoring.Scorer` is one; :class:`~attrib.scoring.RegionScorer` (one
+    message of a chat, spans relative to it) is another.
+    """
+
+    @property
+    def n_output(self) -> int:
+        """Number of output tokens (columns of every row of drops)."""
+        ...
+
+    @property
+    def calls(self) -> int:
+        """Scoring calls sent so far (distinct variants, the unperturbed prompt included)."""
+        ...
+
+    @property
+    def remaining(self) -> int | None:
+        """Calls the budget still allows, or ``None`` without a budget."""
+        ...
+
+    def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
+        """How many of ``ablations`` (each a list of token spans) would be new calls."""
+        ...
+
+    def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
+        """Drop of each output token's log-probability per ablation, nats, shape (len(ablations), n_output)."""
+        ...
 
 
 def _described(value: object) -> object:
@@ -74,7 +105,7 @@ class Scheduler(ABC):
     @abstractmethod
     def run(
         self,
-        scorer: Scorer,
+        scorer: SpanScorer,
         segmentation: Segmentation,
         level: str,
         *,
@@ -114,7 +145,8 @@ class Scheduler(ABC):
         for key in changes:
             if key not in known:
                 raise UnknownNameError.for_choice(f"parameter of {self.name or type(self).__name__}", key, known)
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        # dataclasses.replace is typed for dataclass instances; every scheduler is one
+        return cast(Self, dataclasses.replace(cast(Any, self), **changes))
 
 
 def get_scheduler(spec: str | Scheduler) -> Scheduler:
@@ -131,5 +163,7 @@ def get_scheduler(spec: str | Scheduler) -> Scheduler:
         return spec
     scheduler = registry.create("method", spec)
     if not isinstance(scheduler, Scheduler):
-        raise InputError(f"method {spec!r} is registered as {type(scheduler).__name__}, not a Scheduler; fix its registry entry")
+        raise InputError(
+            f"method {spec!r} is registered as {type(scheduler).__name__}, not a Scheduler; fix its registry entry"
+        )
     return scheduler

@@ -11,6 +11,7 @@ per-token map that turns chunk drops into unit scores (:func:`token_map`).
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -84,7 +85,7 @@ def children(start: int, end: int, hierarchy: Sequence[Sequence[int]], *, leaf_g
         return []
     if len(inner) + 1 <= leaf_group:
         edges = [start, *inner, end]
-        return list(zip(edges, edges[1:]))
+        return list(itertools.pairwise(edges))
     length = end - start
     tolerance = length / 8.0
 

@@ -63,7 +63,9 @@ class Order(ABC):
         """The ranked chunks to refine in this round (all of them, unless the order says otherwise)."""
         return ranked
 
-    def parents(self, tree: ChunkTree, newest: Sequence[Chunk], threshold: Threshold, max_depth: int | None) -> list[Chunk]:
+    def parents(
+        self, tree: ChunkTree, newest: Sequence[Chunk], threshold: Threshold, max_depth: int | None
+    ) -> list[Chunk]:
         """The candidates ``threshold`` passes, each judged among the chunks of its depth, ranked.
 
         Args:
@@ -103,7 +105,8 @@ class DepthOrder(Order):
 
     def quantity(self, tree: ChunkTree, peers: Sequence[Chunk]) -> Quantity:
         def per_token() -> np.ndarray:
-            return tree.per_token().sum(axis=1)
+            per_token: np.ndarray = tree.per_token().sum(axis=1)
+            return per_token
 
         return Quantity(self.judges, peers, [c.score for c in peers], per_token)
 

@@ -16,8 +16,7 @@ from attrib.hipe.chunks import Chunk, ChunkTree, first_spans
 from attrib.hipe.orders import Order, get_order
 from attrib.hipe.thresholds import Threshold, get_threshold
 from attrib.perturbation import Span
-from attrib.scheduler import Schedule, Scheduler
-from attrib.scoring import Scorer
+from attrib.scheduler import Schedule, Scheduler, SpanScorer
 from attrib.segmentation import Segmentation
 
 __all__ = ["HiPe"]
@@ -132,7 +131,7 @@ class HiPe(Scheduler):
 
     def run(
         self,
-        scorer: Scorer,
+        scorer: SpanScorer,
         segmentation: Segmentation,
         level: str,
         *,
@@ -175,7 +174,9 @@ class HiPe(Scheduler):
         return self.order.parents(tree, newest, self.threshold, self.max_depth)
 
     @staticmethod
-    def _fit(tree: ChunkTree, parents: list[Chunk], remaining: int | None, exhausted: bool) -> tuple[list[Family], bool]:
+    def _fit(
+        tree: ChunkTree, parents: list[Chunk], remaining: int | None, exhausted: bool
+    ) -> tuple[list[Family], bool]:
         """The families (a parent and its new children) that fit the budget, in rank order.
 
         A parent is refined whole or not at all (a partial set of children can miss
@@ -199,7 +200,7 @@ class HiPe(Scheduler):
 
     @staticmethod
     def _score(
-        scorer: Scorer,
+        scorer: SpanScorer,
         tree: ChunkTree,
         families: list[Family],
         on_phase: Callable[[str, int | None], None] | None,
@@ -213,13 +214,15 @@ class HiPe(Scheduler):
             on_phase(f"hipe depth {depth}", scorer.calls + scorer.count_new([[s] for s in spans]))
         drops = scorer.drops([[s] for s in spans])
         rows = iter(drops)
-        new = []
+        new: list[Chunk] = []
         for parent, kids in families:
             index = None if parent is None else tree.index(parent)
             new.extend(tree.add(span, depth, index, next(rows)) for span in kids)
         return new
 
-    def _trace(self, tree: ChunkTree, segmentation: Segmentation, early_stop: dict[str, float] | None) -> dict[str, object]:
+    def _trace(
+        self, tree: ChunkTree, segmentation: Segmentation, early_stop: dict[str, float] | None
+    ) -> dict[str, object]:
         """The JSON-ready record of the run: parameters, early stop, depths and every scored chunk."""
         offset = segmentation.tokenization.char_offset
         return {

@@ -62,8 +62,8 @@ class Threshold(ABC):
 
     def describe(self) -> dict[str, object]:
         """JSON-ready parameters: ``name`` and every field."""
-        fields = dataclasses.fields(self) if dataclasses.is_dataclass(self) else ()
-        return {"name": self.name, **{field.name: getattr(self, field.name) for field in fields}}
+        names: list[str] = [f.name for f in dataclasses.fields(self)] if dataclasses.is_dataclass(self) else []
+        return {"name": self.name, **{key: getattr(self, key) for key in names}}
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Relative(Threshold):
         if not quantity.chunks:
             return []
         level = max(self.floor, self.fraction * max(quantity.values))
-        return [c for c, v in zip(quantity.chunks, quantity.values) if v >= level]
+        return [c for c, v in zip(quantity.chunks, quantity.values, strict=True) if v >= level]
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class Fixed(Threshold):
     name: ClassVar[str] = "fixed"
 
     def select(self, quantity: Quantity) -> list[Chunk]:
-        return [c for c, v in zip(quantity.chunks, quantity.values) if v >= self.nats]
+        return [c for c, v in zip(quantity.chunks, quantity.values, strict=True) if v >= self.nats]
 
 
 def get_threshold(spec: str | float | Threshold) -> Threshold:
@@ -132,13 +132,16 @@ def get_threshold(spec: str | float | Threshold) -> Threshold:
 
     Raises:
         UnknownNameError: for an unknown name (with the closest known one).
-        InputError: if the name is registered to something that is not a :class:`Threshold`.
+        InputError: for a value of another type (``True``), or a name registered to
+            something that is not a :class:`Threshold`.
     """
     if isinstance(spec, Threshold):
         return spec
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+    if isinstance(spec, bool) or not isinstance(spec, (str, int, float)):
+        raise InputError(f"threshold must be a name, a number of nats or a Threshold, got {spec!r}")
+    if not isinstance(spec, str):
         return Fixed(float(spec))
-    if isinstance(spec, str) and spec not in registry.names("threshold"):
+    if spec not in registry.names("threshold"):
         try:
             return Fixed(float(spec))
         except ValueError:
