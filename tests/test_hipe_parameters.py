@@ -129,3 +129,14 @@ class Strict(Fixed):
 
     nats: float = 3.0
     name: ClassVar[str] = "strict"
+
+
+def test_a_scheduler_is_a_value_it_pickles_copies_and_hashes_by_its_parameters():
+    import copy
+    import pickle
+
+    hipe = HiPe(threshold="midrange", order="depth", top_k=2)
+    assert pickle.loads(pickle.dumps(hipe)) == hipe
+    assert copy.deepcopy(hipe) == hipe
+    assert hash(hipe) == hash(HiPe(threshold="midrange", order="depth", top_k=2))
+    assert hipe != HiPe(threshold="midrange", order="depth", top_k=3)

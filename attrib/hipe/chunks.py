@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,9 +172,6 @@ class ChunkTree:
         inside = bisect.bisect_left(self.units, span[1]) - bisect.bisect_right(self.units, span[0])
         return inside <= 0
 
-    def __contains__(self, span: object) -> bool:
-        return span in self._index
-
     def index(self, chunk: Chunk) -> int:
         """Position of ``chunk`` in :attr:`chunks` (what children record as ``parent``)."""
         return self._index[chunk.span]
@@ -235,7 +232,3 @@ class ChunkTree:
     def deepest(self) -> int:
         """The largest depth scored (0 before any refinement)."""
         return max((c.depth for c in self.chunks), default=0)
-
-    def spans_of(self, chunks: Iterable[Chunk]) -> list[Span]:
-        """The spans of ``chunks``, in order."""
-        return [c.span for c in chunks]

@@ -158,10 +158,11 @@ class HiPe(Scheduler):
         newest = self._score(scorer, tree, [(None, first)], on_phase)
         stop = EarlyStop(self.top_k)
         budget_exhausted = False
-        while parents := self.order.take(stop.settle(tree, self._passed(tree, newest), scorer.calls)):
-            families, budget_exhausted = self._fit(tree, parents, scorer.remaining, budget_exhausted)
-            if not families and budget_exhausted:
-                break
+        while parents := self._parents(tree, newest, stop, scorer.calls):
+            families, stopped = self._fit(tree, parents, scorer.remaining)
+            budget_exhausted = budget_exhausted or stopped
+            if stopped and not families:
+                break  # not even the first parent's family fits the budget
             newest = self._score(scorer, tree, families, on_phase)
         return Schedule(
             scores=tree.unit_scores(),
@@ -169,14 +170,16 @@ class HiPe(Scheduler):
             budget_exhausted=budget_exhausted,
         )
 
-    def _passed(self, tree: ChunkTree, newest: Sequence[Chunk]) -> list[Chunk]:
-        """The chunks the threshold passes for refinement, ranked by the order."""
-        return self.order.parents(tree, newest, self.threshold, self.max_depth)
+    def _parents(self, tree: ChunkTree, newest: Sequence[Chunk], stop: EarlyStop, calls: int) -> list[Chunk]:
+        """This round's parents: passed by the threshold, ranked by the order, kept by the early stop.
+
+        Depth order refines every one of them; best-first only the first.
+        """
+        ranked = self.order.parents(tree, newest, self.threshold, self.max_depth)
+        return self.order.take(stop.settle(tree, ranked, calls))
 
     @staticmethod
-    def _fit(
-        tree: ChunkTree, parents: list[Chunk], remaining: int | None, exhausted: bool
-    ) -> tuple[list[Family], bool]:
+    def _fit(tree: ChunkTree, parents: list[Chunk], remaining: int | None) -> tuple[list[Family], bool]:
         """The families (a parent and its new children) that fit the budget, in rank order.
 
         A parent is refined whole or not at all (a partial set of children can miss
@@ -184,19 +187,20 @@ class HiPe(Scheduler):
         does not fit. Parents whose children were all scored already count as refined.
 
         Returns:
-            The families to score and whether the budget stopped a family (sticky).
+            The families with children to score, and whether the budget stopped a family.
         """
         families: list[Family] = []
         spans: list[Span] = []
+        stopped = False
         for parent in parents:
             kids = [k for k in tree.family(parent) if k not in spans]
             if remaining is not None and len(spans) + len(kids) > remaining:
-                exhausted = True
+                stopped = True
                 break
             parent.refined = True
             families.append((parent, kids))
             spans.extend(kids)
-        return [family for family in families if family[1]], exhausted
+        return [family for family in families if family[1]], stopped
 
     @staticmethod
     def _score(
