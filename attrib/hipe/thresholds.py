@@ -30,7 +30,7 @@ class Quantity:
     """What a threshold judges: one quantity of the chunks of one depth, per chunk and per token.
 
     Args:
-        name: what the quantity is (``"drop"``, ``"ceiling"``), recorded nowhere but read by people.
+        name: which quantity it is (``"drop"`` in depth order, ``"ceiling"`` in best-first).
         chunks: the chunks judged (the non-leaf chunks of one depth).
         values: the quantity per chunk, nats, one per chunk.
         per_token: computes the quantity per prompt token, nats, shape (n_tokens,);
