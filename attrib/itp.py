@@ -9,27 +9,30 @@ Representation Erasure"; "iterative perturbation" in Leap Labs' PIZZA).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 from attrib.errors import BudgetError
-from attrib.scheduler import Schedule, Scheduler
-from attrib.scoring import Scorer
+from attrib.scheduler import Schedule, Scheduler, SpanScorer
 from attrib.segmentation import Segmentation
 
 __all__ = ["ITP"]
 
 
+@dataclass(frozen=True)
 class ITP(Scheduler):
-    """Exhaustive leave-one-out: ``n_units`` variants at the requested level."""
+    """Exhaustive leave-one-out: ``n_units`` variants at the requested level (no parameters)."""
 
-    name = "itp"
+    name: ClassVar[str] = "itp"
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         return len(segmentation.boundaries(level)) - 1
 
     def run(
         self,
-        scorer: Scorer,
+        scorer: SpanScorer,
         segmentation: Segmentation,
         level: str,
         *,
@@ -44,7 +47,7 @@ class ITP(Scheduler):
             BudgetError: if the budget cannot cover every unit (ItP has no partial result).
         """
         bounds = segmentation.boundaries(level)
-        ablations = [[(a, b)] for a, b in zip(bounds, bounds[1:])]
+        ablations = [[(a, b)] for a, b in itertools.pairwise(bounds)]
         needed = scorer.count_new(ablations)
         if scorer.remaining is not None and needed > scorer.remaining:
             raise BudgetError(

@@ -1,30 +1,39 @@
 """The scheduler contract: which variants to score, and how their drops become unit scores.
 
 A scheduler decides which token spans to ablate (and in which rounds), asks a
-:class:`~attrib.scoring.Scorer` for their drops, and returns the attribution
-matrix at the requested level. Two ship with attrib:
+scorer (:class:`SpanScorer`, e.g. :class:`~attrib.scoring.Scorer`) for their drops, and returns the attribution
+matrix at the requested level. Two ship with attrib, named in :mod:`attrib.registry`
+(kind ``"method"``) and imported only when first asked for:
 
 * :class:`~attrib.itp.ITP`, iterative perturbation: one variant per unit
   (exhaustive leave-one-out), the reference.
 * :class:`~attrib.hipe.HiPe`, hierarchical perturbation: large overlapping chunks
   first, refined only where the attribution passes a threshold.
+
+A scheduler is a frozen dataclass: its fields are its parameters, so
+:meth:`Scheduler.describe` and :meth:`Scheduler.replace` follow the fields and a
+new parameter is recorded and carried over without being listed anywhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, Self, cast
 
 import numpy as np
 
-from attrib.errors import UnknownNameError
-from attrib.scoring import Scorer
+from attrib import registry
+from attrib.errors import InputError, UnknownNameError
+from attrib.perturbation import Span
 from attrib.segmentation import Segmentation
 
-__all__ = ["Scheduler", "Schedule", "get_scheduler", "METHODS"]
+__all__ = ["Scheduler", "Schedule", "SpanScorer", "get_scheduler", "METHODS"]
 
-#: Names of the built-in schedulers.
-METHODS: tuple[str, ...] = ("hipe", "itp")
+#: Names of the built-in schedulers (read from the registry; nothing is imported).
+METHODS: tuple[str, ...] = tuple(registry.names("method"))
 
 
 @dataclass
@@ -43,18 +52,60 @@ class Schedule:
     budget_exhausted: bool = False
 
 
-class Scheduler:
-    """Base class of schedulers. Subclasses implement :meth:`run` and :meth:`min_calls`."""
+class SpanScorer(Protocol):
+    """What a scheduler needs from a scorer: drops of span ablations, counted against the budget.
 
-    name: str = ""
+    :class:`~attrib.scoring.Scorer` is one; :class:`~attrib.scoring.RegionScorer` (one
+    message of a chat, spans relative to it) is another.
+    """
 
+    @property
+    def n_output(self) -> int:
+        """Number of output tokens (columns of every row of drops)."""
+        ...
+
+    @property
+    def calls(self) -> int:
+        """Scoring calls sent so far (distinct variants, the unperturbed prompt included)."""
+        ...
+
+    @property
+    def remaining(self) -> int | None:
+        """Calls the budget still allows, or ``None`` without a budget."""
+        ...
+
+    def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
+        """How many of ``ablations`` (each a list of token spans) would be new calls."""
+        ...
+
+    def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
+        """Drop of each output token's log-probability per ablation, nats, shape (len(ablations), n_output)."""
+        ...
+
+
+def _described(value: object) -> object:
+    """A parameter as recorded: a strategy object by its own ``describe()``, anything else as is."""
+    describe = getattr(value, "describe", None)
+    return describe() if callable(describe) else value
+
+
+class Scheduler(ABC):
+    """Base class of schedulers: subclasses are frozen dataclasses and implement :meth:`run` and :meth:`min_calls`.
+
+    The dataclass fields are the scheduler's parameters; :meth:`describe` and
+    :meth:`replace` are driven by them.
+    """
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         """Fewest perturbed-variant calls the method needs to produce any result."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run(
         self,
-        scorer: Scorer,
+        scorer: SpanScorer,
         segmentation: Segmentation,
         level: str,
         *,
@@ -64,27 +115,55 @@ class Scheduler:
 
         ``on_phase(label, total_calls)`` is called when a new round starts.
         """
-        raise NotImplementedError
+
+    def parameters(self) -> tuple[str, ...]:
+        """Names of the scheduler's parameters (its dataclass fields), in declaration order."""
+        if not dataclasses.is_dataclass(self):
+            return ()
+        return tuple(field.name for field in dataclasses.fields(self))
 
     def describe(self) -> dict[str, object]:
-        """JSON-ready parameters recorded in results."""
-        return {"name": self.name}
+        """JSON-ready parameters recorded in results: ``name``, then every field.
+
+        A field holding a strategy object (a threshold, an order) is recorded by
+        that object's own ``describe()``.
+        """
+        return {"name": self.name, **{key: _described(getattr(self, key)) for key in self.parameters()}}
+
+    def replace(self, **changes: Any) -> Self:
+        """An equivalent scheduler with the parameters in ``changes`` set anew.
+
+        Every other field keeps its value (``dataclasses.replace``), so a parameter
+        added later is carried over without being listed here.
+
+        Raises:
+            InputError: (an :class:`~attrib.errors.UnknownNameError`) for a name that is
+                not one of the scheduler's parameters; the scheduler's own errors for
+                an invalid value.
+        """
+        known = self.parameters()
+        for key in changes:
+            if key not in known:
+                raise UnknownNameError.for_choice(f"parameter of {self.name or type(self).__name__}", key, known)
+        # dataclasses.replace is typed for dataclass instances; every scheduler is one
+        return cast(Self, dataclasses.replace(cast(Any, self), **changes))
 
 
 def get_scheduler(spec: str | Scheduler) -> Scheduler:
-    """Return a scheduler for a name (``"hipe"``, ``"itp"``) or pass an instance through.
+    """Return a scheduler for a registered name (``"hipe"``, ``"itp"``) or pass an instance through.
+
+    Names resolve through :mod:`attrib.registry` (kind ``"method"``), so this module
+    imports no scheduler and no scheduler imports it back at import time.
 
     Raises:
-        UnknownNameError: for an unknown name.
+        UnknownNameError: for an unknown name (with the closest known one).
+        InputError: if the name is registered to something that is not a :class:`Scheduler`.
     """
     if isinstance(spec, Scheduler):
         return spec
-    if spec == "hipe":
-        from attrib.hipe import HiPe
-
-        return HiPe()
-    if spec == "itp":
-        from attrib.itp import ITP
-
-        return ITP()
-    raise UnknownNameError.for_choice("method", spec, METHODS)
+    scheduler = registry.create("method", spec)
+    if not isinstance(scheduler, Scheduler):
+        raise InputError(
+            f"method {spec!r} is registered as {type(scheduler).__name__}, not a Scheduler; fix its registry entry"
+        )
+    return scheduler

@@ -11,8 +11,7 @@ from attrib.errors import BudgetError
 from attrib.hipe import HiPe, children
 
 FILLER = (
-    "The weather was mild that spring and the farmers planted early. "
-    "Markets in the valley were busy every morning. "
+    "The weather was mild that spring and the farmers planted early. Markets in the valley were busy every morning. "
 )
 PROMPT = (
     FILLER * 4
