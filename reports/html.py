@@ -93,10 +93,7 @@ def _method_rows(result: Attribution) -> list[tuple[str, str, str]]:
     extra = _compact(perturbation, skip=("name",))
     if extra:
         pert += f" ({extra})"
-    if stats.budget is None:
-        budget = "none"
-    else:
-        budget = _count(stats.budget)
+    budget = "none" if stats.budget is None else _count(stats.budget)
     if stats.budget_exhausted:
         budget += " · budget reached (refinement stopped early; unrefined chunks are coarse)"
     rows = [

@@ -45,7 +45,7 @@ def _in_context(prompt: str, start: int, end: int, width: int = 18) -> str:
     """The unit in brackets with up to ``width`` characters of prompt on each side, on one line."""
     left = ("…" if start > width else "") + _flat(prompt[max(0, start - width) : start])
     right = _flat(prompt[end : end + width]) + ("…" if end + width < len(prompt) else "")
-    return f"{left[-(width + 1):]}[{_flat(prompt[start:end])}]{right[: width + 1]}"
+    return f"{left[-(width + 1) :]}[{_flat(prompt[start:end])}]{right[: width + 1]}"
 
 
 def describe_cost(result: Attribution) -> str:
@@ -71,7 +71,9 @@ def describe_cost(result: Attribution) -> str:
             sent.append(f"{usage['bounded_tokens']:,} token scores bounded (not in top-k)")
         line += "\nendpoint: " + ", ".join(sent)
     if stats.budget_exhausted:
-        line += f"\nbudget of {stats.budget} calls reached: refinement stopped early; scores of unrefined chunks are coarse"
+        line += (
+            f"\nbudget of {stats.budget} calls reached: refinement stopped early; scores of unrefined chunks are coarse"
+        )
     return line
 
 
@@ -91,7 +93,9 @@ def render_text(result: Attribution, *, top: int = 10) -> str:
     scoring = result.backend.get("scoring")
     unit = result.score_unit
     if scoring == "top_logprobs":
-        lines.append("scores: estimated from regenerated outputs' top log-probabilities (no forced scoring at this endpoint)")
+        lines.append(
+            "scores: estimated from regenerated outputs' top log-probabilities (no forced scoring at this endpoint)"
+        )
     if result.score_kind == "text-similarity":
         lines.append(
             "scores: share of each output token lost from the regenerated text "

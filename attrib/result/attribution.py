@@ -140,12 +140,13 @@ class Attribution:
     @property
     def unit_scores(self) -> np.ndarray:
         """Total attribution of each unit over all output tokens, shape (n_units,), in :attr:`score_unit`."""
-        return self.scores.sum(axis=1)
+        totals: np.ndarray = self.scores.sum(axis=1)
+        return totals
 
     @property
     def within_noise(self) -> np.ndarray | None:
         """True for units whose total attribution is inside the measured noise floor, shape (n_units,)."""
-        return None if self.noise is None else np.asarray(self.noise.within_noise, dtype=bool)
+        return None if self.noise is None else np.array(self.noise.within_noise, dtype=bool)
 
     @property
     def output_logprob(self) -> float | None:
@@ -310,7 +311,9 @@ def _check_trace(trace: Trace, n_chars: int, n_messages: int | None) -> None:
     for index, chunk in enumerate(trace.chunks):
         where = f"trace.chunks[{index}]"
         if not 0 <= chunk.start <= chunk.end or not 0 <= chunk.char_start <= chunk.char_end <= n_chars:
-            raise ResultError(f"{where} spans {chunk.char_start}-{chunk.char_end}, outside the prompt's {n_chars} characters")
+            raise ResultError(
+                f"{where} spans {chunk.char_start}-{chunk.char_end}, outside the prompt's {n_chars} characters"
+            )
         if not 0 <= chunk.depth < max(trace.depths, 1):
             raise ResultError(f"{where} has depth {chunk.depth}, outside the trace's {trace.depths} depths")
         if chunk.parent is not None and not 0 <= chunk.parent < len(trace.chunks):

@@ -22,8 +22,7 @@ import math
 import numbers
 import types
 from collections.abc import Mapping, Sequence
-from functools import cache
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 
@@ -40,13 +39,16 @@ VECTOR = "vector"
 #: Deepest nesting accepted inside a free-form :data:`JSON` value.
 MAX_DEPTH = 32
 
-T = TypeVar("T")
+
+_HINTS: dict[type, dict[str, Any]] = {}
 
 
-@cache
 def field_hints(cls: type) -> dict[str, Any]:
-    """The resolved type hints of a dataclass's fields, ``Annotated`` extras kept."""
-    return get_type_hints(cls, include_extras=True)
+    """The resolved type hints of a dataclass's fields, ``Annotated`` extras kept (resolved once per class)."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = get_type_hints(cls, include_extras=True)
+    return hints
 
 
 def kind_of(value: object) -> str:
@@ -84,11 +86,11 @@ def _text(value: object, where: str) -> str:
     return value
 
 
-def _number(value: object, where: str) -> float:
+def _number(value: object, where: str, *, finite: bool = True) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise _wrong(where, "a number", value)
     number = float(value)
-    if not math.isfinite(number):
+    if finite and not math.isfinite(number):
         raise ResultError(f"malformed result: {where} is {number}; results hold finite numbers only")
     return number
 
@@ -139,31 +141,36 @@ def _array(kind: str, value: object, where: str) -> np.ndarray:
     else:
         rows = _sequence(value, where)
         if kind == MATRIX:
-            rows = [[_number(v, f"{where}[{i}][{j}]") for j, v in enumerate(_sequence(row, f"{where}[{i}]"))]
-                    for i, row in enumerate(rows)]  # fmt: skip
-            if len({len(row) for row in rows}) > 1:
+            matrix = []
+            for i, row in enumerate(rows):
+                matrix.append(
+                    [
+                        _number(v, f"{where}[{i}][{j}]", finite=False)
+                        for j, v in enumerate(_sequence(row, f"{where}[{i}]"))
+                    ]
+                )
+            if len({len(row) for row in matrix}) > 1:
                 raise ResultError(f"malformed result: the rows of {where} differ in length")
+            rows = matrix
         else:
-            rows = [_number(v, f"{where}[{i}]") for i, v in enumerate(rows)]
+            rows = [_number(v, f"{where}[{i}]", finite=False) for i, v in enumerate(rows)]
         array = np.asarray(rows, dtype=np.float64)
     if array.ndim != (2 if kind == MATRIX else 1) and array.size:
         raise ResultError(f"malformed result: {where} must be a {kind}, not an array of {array.ndim} dimensions")
     return array
 
 
-def _dataclass(cls: type[T], value: object, where: str) -> T:
+def _dataclass(cls: type[Any], value: object, where: str) -> Any:
     if isinstance(value, cls):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(cls)}
     if not isinstance(value, Mapping):
         raise _wrong(where, "an object", value)
     hints = field_hints(cls)
     unknown = [key for key in value if key not in hints]
     if unknown:
-        raise ResultError(
-            f"malformed result: {where} has no field {unknown[0]!r} (fields: {', '.join(hints)})"
-        )
+        raise ResultError(f"malformed result: {where} has no field {unknown[0]!r} (fields: {', '.join(hints)})")
     options: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         if f.name in value:
             options[f.name] = decode(hints[f.name], value[f.name], f"{where}.{f.name}" if where else f.name)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -200,7 +207,9 @@ def decode(hint: Any, value: object, where: str) -> Any:
                 return decode(option, value, where)
             except ResultError as error:
                 errors.append(str(error))
-        raise ResultError(errors[0] if len(errors) == 1 else f"malformed result: {where} fits none of its forms ({errors[-1]})")
+        raise ResultError(
+            errors[0] if len(errors) == 1 else f"malformed result: {where} fits none of its forms ({errors[-1]})"
+        )
     if origin is Literal:
         if value not in get_args(hint) or isinstance(value, bool):
             choices = ", ".join(repr(a) for a in get_args(hint))

@@ -25,12 +25,16 @@ __all__ = ["parse_json", "read_json", "write_atomic"]
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise ResultError(f"result holds the number {text[:40]}, too large for a float; results hold finite numbers only")
+        raise ResultError(
+            f"result holds the number {text[:40]}, too large for a float; results hold finite numbers only"
+        )
     return value
 
 
 def _constant(name: str) -> float:
-    raise ResultError(f"result holds {name}; results hold finite numbers only (re-create it with attrib explain --json)")
+    raise ResultError(
+        f"result holds {name}; results hold finite numbers only (re-create it with attrib explain --json)"
+    )
 
 
 def parse_json(text: str) -> Any:

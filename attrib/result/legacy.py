@@ -25,7 +25,16 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     stats = upgraded.get("stats")
     if isinstance(stats, dict):
         upgraded["stats"] = {key: value for key, value in stats.items() if key in Stats.__dataclass_fields__}
-    for key in ("trace", "noise", "shapley", "hidden_influence", "roles", "messages", "output_token_ids", "base_logprobs"):
+    for key in (
+        "trace",
+        "noise",
+        "shapley",
+        "hidden_influence",
+        "roles",
+        "messages",
+        "output_token_ids",
+        "base_logprobs",
+    ):
         upgraded.setdefault(key, None)
     upgraded["schema_version"] = 2
     return upgraded
@@ -47,7 +56,5 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
         data = _UPGRADES[version](data)
         version = data["schema_version"]
     if type(version) is not int or version != SCHEMA_VERSION:
-        raise ResultError(
-            f"result has schema version {version!r}; this attrib reads versions 1 to {SCHEMA_VERSION}"
-        )
+        raise ResultError(f"result has schema version {version!r}; this attrib reads versions 1 to {SCHEMA_VERSION}")
     return data

@@ -10,7 +10,6 @@ while callers move from the dicts to the attributes.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -50,7 +49,7 @@ class Part:
 
     def __getitem__(self, key: str) -> Any:
         """``part["name"]`` reads field ``name`` (the dict-style access of schema-1 code)."""
-        if key not in {f.name for f in dataclasses.fields(self)}:  # type: ignore[arg-type]
+        if key not in getattr(type(self), "__dataclass_fields__", {}):
             raise KeyError(key)
         return getattr(self, key)
 
