@@ -299,8 +299,7 @@ def _check_lengths(result: Attribution, n_units: int, n_tokens: int) -> None:
             checks.append(("shapley.message_totals", len(result.shapley.message_totals), len(result.messages)))
     for name, found, expected in checks:
         if found is not None and found != expected:
-            per = "unit" if expected == n_units and name.startswith("noise.within") else "entry"
-            raise ResultError(f"{name} holds {found} values, expected {expected} (one {per} per row or column)")
+            raise ResultError(f"{name} holds {found} values, expected {expected}")
     for index, message in enumerate(result.messages or []):
         if set(message) != {"role", "content"}:
             raise ResultError(f"messages[{index}] must hold exactly 'role' and 'content', not {sorted(message)}")
@@ -310,7 +309,9 @@ def _check_trace(trace: Trace, n_chars: int, n_messages: int | None) -> None:
     """Every chunk's spans, depth, parent and message point inside the result."""
     for index, chunk in enumerate(trace.chunks):
         where = f"trace.chunks[{index}]"
-        if not 0 <= chunk.start <= chunk.end or not 0 <= chunk.char_start <= chunk.char_end <= n_chars:
+        if not 0 <= chunk.start <= chunk.end:
+            raise ResultError(f"{where} spans tokens {chunk.start}-{chunk.end}, which is not a span")
+        if not 0 <= chunk.char_start <= chunk.char_end <= n_chars:
             raise ResultError(
                 f"{where} spans {chunk.char_start}-{chunk.char_end}, outside the prompt's {n_chars} characters"
             )

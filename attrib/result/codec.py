@@ -201,15 +201,16 @@ def decode(hint: Any, value: object, where: str) -> Any:
             raise _wrong(where, "a value", value)
         if len(options) == 1:
             return decode(options[0], value, where)
+        if isinstance(value, Mapping) and all(dataclasses.is_dataclass(option) for option in options):
+            keys = set(value)  # the form sharing the most field names with the data explains a mismatch best
+            options.sort(key=lambda option: -len(keys & set(field_hints(option))))
         errors = []
         for option in options:
             try:
                 return decode(option, value, where)
             except ResultError as error:
-                errors.append(str(error))
-        raise ResultError(
-            errors[0] if len(errors) == 1 else f"malformed result: {where} fits none of its forms ({errors[-1]})"
-        )
+                errors.append(error)
+        raise errors[0]
     if origin is Literal:
         if value not in get_args(hint) or isinstance(value, bool):
             choices = ", ".join(repr(a) for a in get_args(hint))
