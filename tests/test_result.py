@@ -19,7 +19,11 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 def _result(scores=None) -> Attribution:
-    units = [Unit("The", 0, 3, tokens=(0, 1)), Unit(" capital", 3, 11, tokens=(1, 3)), Unit(" is", 11, 14, tokens=(3, 4))]
+    units = [
+        Unit("The", 0, 3, tokens=(0, 1)),
+        Unit(" capital", 3, 11, tokens=(1, 3)),
+        Unit(" is", 11, 14, tokens=(3, 4)),
+    ]
     return Attribution(
         prompt="The capital is",
         units=units,
@@ -90,20 +94,38 @@ def test_chat_results_index_units_into_their_own_message():
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of Japan?"}]
     units = [Unit("Be brief.", 0, 9, role="system", message=0), Unit(" Japan?", 10, 17, role="user", message=1)]
     result = Attribution(
-        prompt="", units=units, output=" Tokyo", output_tokens=[" Tokyo"],
-        scores=np.array([[0.2], [3.0]]), method="itp", level="sentence", messages=messages,
+        prompt="",
+        units=units,
+        output=" Tokyo",
+        output_tokens=[" Tokyo"],
+        scores=np.array([[0.2], [3.0]]),
+        method="itp",
+        level="sentence",
+        messages=messages,
     )
     assert Attribution.from_json(result.to_json()).messages == messages
     wrong = [Unit("Be brief.", 0, 9, role="system", message=1)] + units[1:]
     with pytest.raises(ResultError, match="does not match the text"):
         Attribution(
-            prompt="", units=wrong, output=" Tokyo", output_tokens=[" Tokyo"],
-            scores=np.array([[0.2], [3.0]]), method="itp", level="sentence", messages=messages,
+            prompt="",
+            units=wrong,
+            output=" Tokyo",
+            output_tokens=[" Tokyo"],
+            scores=np.array([[0.2], [3.0]]),
+            method="itp",
+            level="sentence",
+            messages=messages,
         )
     with pytest.raises(ResultError, match="belongs to message 5"):
         Attribution(
-            prompt="", units=[Unit("x", 0, 1, message=5)], output="y", output_tokens=["y"],
-            scores=np.array([[0.0]]), method="itp", level="word", messages=messages,
+            prompt="",
+            units=[Unit("x", 0, 1, message=5)],
+            output="y",
+            output_tokens=["y"],
+            scores=np.array([[0.0]]),
+            method="itp",
+            level="word",
+            messages=messages,
         )
 
 

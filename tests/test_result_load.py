@@ -198,7 +198,9 @@ def test_atomic_writes_leave_the_old_file_or_nothing(tmp_path):
 
 def test_a_result_that_cannot_be_written_leaves_no_file(plain, tmp_path):
     result = Attribution.from_dict(plain)
-    broken = type(result)(**{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "scores": result.scores * np.nan})
+    broken = type(result)(
+        **{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "scores": result.scores * np.nan}
+    )
     for write in (broken.to_json, broken.to_html):
         with pytest.raises(ResultError, match="non-finite"):
             write(tmp_path / "out")
@@ -234,7 +236,9 @@ def test_attrib_report_prints_one_error_line_and_writes_nothing(plain, case, tmp
     elif case == "surrogate":
         source.write_text(json.dumps(mutate(plain, ("prompt",), "\udc00")), encoding="utf-8")
     else:
-        source.write_bytes(json.dumps(mutate(plain, ("output",), " café")).replace("\\u00e9", "\u00e9").encode("latin-1"))
+        source.write_bytes(
+            json.dumps(mutate(plain, ("output",), " café")).replace("\\u00e9", "\u00e9").encode("latin-1")
+        )
     out = tmp_path / "report.html"
     run = subprocess.run(
         [sys.executable, "-m", "attrib", "report", str(source), "-o", str(out)],
