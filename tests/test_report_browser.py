@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
+import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -129,7 +130,7 @@ def test_a_chat_prompt_shows_each_message_under_its_role_and_the_role_shares(bro
         units=units,
         output=" Tokyo",
         output_tokens=[" Tokyo"],
-        scores=[[0.5], [3.0], [0.0], [1.0], [4.5]],
+        scores=np.array([[0.5], [3.0], [0.0], [1.0], [4.5]]),
         method="itp",
         level="word",
         messages=messages,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -140,17 +141,18 @@ def test_a_result_is_frozen_and_replace_validates_the_copy():
 
 
 def test_parts_given_as_dicts_become_typed_parts_with_the_same_keys():
-    noise = {"samples": 3, "sd_per_token": [0.1, 0.2], "sd_total": 0.2, "range_total": 0.4, "threshold": 0.5,
+    noise: dict[str, Any] = {"samples": 3, "sd_per_token": [0.1, 0.2], "sd_total": 0.2, "range_total": 0.4, "threshold": 0.5,
              "within_noise": [True, False, True]}  # fmt: skip
-    result = dataclasses.replace(_result(), noise=noise, stats={"calls": 4, "budget": None})
+    parts: dict[str, Any] = {"noise": noise, "stats": {"calls": 4, "budget": None}}  # as the pipeline builds them
+    result = dataclasses.replace(_result(), **parts)
     assert isinstance(result.noise, NoiseFloor) and result.noise.threshold == 0.5
     assert result.noise["samples"] == 3 and result.noise.get("missing", "x") == "x"  # schema-1 readers keep working
     assert isinstance(result.stats, Stats) and result.stats.calls == 4
-    assert result.within_noise.tolist() == [True, False, True]
+    assert result.within_noise is not None and result.within_noise.tolist() == [True, False, True]
     with pytest.raises(KeyError):
         result.noise["nope"]
     with pytest.raises(ResultError, match="noise.within_noise holds 2 values, expected 3"):
-        dataclasses.replace(_result(), noise={**noise, "within_noise": [True, False]})
+        dataclasses.replace(_result(), **{**parts, "noise": {**noise, "within_noise": [True, False]}})
 
 
 def test_the_version_1_files_written_by_attrib_0_1_still_load():
@@ -173,13 +175,15 @@ def test_the_version_1_files_written_by_attrib_0_1_still_load():
     assert isinstance(indicators["reference_free"].evidence, ReferenceFreeEvidence)
     evidence = indicators["differential"].evidence
     assert isinstance(evidence, DifferentialEvidence) and evidence.top_disagreements[0].token == " oui"
+    assert chat.trace is not None
     assert [c.message for c in chat.trace.chunks] == [c["message"] for c in raw_chunks(DATA / "result-v1-audit.json")]
     again = Attribution.from_json(chat.to_json())
     assert again.to_dict() == chat.to_dict() and again.hidden_influence == chat.hidden_influence
 
 
-def raw_chunks(path: Path) -> list[dict]:
-    return json.loads(path.read_text(encoding="utf-8"))["trace"]["chunks"]
+def raw_chunks(path: Path) -> list[dict[str, Any]]:
+    chunks: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["trace"]["chunks"]
+    return chunks
 
 
 def test_a_version_1_reader_ignores_counters_it_does_not_know_but_version_2_refuses_them():
@@ -194,5 +198,6 @@ def test_a_version_1_reader_ignores_counters_it_does_not_know_but_version_2_refu
 def test_score_unit_follows_the_score_kind():
     assert _result().score_unit == "nats"
     assert dataclasses.replace(_result(), score_kind="text-similarity").score_unit == "similarity"
+    unknown: dict[str, Any] = {"score_kind": "bits"}
     with pytest.raises(ResultError, match="score_kind is 'bits'"):
-        dataclasses.replace(_result(), score_kind="bits")
+        dataclasses.replace(_result(), **unknown)

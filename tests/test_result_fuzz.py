@@ -38,9 +38,9 @@ def _plain() -> dict[str, Any]:
 VALID = [_plain(), _audit()]
 
 
-def paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+def paths(node: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
     """Every path to a value inside ``node`` (the root excluded)."""
-    found = []
+    found: list[tuple[str | int, ...]] = []
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
         found.append((*prefix, key))

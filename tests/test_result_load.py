@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,14 +22,14 @@ from attrib.result.files import write_atomic
 
 
 @pytest.fixture(scope="module")
-def plain() -> dict:
+def plain() -> dict[str, Any]:
     toy = ToyBackend(sensitivity={"paris": 2.0, "capital": 1.0}, output=" yes it is")
     result = attrib.attribute("The capital of France is Paris. It is a fine city.", backend=toy, noise_samples=2)
     return result.to_dict()
 
 
 @pytest.fixture(scope="module")
-def chat() -> dict:
+def chat() -> dict[str, Any]:
     audited = ToyBackend(sensitivity={"french": 2.0, "japan": 1.0}, output=" oui merci", base_logprob=-0.1)
     reference = ToyBackend(sensitivity={"french": 2.0, "japan": 1.0}, output=" oui merci", base_logprob=-1.0)
     result = attrib.audit(
@@ -38,9 +39,9 @@ def chat() -> dict:
     return result.to_dict()
 
 
-def mutate(data: dict, path: tuple, value: object) -> dict:
+def mutate(data: dict[str, Any], path: tuple[str | int, ...], value: object) -> dict[str, Any]:
     changed = copy.deepcopy(data)
-    node = changed
+    node: Any = changed
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
