@@ -41,6 +41,8 @@ MAX_DEPTH = 32
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
+#: Exact types a row of JSON numbers holds (``bool`` is not among them): the fast path of :func:`_array`.
+_PLAIN_NUMBERS = frozenset({int, float})
 
 
 def field_hints(cls: type) -> dict[str, Any]:
@@ -143,12 +145,12 @@ def _array(kind: str, value: object, where: str) -> np.ndarray:
         if kind == MATRIX:
             matrix = []
             for i, row in enumerate(rows):
-                matrix.append(
-                    [
+                if not (isinstance(row, list) and all(type(v) in _PLAIN_NUMBERS for v in row)):
+                    row = [
                         _number(v, f"{where}[{i}][{j}]", finite=False)
                         for j, v in enumerate(_sequence(row, f"{where}[{i}]"))
                     ]
-                )
+                matrix.append(row)
             if len({len(row) for row in matrix}) > 1:
                 raise ResultError(f"malformed result: the rows of {where} differ in length")
             rows = matrix
