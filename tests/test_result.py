@@ -151,6 +151,7 @@ def test_parts_given_as_dicts_become_typed_parts_with_the_same_keys():
     assert result.within_noise is not None and result.within_noise.tolist() == [True, False, True]
     with pytest.raises(KeyError):
         result.noise["nope"]
+    assert "within_noise" in result.noise and "nope" not in result.noise and "get" not in result.noise
     with pytest.raises(ResultError, match="noise.within_noise holds 2 values, expected 3"):
         dataclasses.replace(_result(), **{**parts, "noise": {**noise, "within_noise": [True, False]}})
 

@@ -49,9 +49,13 @@ class Part:
 
     def __getitem__(self, key: str) -> Any:
         """``part["name"]`` reads field ``name`` (the dict-style access of schema-1 code)."""
-        if key not in getattr(type(self), "__dataclass_fields__", {}):
+        if key not in self:
             raise KeyError(key)
         return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        """``"name" in part``: whether the part has field ``name``."""
+        return key in getattr(type(self), "__dataclass_fields__", {})
 
     def get(self, key: str, default: Any = None) -> Any:
         """Field ``key``, or ``default`` when the part has no such field."""
