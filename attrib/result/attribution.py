@@ -13,6 +13,7 @@ JSON Schema (``attrib/result/attribution.schema.json``). Rendering lives in
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -256,7 +257,7 @@ class Attribution:
             ResultError: if a number is NaN or infinite.
             OSError: if ``path`` cannot be written.
         """
-        text = encode_json(self.to_dict(), indent=indent)
+        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, allow_nan=False)
         if path is not None:
             write_atomic(path, text + "\n")
         return text
@@ -272,13 +273,6 @@ class Attribution:
         if isinstance(source, str) and source.lstrip().startswith("{"):
             return cls.from_dict(parse_json(source))
         return cls.from_dict(read_json(source))
-
-
-def encode_json(data: Any, *, indent: int | None = None) -> str:
-    """JSON text of JSON-ready ``data`` (no NaN, non-ASCII kept)."""
-    import json
-
-    return json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False)
 
 
 def _check_lengths(result: Attribution, n_units: int, n_tokens: int) -> None:
