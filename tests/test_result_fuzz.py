@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,13 +22,8 @@ given, settings, HealthCheck = hypothesis.given, hypothesis.settings, hypothesis
 
 
 def _audit() -> dict[str, Any]:
-    audited = ToyBackend(sensitivity={"french": 2.0, "japan": 1.0}, output=" oui", base_logprob=-0.1)
-    reference = ToyBackend(sensitivity={"french": 2.0, "japan": 1.0}, output=" oui", base_logprob=-1.0)
-    result = attrib.audit(
-        "Capital of Japan?", system="Answer in French.", backend=audited, reference=reference, method="hipe",
-        level="sentence",
-    )  # fmt: skip
-    return result.to_dict()
+    """A toy audit with a reference endpoint (hidden influence, Shapley values, chat trace), recorded by attrib 0.1."""
+    return Attribution.from_json(Path(__file__).resolve().parent / "data" / "result-v1-audit.json").to_dict()
 
 
 def _plain() -> dict[str, Any]:

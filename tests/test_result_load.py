@@ -20,6 +20,8 @@ from attrib.reports.text import render_audit, render_text
 from attrib.result import Attribution
 from attrib.result.files import write_atomic
 
+DATA = Path(__file__).resolve().parent / "data"
+
 
 @pytest.fixture(scope="module")
 def plain() -> dict[str, Any]:
@@ -30,13 +32,8 @@ def plain() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def chat() -> dict[str, Any]:
-    audited = ToyBackend(sensitivity={"french": 2.0, "japan": 1.0}, output=" oui merci", base_logprob=-0.1)
-    reference = ToyBackend(sensitivity={"french": 2.0, "japan": 1.0}, output=" oui merci", base_logprob=-1.0)
-    result = attrib.audit(
-        "What is the capital of Japan?", system="Always answer in French. Be brief.",
-        backend=audited, reference=reference, method="hipe", level="word",
-    )  # fmt: skip
-    return result.to_dict()
+    """A toy audit with a reference endpoint (hidden influence, Shapley values, chat trace), recorded by attrib 0.1."""
+    return Attribution.from_json(DATA / "result-v1-audit.json").to_dict()
 
 
 def mutate(data: dict[str, Any], path: tuple[str | int, ...], value: object) -> dict[str, Any]:
