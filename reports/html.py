@@ -2,8 +2,12 @@
 
 The page embeds the whole result as JSON (``Attribution.to_dict()``) in a
 ``<script type="application/json" id="attrib-data">`` element and draws its
-views with inline, dependency-free JavaScript. Prompt and output text reach the
-DOM only as text (``textContent``), never as markup.
+views with dependency-free JavaScript. The page's style and behaviour live in
+``templates/report.css`` and ``templates/report.js`` and are inlined at render
+time, so the page stays one file. Prompt and output text reach the DOM only as
+text (``textContent``), never as markup. Every number is labelled with the
+result's own unit (``Attribution.score_unit``: nats, or similarity for
+text-only endpoints); the audit section renders ``reports.findings``.
 
     >>> from attrib.reports.html import render_html
     >>> page = render_html(result)                     # doctest: +SKIP
@@ -19,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
+from attrib.reports.findings import audit_findings
 from attrib.result import Attribution
 
 __all__ = ["render_html", "render_notebook", "embed_json"]
@@ -28,6 +34,12 @@ _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 #: Characters that could end the data ``<script>`` element or start markup/entities.
 _SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+@lru_cache(maxsize=2)
+def _asset(name: str) -> str:
+    """The text of a file of ``templates/`` (the page's CSS or JavaScript), read once."""
+    return (_TEMPLATES / name).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
@@ -81,10 +93,7 @@ def _method_rows(result: Attribution) -> list[tuple[str, str, str]]:
     extra = _compact(perturbation, skip=("name",))
     if extra:
         pert += f" ({extra})"
-    if stats.budget is None:
-        budget = "none"
-    else:
-        budget = _count(stats.budget)
+    budget = "none" if stats.budget is None else _count(stats.budget)
     if stats.budget_exhausted:
         budget += " · budget reached (refinement stopped early; unrefined chunks are coarse)"
     rows = [
@@ -108,48 +117,6 @@ def _method_rows(result: Attribution) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _audit_view(result: Attribution) -> dict[str, Any] | None:
-    """What the audit section shows: message shares and the hidden-influence verdict (``None`` if neither)."""
-    if not result.roles and not result.hidden_influence:
-        return None
-    shares = []
-    messages = result.messages or []
-    totals = (result.shapley or {}).get("message_totals")
-    if totals is not None and len(totals) == len(messages):
-        whole = float(sum(totals))
-        for index, (message, total) in enumerate(zip(messages, totals)):
-            share = float(total) / whole if whole else 0.0
-            shares.append({"label": f"{message['role']} (message {index})", "nats": float(total), "share": share})
-    elif result.roles:
-        shares = [{"label": role, "nats": None, "share": float(share)} for role, share in result.roles.items()]
-    indicators = []
-    verdict = result.hidden_influence
-    for name, indicator in ((verdict or {}).get("indicators") or {}).items():
-        evidence = indicator.get("evidence", {})
-        if name == "differential":
-            finding = (
-                f"the audited endpoint finds its own output {evidence.get('gain_per_token', 0.0):+.3f} nats/token "
-                "likelier than the reference endpoint does under the same visible chat"
-            )
-        else:
-            finding = (
-                f"with every visible message removed the output keeps {evidence.get('retained_per_token', 0.0):+.3f} "
-                f"nats/token (score: that as a per-token probability); the visible chat adds "
-                f"{evidence.get('explained_per_token', 0.0):+.3f} nats/token"
-            )
-        indicators.append(
-            {
-                "name": name,
-                "flag": bool(indicator.get("flag")),
-                "score": float(indicator.get("score", 0.0)),
-                "threshold": indicator.get("threshold"),
-                "finding": finding,
-                "disagreements": evidence.get("top_disagreements", []),
-            }
-        )
-    return {"shares": shares, "verdict": verdict, "indicators": indicators}
-
-
 def render_html(result: Attribution) -> str:
     """Render ``result`` as a complete, self-contained HTML5 page.
 
@@ -162,22 +129,25 @@ def render_html(result: Attribution) -> str:
 
     Raises:
         ResultError: if the result holds non-finite scores (they cannot be written as JSON).
+        OSError: if the package's template files are missing.
     """
     data = result.to_dict()
     roles = list(dict.fromkeys(unit.role for unit in result.units))
-    chunks = (result.trace or {}).get("chunks") if isinstance(result.trace, dict) else None
     template = _environment().get_template("report.html.j2")
     return template.render(
         output=result.output,
-        output_logprob=result.output_logprob,
+        output_logprob=result.output_logprob if result.score_kind == "logprob" else None,
+        unit=result.score_unit,
         n_units=len(result.units),
         n_tokens=len(result.output_tokens),
         method_rows=_method_rows(result),
         budget_exhausted=result.stats.budget_exhausted,
         show_roles=len(roles) > 1,
-        audit=_audit_view(result),
-        show_tree=result.method == "hipe" and bool(chunks),
-        data_json=embed_json(data),  # marked |safe in the template: <, >, & are escaped
+        audit=audit_findings(result),
+        show_tree=result.method == "hipe" and result.trace is not None and bool(result.trace.chunks),
+        css=markupsafe.Markup(_asset("report.css")),  # our own files, inlined as they are
+        script=markupsafe.Markup(_asset("report.js")),
+        data_json=markupsafe.Markup(embed_json(data)),  # <, >, & are escaped as JSON escapes
     )
 
 

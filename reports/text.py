@@ -1,9 +1,16 @@
-"""Plain-text view of an attribution: the output, the top units, and what the run cost."""
+"""Plain-text view of an attribution: the output, the top units, and what the run cost.
+
+Scores are labelled with the result's own unit (``Attribution.score_unit``); the
+audit's findings come from ``reports.findings``, the same source as the HTML
+report's. Text from the result (prompt, output, roles, names) is data: control
+and other non-printing characters are shown as escapes, never sent to the terminal.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from attrib.reports.findings import audit_findings
 from attrib.result import Attribution
 
 __all__ = ["render_text", "render_audit", "describe_cost"]
@@ -12,6 +19,18 @@ __all__ = ["render_text", "render_audit", "describe_cost"]
 def _flat(text: str) -> str:
     """Text on one line: newlines, tabs and other control characters as escapes."""
     return repr(text)[1:-1]
+
+
+def _printable(line: str) -> str:
+    """``line`` with every non-printing character (ESC, C1 controls, bidi overrides, ...) as an escape."""
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+
+
+def _lines(lines: list[str]) -> str:
+    """The lines joined for a terminal; each is made printable, whatever a result file held."""
+    return "\n".join(_printable(line) for line in "\n".join(lines).split("\n"))
 
 
 def _quote(text: str, width: int = 48) -> str:
@@ -26,7 +45,7 @@ def _in_context(prompt: str, start: int, end: int, width: int = 18) -> str:
     """The unit in brackets with up to ``width`` characters of prompt on each side, on one line."""
     left = ("…" if start > width else "") + _flat(prompt[max(0, start - width) : start])
     right = _flat(prompt[end : end + width]) + ("…" if end + width < len(prompt) else "")
-    return f"{left[-(width + 1):]}[{_flat(prompt[start:end])}]{right[: width + 1]}"
+    return f"{left[-(width + 1) :]}[{_flat(prompt[start:end])}]{right[: width + 1]}"
 
 
 def describe_cost(result: Attribution) -> str:
@@ -52,7 +71,9 @@ def describe_cost(result: Attribution) -> str:
             sent.append(f"{usage['bounded_tokens']:,} token scores bounded (not in top-k)")
         line += "\nendpoint: " + ", ".join(sent)
     if stats.budget_exhausted:
-        line += f"\nbudget of {stats.budget} calls reached: refinement stopped early; scores of unrefined chunks are coarse"
+        line += (
+            f"\nbudget of {stats.budget} calls reached: refinement stopped early; scores of unrefined chunks are coarse"
+        )
     return line
 
 
@@ -70,10 +91,16 @@ def render_text(result: Attribution, *, top: int = 10) -> str:
     """
     lines = [f"output: {_quote(result.output, 200)}"]
     scoring = result.backend.get("scoring")
+    unit = result.score_unit
     if scoring == "top_logprobs":
-        lines.append("scores: estimated from regenerated outputs' top log-probabilities (no forced scoring at this endpoint)")
+        lines.append(
+            "scores: estimated from regenerated outputs' top log-probabilities (no forced scoring at this endpoint)"
+        )
     if result.score_kind == "text-similarity":
-        lines.append("scores: share of each output token lost from the regenerated text (text-only endpoint; not nats)")
+        lines.append(
+            "scores: share of each output token lost from the regenerated text "
+            "(text-only endpoint: similarity, not log-probabilities)"
+        )
     elif result.output_logprob is not None:
         lines.append(
             f"log p(output | prompt) = {result.output_logprob:.3f} nats over {len(result.output_tokens)} tokens"
@@ -82,30 +109,30 @@ def render_text(result: Attribution, *, top: int = 10) -> str:
     positive = float(np.clip(totals, 0.0, None).sum())
     lines.append("")
     lines.append(
-        f"top {min(top, len(result.units))} of {len(result.units)} {result.level} units "
-        f"({result.method}; {'nats' if result.score_kind == 'logprob' else 'text-similarity'}, "
-        "summed over output tokens; + supports the output):"
+        f"top {min(top, len(result.units))} of {len(result.units)} {_flat(result.level)} units "
+        f"({result.method}; {unit}, summed over output tokens; + supports the output):"
     )
     within = result.within_noise
     lines.append(f"  {'rank':>4}  {'score':>8}  {'share':>6}  {'chars':>11}  unit in context")
     for rank, item in enumerate(result.top(top), start=1):
         share = f"{100 * item.score / positive:5.1f}%" if positive > 0 and item.score > 0 else "     -"
-        unit = item.unit
-        span = f"{unit.start}-{unit.end}"
+        unit_ = item.unit
+        span = f"{unit_.start}-{unit_.end}"
         noisy = " (within noise)" if within is not None and within[item.index] else ""
-        lines.append(
-            f"  {rank:>4}  {item.score:>+8.3f}  {share:>6}  {span:>11}  "
-            f"{_in_context(result.prompt, unit.start, unit.end)}{noisy}"
-        )
+        context = _in_context(result.source_text(unit_), unit_.start, unit_.end)
+        if result.messages is not None:
+            context = f"{_flat(unit_.role)}: {context}"
+        lines.append(f"  {rank:>4}  {item.score:>+8.3f}  {share:>6}  {span:>11}  {context}{noisy}")
     if result.noise is not None:
+        noise = result.noise
         lines.append(
-            f"noise floor: {result.noise['samples']} samples of the unperturbed prompt, sd {result.noise['sd_total']:.4f}; "
-            f"|score| <= {result.noise['threshold']:.4f} is within noise "
-            f"({sum(result.noise['within_noise']):,} of {len(result.units):,} units)"
+            f"noise floor: {noise.samples} samples of the unperturbed prompt, sd {noise.sd_total:.4f}; "
+            f"|score| <= {noise.threshold:.4f} is within noise "
+            f"({sum(noise.within_noise):,} of {len(result.units):,} units)"
         )
     lines.append("")
     lines.append(describe_cost(result))
-    return "\n".join(lines)
+    return _lines(lines)
 
 
 def render_audit(result: Attribution, *, top: int = 5) -> str:
@@ -115,39 +142,35 @@ def render_audit(result: Attribution, *, top: int = 5) -> str:
         Multi-line text; shares are Shapley values of the messages (they sum to 100%).
     """
     lines = [f"output: {_quote(result.output, 200)}"]
-    if result.output_logprob is not None:
+    unit = result.score_unit
+    if result.output_logprob is not None and result.score_kind == "logprob":
         lines.append(f"log p(output | chat) = {result.output_logprob:.3f} nats over {len(result.output_tokens)} tokens")
-    if result.roles:
-        shares = ", ".join(f"{role} {100 * share:.1f}%" for role, share in result.roles.items())
+    findings = audit_findings(result)
+    if findings is not None and findings.role_shares:
+        shares = ", ".join(f"{_flat(share.label)} {100 * share.share:.1f}%" for share in findings.role_shares)
         lines.append(f"role shares (Shapley values of the messages): {shares}")
-    system_units = [item for item in result.top(len(result.units)) if item.unit.role == "system"][:top]
+    ranked = result.top(len(result.units))
+    system_units = [item for item in ranked if item.unit.role == "system"][:top]
     if system_units:
-        positive = sum(max(0.0, s.score) for s in result.top(len(result.units)) if s.unit.role == "system")
+        positive = sum(max(0.0, s.score) for s in ranked if s.unit.role == "system")
         lines.append("")
-        lines.append(f"top {len(system_units)} system-prompt {result.level} units (nats; share of the system prompt's positive attribution):")
-        content = (result.messages or [{}])[system_units[0].unit.message].get("content", "")
+        lines.append(
+            f"top {len(system_units)} system-prompt {result.level} units "
+            f"({unit}; share of the system prompt's positive attribution):"
+        )
         for rank, item in enumerate(system_units, start=1):
-            unit = item.unit
             share = f"{100 * item.score / positive:5.1f}%" if positive > 0 and item.score > 0 else "     -"
-            lines.append(f"  {rank:>4}  {item.score:>+8.3f}  {share}  {_in_context(content, unit.start, unit.end)}")
-    verdict = result.hidden_influence
-    if verdict:
+            context = _in_context(result.source_text(item.unit), item.unit.start, item.unit.end)
+            lines.append(f"  {rank:>4}  {item.score:>+8.3f}  {share}  {context}")
+    if findings is not None and findings.verdict is not None:
+        verdict = findings.verdict
         lines.append("")
-        flag = "YES: something the caller cannot see appears to steer this output" if verdict["flag"] else "no"
-        lines.append(f"hidden influence: {flag} (score {verdict['score']:.3f}, {verdict['method']})")
-        for name, indicator in verdict["indicators"].items():
-            evidence = indicator["evidence"]
-            if name == "reference_free":
-                lines.append(
-                    f"  reference-free: with nothing visible the output keeps {evidence['retained_per_token']:+.3f} nats/token "
-                    f"(per-token probability {indicator['score']:.3f}, flag at >= {indicator['threshold']}); "
-                    f"the visible chat adds {evidence['explained_per_token']:+.3f} nats/token"
-                )
-            else:
-                lines.append(
-                    f"  differential: the audited endpoint finds its output {evidence['gain_per_token']:+.3f} nats/token "
-                    f"likelier than the reference (score {indicator['score']:.3f}, flag at >= {indicator['threshold']})"
-                )
+        lines.append(f"hidden influence: {verdict.headline} (score {verdict.score:.3f}, {_flat(verdict.method)})")
+        for finding in findings.indicators:
+            lines.append(
+                f"  {_flat(finding.label)}: {finding.sentence} "
+                f"(score {finding.score:.3f}, flag at >= {finding.threshold:g})"
+            )
     lines.append("")
     lines.append(describe_cost(result))
-    return "\n".join(lines)
+    return _lines(lines)

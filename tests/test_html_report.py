@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tomllib
@@ -17,6 +18,7 @@ from attrib.reports.html import embed_json, render_html, render_notebook
 from attrib.segmentation import Unit
 
 ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "reports" / "templates"
 PAYLOADS = (
     "<script>alert(1)</script> <img src=x onerror=alert(1)> </textarea> {{ 7*7 }} {% raw %} "
     "</script><script>alert(2)</script> <!-- & &amp; \"quoted\" 'single' "
@@ -128,7 +130,7 @@ def html(result):
 def test_page_is_html5_with_every_required_view(html, result):
     assert html.lstrip().lower().startswith("<!doctype html>")
     page = parse(html)
-    assert REQUIRED_IDS <= set(page.ids), REQUIRED_IDS - set(page.ids)
+    assert set(page.ids) >= REQUIRED_IDS, REQUIRED_IDS - set(page.ids)
     assert "tree" in page.ids  # hipe with a trace
     assert page.ids["matrix"] == "canvas"
     assert page.ids["method"] == "table" and page.ids["top"] == "table"
@@ -144,11 +146,21 @@ def test_page_is_html5_with_every_required_view(html, result):
 
 
 def test_method_table_names_the_run(result):
-    result = attrib.Attribution.from_dict(result.to_dict())
-    result.stats.budget, result.stats.budget_exhausted = 7, True
+    result = dataclasses.replace(result, stats=dataclasses.replace(result.stats, budget=7, budget_exhausted=True))
     page = parse(render_html(result))
     keys = {attrs.get("data-key") for tag, attrs in page.tags if tag == "tr"}
-    assert {"method", "level", "perturbation", "backend", "model", "calls", "tokens_evaluated", "seconds", "reused", "budget"} <= keys
+    assert {
+        "method",
+        "level",
+        "perturbation",
+        "backend",
+        "model",
+        "calls",
+        "tokens_evaluated",
+        "seconds",
+        "reused",
+        "budget",
+    } <= keys
     text = " ".join(page.text)
     assert "budget reached" in text
     assert "toy (deterministic key-word model)" in text
@@ -185,7 +197,7 @@ def test_injected_markup_is_escaped_everywhere():
     prompt = PAYLOADS * 2 + "The capital of France is Paris."
     result = toy_result(prompt, output=' <script>alert("out")</script> "yes"')
     html = render_html(result)
-    for raw in ("<script>alert", "<img src=x", "</textarea>", "<!-- &", "<script>alert(\"out"):
+    for raw in ("<script>alert", "<img src=x", "</textarea>", "<!-- &", '<script>alert("out'):
         assert raw not in html
     page = parse(html)
     assert page.count("img") == 0 and page.count("textarea") == 0
@@ -229,10 +241,30 @@ def test_large_result_keeps_the_data_once():
     assert html.count('"text":" w3998"') == 1  # units appear once, in the JSON
 
 
-def test_template_ships_with_the_package():
-    assert (ROOT / "reports" / "templates" / "report.html.j2").is_file()
+def test_template_style_and_script_ship_with_the_package():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert "templates/*.j2" in config["tool"]["setuptools"]["package-data"]["attrib.reports"]
+    patterns = config["tool"]["setuptools"]["package-data"]["attrib.reports"]
+    for name, pattern in (
+        ("report.html.j2", "templates/*.j2"),
+        ("report.css", "templates/*.css"),
+        ("report.js", "templates/*.js"),
+    ):
+        assert (TEMPLATES / name).is_file() and pattern in patterns
+
+
+def test_style_and_script_are_inlined_from_their_own_files(html):
+    css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
+    template = (TEMPLATES / "report.html.j2").read_text(encoding="utf-8")
+    assert "<style>\n" + css + "</style>" in html
+    code = [body for attrs, body in parse(html).scripts if "id" not in attrs]
+    assert code == ["\n" + script]
+    for text in (css, script):
+        assert "</" not in text.lower().replace('</"', "")  # nothing can close the element it is inlined in
+    assert "{{ css }}" in template and "{{ script }}" in template
+    assert "function" not in template and ":root" not in template  # no behaviour or style left in the template
+    assert "nats" not in script  # the unit comes from the result, through data-unit
+    assert 'data-unit="nats"' in html
 
 
 def toy_audit(output: str = " oui <b>merci</b>"):
@@ -247,19 +279,41 @@ def toy_audit(output: str = " oui <b>merci</b>"):
 
 def test_an_audit_shows_the_verdict_its_indicators_and_each_messages_shapley_share():
     result = toy_audit()
-    assert result.hidden_influence["flag"]
+    assert result.hidden_influence.flag
     page = parse(render_html(result))
     assert {"audit", "verdict", "indicators", "disagreements", "shares"} <= set(page.ids)
     flags = [attributes.get("data-flag") for tag, attributes in page.tags if attributes.get("id") == "verdict"]
     assert flags == ["true"]
     text = " ".join(page.text)
-    assert "hidden influence: yes" in text and f"{result.hidden_influence['score']:.3f}" in text
+    assert "hidden influence: yes" in text and f"{result.hidden_influence.score:.3f}" in text
     assert "+0.900 nats/token" in text  # the differential gain, per output token
-    totals = result.shapley["message_totals"]
-    for index, total in enumerate(totals):
+    totals = result.shapley.message_totals
+    for total in totals:
         assert f"{100 * total / sum(totals):.1f}%" in text
     assert page.count("b") == 0  # output tokens in the disagreement table are text
 
 
 def test_a_plain_attribution_has_no_audit_section(html):
     assert "audit" not in parse(html).ids
+
+
+def text_similarity(result: attrib.Attribution) -> attrib.Attribution:
+    """``result`` as a text-only endpoint would give it: similarity scores, no log-probabilities."""
+    return dataclasses.replace(result, score_kind="text-similarity", base_logprobs=None, scores=result.scores / 10)
+
+
+def test_a_text_similarity_report_never_says_nats(result):
+    similar = text_similarity(result)
+    html = render_html(similar)
+    page = parse(html)
+    text = " ".join(page.text)
+    assert "nats" not in text and "nats" not in html.replace(data_block(page), "")
+    assert 'data-unit="similarity"' in html and "score (similarity)" in text
+    assert "logprob" not in page.ids  # log p(output) is not shown: there is none
+    assert json.loads(data_block(page))["score_kind"] == "text-similarity"
+
+
+def test_an_audit_of_a_text_similarity_result_labels_its_findings_in_similarity():
+    result = text_similarity(toy_audit())
+    text = " ".join(parse(render_html(result)).text)
+    assert "nats" not in text and "similarity/token" in text

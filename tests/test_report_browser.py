@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
+import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -128,7 +130,7 @@ def test_a_chat_prompt_shows_each_message_under_its_role_and_the_role_shares(bro
         units=units,
         output=" Tokyo",
         output_tokens=[" Tokyo"],
-        scores=[[0.5], [3.0], [0.0], [1.0], [4.5]],
+        scores=np.array([[0.5], [3.0], [0.0], [1.0], [4.5]]),
         method="itp",
         level="word",
         messages=messages,
@@ -164,3 +166,23 @@ def test_an_audit_report_shows_the_verdict_and_message_shares_and_keeps_tokens_i
     assert page.evaluate("window.__pwned") is None and dialogs == []
     assert page.locator("#audit img, #output img").count() == 0
     assert [r for r in requests if not r.startswith("file:")] == []
+
+
+def test_a_text_similarity_report_labels_every_number_in_similarity(browser, tmp_path):
+    toy = ToyBackend(sensitivity={"paris": 2.0}, output=" yes it is")
+    plain = attrib.attribute("The capital of France is Paris. It is a fine city.", backend=toy, level="word")
+    result = dataclasses.replace(plain, score_kind="text-similarity", base_logprobs=None, scores=plain.scores / 10)
+    page, requests, dialogs = _open(browser, result, tmp_path)
+    best = result.top(1)[0]
+    page.hover(f'#prompt .unit[data-index="{best.index}"]')
+    tooltip = page.locator("#tooltip")
+    tooltip.wait_for(state="visible")
+    assert f"{best.score:+.3f} similarity" in tooltip.text_content()
+    page.locator("#output .token").first.click()
+    page.hover("#matrix", position={"x": 190, "y": 95})
+    texts = [page.locator("body").inner_text()]
+    texts += page.eval_on_selector_all("#tree title", "titles => titles.map(t => t.textContent)")
+    assert all("nats" not in text for text in texts), [t for t in texts if "nats" in t][:1]
+    assert "similarity" in page.locator("#matrix-note").text_content()
+    assert page.locator("#legend-max + span, .legend span:last-child").last.text_content() == "similarity"
+    assert dialogs == [] and [r for r in requests if not r.startswith("file:")] == []

@@ -1,0 +1,317 @@
+"""The attribution result: units × output tokens, in the result's score unit (nats for log-probabilities).
+
+Orientation, stated once: **rows are input units, columns are output tokens.**
+``scores[i, t]`` is ``log p(y_t | x, y_<t) - log p(y_t | x without unit i, y_<t)``,
+in nats; positive means the unit supports output token ``t``.
+
+Results save to and load from JSON with a schema version (inseq's and captum's
+lesson: people want to read them programmatically); the layout is published as a
+JSON Schema (``attrib/result/attribution.schema.json``). Rendering lives in
+``attrib.reports``; the data class only hands itself over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+
+from attrib.errors import ResultError
+from attrib.result.codec import JSON, MATRIX, VECTOR, decode, encode, field_hints
+from attrib.result.files import parse_json, read_json, write_atomic
+from attrib.result.parts import HiddenInfluence, MessageShapley, NoiseFloor, Stats, Trace, UnitScore
+from attrib.segmentation import Unit
+
+__all__ = ["Attribution", "SCHEMA", "SCHEMA_VERSION", "SCORE_UNITS"]
+
+#: Version of the JSON layout written by :meth:`Attribution.to_json`.
+SCHEMA_VERSION = 2
+#: The ``schema`` key of every result file.
+SCHEMA = "attrib.attribution"
+#: The unit of the scores of each ``score_kind``.
+SCORE_UNITS = {"logprob": "nats", "text-similarity": "similarity"}
+
+_Matrix = Annotated[np.ndarray, MATRIX]
+_Vector = Annotated[np.ndarray, VECTOR]
+
+
+@dataclass(frozen=True, eq=False)
+class Attribution:
+    """Token-level attribution of a model's output to the units of its prompt.
+
+    Frozen: derive a changed copy with ``dataclasses.replace`` (it is validated again).
+    The parts may be given as their typed classes or as plain dicts of the same keys,
+    which are checked and converted.
+
+    Attributes:
+        prompt: the prompt text that was attributed (for a chat, the rendered template).
+        units: the input units, in prompt order (rows of ``scores``).
+        output: the output text that was explained.
+        output_tokens: the output's tokens as text (columns of ``scores``).
+        scores: attribution matrix, float64, shape (n_units, n_output_tokens), in
+            :attr:`score_unit`.
+        method: ``"hipe"`` or ``"itp"``.
+        level: unit level, one of ``token``, ``word``, ``sentence``, ``paragraph``.
+        backend: description of the backend and model (never holds secrets).
+        stats: cost of the run.
+        output_token_ids: token ids of the output, shape (n_output_tokens,).
+        base_logprobs: ``log p(y_t | x, y_<t)`` of the unperturbed prompt, nats,
+            shape (n_output_tokens,).
+        perturbation: how units were ablated (``{"name": "delete"}``, ...).
+        parameters: the method's parameters (threshold, max depth, seed, ...).
+        trace: HiPe's record of every scored chunk, or ``None``.
+        messages: for a chat prompt, the messages as ``{"role", "content"}`` dicts; each
+            unit's ``start``/``end`` then index its own message's ``content`` (``unit.message``).
+            ``None`` for a plain prompt, whose units index ``prompt``.
+        score_kind: ``"logprob"`` (scores are log-probability drops in nats) or
+            ``"text-similarity"`` (text-only endpoints: the share of each output token
+            lost from the regenerated text, in [-1, 1]; not nats).
+        noise: the noise floor when it was measured (``noise_samples`` > 0), else ``None``.
+        roles: for a chat prompt, each role's share of the messages' effect on the
+            output's log-probability (role -> share, Shapley values; sums to 1). ``None``
+            for a plain prompt.
+        shapley: for a chat prompt, the messages' Shapley values behind ``roles``.
+        hidden_influence: for an audit (``attrib.audit``), the verdict on whether something
+            the caller cannot see steers the output.
+
+    Raises:
+        ResultError: on construction, if a field has the wrong type, the shapes of the
+            fields disagree, or a unit's span does not match the text it points into.
+    """
+
+    prompt: str
+    units: list[Unit]
+    output: str
+    output_tokens: list[str]
+    scores: _Matrix
+    method: str
+    level: str
+    backend: dict[str, JSON] = field(default_factory=dict)
+    stats: Stats = field(default_factory=Stats)
+    output_token_ids: list[int] | None = None
+    base_logprobs: _Vector | None = None
+    perturbation: dict[str, JSON] = field(default_factory=lambda: {"name": "delete"})
+    parameters: dict[str, JSON] = field(default_factory=dict)
+    trace: Trace | None = None
+    messages: list[dict[str, str]] | None = None
+    score_kind: Literal["logprob", "text-similarity"] = "logprob"
+    noise: NoiseFloor | None = None
+    roles: dict[str, float] | None = None
+    shapley: MessageShapley | None = None
+    hidden_influence: HiddenInfluence | None = None
+
+    def __post_init__(self) -> None:
+        hints = field_hints(type(self))
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, decode(hints[f.name], getattr(self, f.name), f.name))
+        n_units, n_tokens = len(self.units), len(self.output_tokens)
+        if self.scores.size == 0 and n_units * n_tokens == 0:  # [] read from JSON: no rows or no columns
+            object.__setattr__(self, "scores", self.scores.reshape(n_units, n_tokens))
+        if self.scores.shape != (n_units, n_tokens):
+            raise ResultError(
+                f"scores have shape {self.scores.shape} but there are {n_units} units "
+                f"and {n_tokens} output tokens (expected {(n_units, n_tokens)})"
+            )
+        _check_lengths(self, n_units, n_tokens)
+        for index, unit in enumerate(self.units):
+            source = self._source(unit, index)
+            if not 0 <= unit.start <= unit.end or source[unit.start : unit.end] != unit.text:
+                raise ResultError(f"unit {index} ({unit.text!r}) does not match the text at {unit.start}-{unit.end}")
+        if self.trace is not None:
+            _check_trace(self.trace, len(self.prompt), None if self.messages is None else len(self.messages))
+
+    def _source(self, unit: Unit, index: int) -> str:
+        if self.messages is None:
+            return self.prompt
+        if 0 <= unit.message < len(self.messages):
+            return self.messages[unit.message]["content"]
+        raise ResultError(f"unit {index} belongs to message {unit.message}, but there are {len(self.messages)}")
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def score_unit(self) -> str:
+        """The unit of ``scores``: ``"nats"`` for log-probabilities, ``"similarity"`` for text similarity."""
+        return SCORE_UNITS[self.score_kind]
+
+    @property
+    def unit_scores(self) -> np.ndarray:
+        """Total attribution of each unit over all output tokens, shape (n_units,), in :attr:`score_unit`."""
+        totals: np.ndarray = self.scores.sum(axis=1)
+        return totals
+
+    @property
+    def within_noise(self) -> np.ndarray | None:
+        """True for units whose total attribution is inside the measured noise floor, shape (n_units,)."""
+        return None if self.noise is None else np.array(self.noise.within_noise, dtype=bool)
+
+    @property
+    def output_logprob(self) -> float | None:
+        """``log p(y | x)`` of the whole output under the unperturbed prompt, nats."""
+        return None if self.base_logprobs is None else float(self.base_logprobs.sum())
+
+    def source_text(self, unit: Unit) -> str:
+        """The text ``unit.start``/``unit.end`` index: its message's content in a chat, else the prompt."""
+        return self.prompt if self.messages is None else self.messages[unit.message]["content"]
+
+    def top(self, k: int = 10, *, absolute: bool = False) -> list[UnitScore]:
+        """The ``k`` units with the largest total attribution.
+
+        Args:
+            k: how many units to return (fewer if there are fewer units).
+            absolute: rank by magnitude, so units that lower the output's
+                probability (negative scores) rank too.
+
+        Returns:
+            :class:`UnitScore` items, most influential first; ties keep prompt order.
+        """
+        totals = self.unit_scores
+        key = np.abs(totals) if absolute else totals
+        order = sorted(range(len(totals)), key=lambda i: (-key[i], i))[: max(0, k)]
+        return [UnitScore(i, self.units[i], float(totals[i])) for i in order]
+
+    def column(self, token: int) -> np.ndarray:
+        """Attribution of every unit to output token ``token``, shape (n_units,), in :attr:`score_unit`."""
+        return self.scores[:, token]
+
+    def __repr__(self) -> str:
+        return (
+            f"Attribution(method={self.method!r}, level={self.level!r}, "
+            f"units={len(self.units)}, output_tokens={len(self.output_tokens)}, "
+            f"calls={self.stats.calls}, output={self.output!r})"
+        )
+
+    # ----------------------------------------------------------------- rendering
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """Render a self-contained HTML report (``attrib.reports.html``); write it to ``path`` when given.
+
+        The file is written whole or not at all (see :func:`attrib.result.files.write_atomic`).
+
+        Returns:
+            The HTML page.
+
+        Raises:
+            OSError: if ``path`` cannot be written.
+        """
+        from attrib.reports.html import render_html
+
+        page = render_html(self)
+        if path is not None:
+            write_atomic(path, page)
+        return page
+
+    def _repr_html_(self) -> str:
+        """Inline report for Jupyter (the page inside a sandboxed iframe)."""
+        from attrib.reports.html import render_notebook
+
+        return render_notebook(self)
+
+    # ----------------------------------------------------------------- JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary of the result (schema version :data:`SCHEMA_VERSION`), written from the fields.
+
+        Raises:
+            ResultError: if a number is NaN or infinite.
+        """
+        data: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION}
+        for f in dataclasses.fields(self):
+            data[f.name] = encode(getattr(self, f.name))
+            if f.name == "scores":
+                data["unit_scores"] = encode(self.unit_scores)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Attribution:
+        """Rebuild a result from :meth:`to_dict` output (schema version 2, or 1 from earlier attrib).
+
+        Every field is checked against its type, and the whole against its shapes.
+
+        Raises:
+            ResultError: if the data is not an attrib result of a known schema version,
+                or a field is missing, unknown, of the wrong type or inconsistent.
+        """
+        from attrib.result.legacy import upgrade
+
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise ResultError("not an attrib attribution result (missing schema 'attrib.attribution')")
+        data = upgrade(data)
+        fields = {key: value for key, value in data.items() if key not in ("schema", "schema_version", "unit_scores")}
+        if "unit_scores" in data:
+            decode(_Vector, data["unit_scores"], "unit_scores")
+        result: Attribution = decode(cls, fields, "")
+        return result
+
+    def to_json(self, path: str | Path | None = None, *, indent: int | None = None) -> str:
+        """Serialise to JSON; write it to ``path`` when given (whole or not at all).
+
+        Returns:
+            The JSON text.
+
+        Raises:
+            ResultError: if a number is NaN or infinite.
+            OSError: if ``path`` cannot be written.
+        """
+        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, allow_nan=False)
+        if path is not None:
+            write_atomic(path, text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> Attribution:
+        """Load a result from a JSON file path (or from JSON text starting with ``{``).
+
+        Raises:
+            ResultError: if the content is not UTF-8, not JSON, or not a valid attrib result.
+            OSError: if the file cannot be read.
+        """
+        if isinstance(source, str) and source.lstrip().startswith("{"):
+            return cls.from_dict(parse_json(source))
+        return cls.from_dict(read_json(source))
+
+
+def _check_lengths(result: Attribution, n_units: int, n_tokens: int) -> None:
+    """The per-unit and per-token fields hold one entry per unit and per output token."""
+    checks: list[tuple[str, int | None, int]] = [
+        ("base_logprobs", None if result.base_logprobs is None else result.base_logprobs.size, n_tokens),
+        ("output_token_ids", None if result.output_token_ids is None else len(result.output_token_ids), n_tokens),
+        ("noise.within_noise", None if result.noise is None else len(result.noise.within_noise), n_units),
+        ("noise.sd_per_token", None if result.noise is None else len(result.noise.sd_per_token), n_tokens),
+    ]
+    if result.base_logprobs is not None and result.base_logprobs.ndim != 1:
+        raise ResultError(f"base_logprobs have shape {result.base_logprobs.shape}, expected ({n_tokens},)")
+    if result.shapley is not None:
+        checks.append(("shapley.empty_logprobs", len(result.shapley.empty_logprobs), n_tokens))
+        checks.extend((f"shapley.values[{i}]", len(row), n_tokens) for i, row in enumerate(result.shapley.values))
+        if result.messages is not None:
+            checks.append(("shapley.values", len(result.shapley.values), len(result.messages)))
+            checks.append(("shapley.message_totals", len(result.shapley.message_totals), len(result.messages)))
+    for name, found, expected in checks:
+        if found is not None and found != expected:
+            raise ResultError(f"{name} holds {found} values, expected {expected}")
+    for index, message in enumerate(result.messages or []):
+        if set(message) != {"role", "content"}:
+            raise ResultError(f"messages[{index}] must hold exactly 'role' and 'content', not {sorted(message)}")
+
+
+def _check_trace(trace: Trace, n_chars: int, n_messages: int | None) -> None:
+    """Every chunk's spans, depth, parent and message point inside the result."""
+    for index, chunk in enumerate(trace.chunks):
+        where = f"trace.chunks[{index}]"
+        if not 0 <= chunk.start <= chunk.end:
+            raise ResultError(f"{where} spans tokens {chunk.start}-{chunk.end}, which is not a span")
+        if not 0 <= chunk.char_start <= chunk.char_end <= n_chars:
+            raise ResultError(
+                f"{where} spans {chunk.char_start}-{chunk.char_end}, outside the prompt's {n_chars} characters"
+            )
+        if not 0 <= chunk.depth < max(trace.depths, 1):
+            raise ResultError(f"{where} has depth {chunk.depth}, outside the trace's {trace.depths} depths")
+        if chunk.parent is not None and not 0 <= chunk.parent < len(trace.chunks):
+            raise ResultError(f"{where} names parent {chunk.parent}, but there are {len(trace.chunks)} chunks")
+        if chunk.message is not None and (n_messages is None or not 0 <= chunk.message < n_messages):
+            raise ResultError(f"{where} lies in message {chunk.message}, which the result does not have")

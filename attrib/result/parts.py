@@ -1,0 +1,299 @@
+"""The typed parts of an attribution result: cost, noise floor, message Shapley values, hidden influence, HiPe trace.
+
+Each part is a frozen dataclass whose field names are the keys of its JSON object
+(schema version 2), so ``attrib.result.codec`` reads and writes it from its fields
+and ``attrib.result.schema`` publishes it. Derive a changed copy with
+``dataclasses.replace``. Parts can be built from the plain dicts earlier code wrote
+with :meth:`Part.from_dict`, and read with ``part["key"]`` as well as ``part.key``
+while callers move from the dicts to the attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from attrib.result.codec import JSON, decode
+from attrib.segmentation import Unit
+
+__all__ = [
+    "Part",
+    "Stats",
+    "NoiseFloor",
+    "MessageShapley",
+    "Disagreement",
+    "ReferenceFreeEvidence",
+    "DifferentialEvidence",
+    "Indicator",
+    "HiddenInfluence",
+    "EarlyStop",
+    "TraceChunk",
+    "Trace",
+    "UnitScore",
+]
+
+
+class Part:
+    """Shared behaviour of the result parts: building from a mapping, reading by key."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | Self) -> Self:
+        """The part from a mapping of its fields (nested parts as mappings too).
+
+        Raises:
+            ResultError: naming the first field that is missing, unknown or of the wrong type.
+        """
+        part: Self = decode(cls, data, cls.__name__)
+        return part
+
+    def __getitem__(self, key: str) -> Any:
+        """``part["name"]`` reads field ``name`` (the dict-style access of schema-1 code)."""
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        """``"name" in part``: whether the part has field ``name``."""
+        return key in getattr(type(self), "__dataclass_fields__", {})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Field ``key``, or ``default`` when the part has no such field."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+@dataclass(frozen=True)
+class Stats(Part):
+    """What a run cost.
+
+    Attributes:
+        calls: scoring calls sent to the backend (distinct variants, the unperturbed
+            prompt included; generation is not a scoring call).
+        tokens_evaluated: tokens the backend computed after prefix reuse, generation included.
+        seconds: wall time of the whole run.
+        generated_tokens: tokens generated to obtain the output (0 when a target was given).
+        reused: variant requests answered without a call (shared chunks, identical variants).
+        budget: the call budget, or ``None``.
+        budget_exhausted: True if the method stopped refining because the budget ran out.
+        backend_usage: the backend's own counters for this run: for API backends
+            ``requests`` sent, ``cache_hits``, ``retries``, ``prompt_tokens``,
+            ``completion_tokens`` and ``bounded_tokens`` (see ``attrib.backends.openai``).
+    """
+
+    calls: int = 0
+    tokens_evaluated: int = 0
+    seconds: float = 0.0
+    generated_tokens: int = 0
+    reused: int = 0
+    budget: int | None = None
+    budget_exhausted: bool = False
+    backend_usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoiseFloor(Part):
+    """The noise floor of a run, from repeated scores of the unperturbed prompt.
+
+    Attributes:
+        samples: how many times the unperturbed prompt was scored.
+        sd_per_token: standard deviation of each output token's log-probability, nats,
+            shape (n_output_tokens,).
+        sd_total: standard deviation of the whole output's log-probability, nats.
+        range_total: its range (largest minus smallest sample), nats.
+        threshold: a unit whose total attribution is no larger in magnitude is noise, nats.
+        within_noise: one flag per unit, shape (n_units,).
+    """
+
+    samples: int
+    sd_per_token: list[float]
+    sd_total: float
+    range_total: float
+    threshold: float
+    within_noise: list[bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageShapley(Part):
+    """Shapley values of a chat's messages for the output's log-probability.
+
+    Source: Shapley 1953; sampled permutations after Castro et al. 2009 (``attrib.roles``).
+
+    Attributes:
+        values: per message and output token, nats, shape (n_messages, n_output_tokens).
+        message_totals: per message, summed over output tokens, nats, shape (n_messages,).
+        exact: False when the values were estimated from sampled permutations.
+        empty_logprobs: ``log p(y_t | no message, y_<t)``, nats, shape (n_output_tokens,).
+        coalitions: how many message subsets were scored.
+    """
+
+    values: list[list[float]]
+    message_totals: list[float]
+    exact: bool
+    empty_logprobs: list[float]
+    coalitions: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Disagreement(Part):
+    """One output token where the audited and the reference endpoint disagree.
+
+    Attributes:
+        token: the output token's text.
+        index: its position in the output.
+        gain: ``log p_audited - log p_reference`` of that token, nats.
+    """
+
+    token: str
+    index: int
+    gain: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferenceFreeEvidence(Part):
+    """What the reference-free indicator measured (``attrib.influence.reference_free``); nats.
+
+    Attributes:
+        retained_per_token: ``log p(y | no visible message) / m``.
+        explained_per_token: what the visible chat adds, per output token.
+        visible_logprob: ``log p(y | visible messages)``.
+        empty_logprob: ``log p(y | no visible message)``.
+        per_token_explained: what the visible chat adds to each output token, shape (m,).
+    """
+
+    retained_per_token: float
+    explained_per_token: float
+    visible_logprob: float
+    empty_logprob: float
+    per_token_explained: list[float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DifferentialEvidence(Part):
+    """What the differential indicator measured (``attrib.influence.differential``); nats.
+
+    Attributes:
+        gain_per_token: how much likelier the audited endpoint finds the output, per token.
+        audited_logprob: ``log p_audited(y | visible)``.
+        reference_logprob: ``log p_reference(y | visible)``.
+        per_token_gain: the gain of each output token, shape (m,).
+        top_disagreements: the output tokens with the largest gains, largest first.
+    """
+
+    gain_per_token: float
+    audited_logprob: float
+    reference_logprob: float
+    per_token_gain: list[float]
+    top_disagreements: list[Disagreement]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Indicator(Part):
+    """One hidden-influence indicator's verdict (``attrib.influence``).
+
+    Attributes:
+        flag: True when ``score`` reaches ``threshold``.
+        score: the indicator's score, in [0, 1].
+        threshold: the flag threshold it was judged by.
+        method: ``"reference-free"`` or ``"differential"``.
+        evidence: the measurements behind the score.
+    """
+
+    flag: bool
+    score: float
+    threshold: float
+    method: str
+    evidence: ReferenceFreeEvidence | DifferentialEvidence
+
+
+@dataclass(frozen=True, kw_only=True)
+class HiddenInfluence(Part):
+    """An audit's verdict on whether something the caller cannot see steers the output.
+
+    Attributes:
+        flag: the deciding indicator's flag (the differential one when there was a reference).
+        score: that indicator's score.
+        method: that indicator's name.
+        indicators: every indicator computed, by name (``"reference_free"``, ``"differential"``).
+    """
+
+    flag: bool
+    score: float
+    method: str
+    indicators: dict[str, Indicator]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EarlyStop(Part):
+    """Where HiPe stopped refining because the top ``top_k`` units were settled.
+
+    Attributes:
+        calls: scoring calls made when it stopped.
+        kth_unit_drop: the ``top_k``-th largest unit drop then, nats.
+        largest_unrefined_drop: the largest drop any unrefined chunk could still hide, nats.
+    """
+
+    calls: int
+    kth_unit_drop: float
+    largest_unrefined_drop: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TraceChunk(Part):
+    """One chunk HiPe scored.
+
+    Attributes:
+        start, end: token positions, half-open (in the rendered chat for a chat prompt).
+        char_start, char_end: its character span in ``Attribution.prompt``.
+        depth: refinement depth (0 for the first, coarsest chunks).
+        parent: index in ``Trace.chunks`` of the chunk it was cut from, or ``None`` at depth 0.
+        score: drop in the output's log-probability when the chunk is ablated, nats.
+        refined: True if its children were scored.
+        leaf: True if it is a single unit of the requested level.
+        message: for a chat prompt, the index of the message it lies in; ``None`` otherwise.
+    """
+
+    start: int
+    end: int
+    char_start: int
+    char_end: int
+    depth: int
+    parent: int | None
+    score: float
+    refined: bool
+    leaf: bool
+    message: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trace(Part):
+    """HiPe's record of a run (Cooper et al. 2021, "Believe the HiPe"; see ``attrib.hipe``).
+
+    Attributes:
+        threshold: the refinement threshold's description, or ``None`` (chat runs).
+        max_depth: the depth limit, or ``None``.
+        order: the refinement order (``"best"`` or ``"depth"``), or ``None``.
+        top_k: how many top units had to be settled before stopping, or ``None``.
+        early_stop: where refinement stopped early, or ``None``.
+        depths: how many refinement depths were scored.
+        chunks: every scored chunk, in scoring order.
+    """
+
+    threshold: dict[str, JSON] | None = None
+    max_depth: int | None = None
+    order: str | None = None
+    top_k: int | None = None
+    early_stop: EarlyStop | None = None
+    depths: int
+    chunks: list[TraceChunk]
+
+
+@dataclass(frozen=True)
+class UnitScore:
+    """One unit with its total attribution (in the result's score unit) and its row index in ``scores``."""
+
+    index: int
+    unit: Unit
+    score: float
