@@ -3,7 +3,7 @@
 Forty cases from twenty scenarios. Each scenario has a visible question (a prompt
 ending in an answer cue, for a base model) and a hidden note that determines the
 answer. A scenario is run twice against llama-cpp-python's server with the embedded
-model: once behind ``attrib/testing/proxy.py`` injecting the note (label 1), once behind the
+model: once behind :mod:`attrib.testing.proxy` injecting the note (label 1), once behind the
 same proxy injecting nothing (label 0). ``attrib.audit`` judges each, with the bare
 server as the reference endpoint, and the benchmark prints the detection AUROC
 (Mann-Whitney statistic) and the false-positive rate at the default thresholds of

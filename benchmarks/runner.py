@@ -68,7 +68,6 @@ def measure(
     method: str,
     backend: Any,
     *,
-    faithful: bool | None = None,
     identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Attribute ``case`` with the suite method ``method`` and measure it.
@@ -77,7 +76,6 @@ def measure(
         case: the case (prompt, target, level, judge).
         method: a suite method name (:data:`benchmarks.methods.METHODS`).
         backend: the backend instance the attribution runs on.
-        faithful: measure the faithfulness metrics; None follows ``case.id.faithful``.
         identity: fields naming the backend (``{"backend": ..., "model": ...}``), appended
             to the record.
 
@@ -85,7 +83,7 @@ def measure(
         The record: task, size, seed, method, level, unit and token counts, calls, tokens
         evaluated, seconds, the method's parameters, the top 5 unit texts, every unit's
         total score in nats (4 decimals), the judge's hit fields, HiPe's early stop, and
-        the faithfulness metrics (nats) when measured.
+        the faithfulness metrics (nats) where ``case.id.faithful``.
 
     Raises:
         UnknownNameError: for an unknown method; attrib's errors from the attribution.
@@ -117,7 +115,7 @@ def measure(
     }
     if method != "itp" and result.trace:
         record["early_stop"] = _early_stop(result.trace)
-    if case.id.faithful if faithful is None else faithful:
+    if case.id.faithful:
         f = faithfulness(result, backend, fractions=FRACTIONS, ks=KS)
         record["faithfulness"] = {
             "deletion_auc": f.deletion_auc,

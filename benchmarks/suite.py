@@ -145,7 +145,12 @@ def _run(args: argparse.Namespace) -> None:
     chosen = tasks_of(args)
     if not chosen:
         return
-    backend = registry.create("backend", args.backend, **options)
+    try:
+        backend = registry.create("backend", args.backend, **options)
+    except TypeError as error:
+        raise InputError(
+            f"backend {args.backend!r} does not take these options ({error}); check --model and --backend-option"
+        ) from None
     try:
         for task in chosen:
             run(task, args.methods, backend, args.cases, identity=identity)

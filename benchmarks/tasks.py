@@ -20,7 +20,7 @@ Two tasks:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -220,7 +220,3 @@ class PaddedTask(Task):
         padded = make_padded_case(FACTS[case.seed], float(case.size), seed=case.seed)
         fields = {"key_share": padded.share, "words": padded.n_words}
         return Case(case, padded.prompt, padded.target, "word", padded.key_spans, KeyWordsBeatMean(), fields)
-
-
-#: Task name -> a task with the suite's default grid.
-TASKS: dict[str, Callable[[], Task]] = {"needle": NeedleTask, "padded": PaddedTask}

@@ -58,7 +58,7 @@ class ProxyServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError) or self.proxy._stopped.is_set():
+        if isinstance(error, ConnectionError) or self.proxy.stopped.is_set():
             return  # a client that went away, or a request cut short by stop(): nothing to report
         super().handle_error(request, client_address)
 
@@ -92,10 +92,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         headers = {name: self.headers[name] for name in _REQUEST_HEADERS if name in self.headers}
         if self.command != "POST" or parts.path not in proxy.fault_paths:
-            answer, _ = proxy._forward(self.command, target, headers, body)
+            answer, _ = proxy.forward(self.command, target, headers, body)
             self._send(answer)
             return
-        fault = proxy._next_fault()
+        fault = proxy.next_fault()
         digest = hashlib.sha256(body).hexdigest()
         recorded = False
         called = False
@@ -105,9 +105,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
             # always finds the record; a write that then fails corrects it to None.
             nonlocal recorded
             if recorded:
-                proxy._correct(digest, parts.path)
+                proxy.mark_undelivered(digest, parts.path)
             else:
-                proxy._record(Record(parts.path, digest, fault, status, called))
+                proxy.add_record(Record(parts.path, digest, fault, status, called))
                 recorded = True
 
         try:
@@ -117,16 +117,16 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 self._send(rate_limited(proxy.retry_after), record)
             elif fault == "500":
                 self._send(error_answer(500, "proxy: injected server error", "server_error", "injected_fault"), record)
-            elif fault == "slow" and proxy._stopped.wait(proxy.slow_seconds):
+            elif fault == "slow" and proxy.stopped.wait(proxy.slow_seconds):
                 self._drop()
             else:
-                answer, called = proxy._forward(self.command, target, headers, body)
+                answer, called = proxy.forward(self.command, target, headers, body)
                 if fault == "malformed":
                     answer = Answer(200, answer.body[: len(answer.body) // 2], {"Content-Type": JSON})
                 self._send(answer, record)
         finally:
             if not recorded:
-                proxy._record(Record(parts.path, digest, fault, None, called))
+                proxy.add_record(Record(parts.path, digest, fault, None, called))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 

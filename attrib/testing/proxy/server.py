@@ -80,7 +80,8 @@ class Proxy:
         self.records: list[Record] = []
         self._lock = threading.Lock()
         self._count = 0
-        self._stopped = threading.Event()
+        #: Set while the proxy stops: a "slow" request waiting on it gives up.
+        self.stopped = threading.Event()
         self._server: ProxyServer | None = None
         self._thread: threading.Thread | None = None
         self._client: httpx.Client | None = None
@@ -102,7 +103,7 @@ class Proxy:
         """Bind and serve in a daemon thread; returns self. Raises OSError if the address is taken."""
         if self._server is not None:
             raise RuntimeError("the proxy is already running")
-        self._stopped.clear()
+        self.stopped.clear()
         server = ProxyServer(self, (self.host, self.port))
         host, port = str(server.server_address[0]), int(server.server_address[1])
         self._root = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -118,7 +119,7 @@ class Proxy:
         """Stop serving and close open client connections; requests in flight get no answer."""
         if self._server is None:
             return
-        self._stopped.set()
+        self.stopped.set()
         self._server.shutdown()
         self._server.server_close()
         self._server.close_connections()
@@ -156,7 +157,10 @@ class Proxy:
             if record.fault in ("ok", "slow") and record.status is not None and 200 <= record.status < 300
         )
 
-    def _next_fault(self) -> str:
+    # The request handler (attrib.testing.proxy.handler) calls the four methods below.
+
+    def next_fault(self) -> str:
+        """Number the next faultable request and return its fault from the schedule ("ok" when none)."""
         with self._lock:
             k = self._count
             self._count += 1
@@ -164,7 +168,7 @@ class Proxy:
                 return self.faults[(k // self.fault_every) % len(self.faults)]
             return "ok"
 
-    def _correct(self, digest: str, path: str) -> None:
+    def mark_undelivered(self, digest: str, path: str) -> None:
         """Mark the newest record of this body as not delivered (its write failed)."""
         with self._lock:
             for index in range(len(self.records) - 1, -1, -1):
@@ -172,11 +176,12 @@ class Proxy:
                     self.records[index] = dataclasses.replace(self.records[index], status=None)
                     return
 
-    def _record(self, record: Record) -> None:
+    def add_record(self, record: Record) -> None:
+        """Append one request's record (thread-safe)."""
         with self._lock:
             self.records.append(record)
 
-    def _forward(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[Answer, bool]:
+    def forward(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[Answer, bool]:
         """Send one request upstream, with the hidden system prompt if any.
 
         Returns the answer for the client and whether the upstream was called.
