@@ -21,11 +21,14 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrib.errors import InputError
 from benchmarks.methods import make_method
 from benchmarks.tasks import Case, Task
+
+if TYPE_CHECKING:
+    from attrib.backend import Backend
 
 __all__ = ["FRACTIONS", "KS", "load_records", "record_key", "append", "measure", "run", "say"]
 
@@ -66,7 +69,7 @@ def _early_stop(trace: Any) -> Any:
 def measure(
     case: Case,
     method: str,
-    backend: Any,
+    backend: Backend,
     *,
     identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -147,7 +150,7 @@ def _check_one_backend(records: Iterable[dict[str, Any]], identity: dict[str, An
 def run(
     task: Task,
     methods: Sequence[str],
-    backend: Any,
+    backend: Backend,
     cases: Path,
     *,
     identity: dict[str, Any] | None = None,

@@ -22,9 +22,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from benchmarks.padded import SHARES
+
+if TYPE_CHECKING:
+    from attrib.backend import Backend
+    from attrib.result import Attribution
+    from attrib.segmentation import Unit
 
 __all__ = [
     "Span",
@@ -44,17 +49,12 @@ __all__ = [
 Span = tuple[int, int]
 
 
-class _Unit(Protocol):
-    start: int
-    end: int
-
-
-def inside(unit: _Unit, spans: Iterable[Span]) -> bool:
+def inside(unit: Unit, spans: Iterable[Span]) -> bool:
     """Whether ``unit``'s characters lie wholly inside one of ``spans``."""
     return any(start <= unit.start and unit.end <= end for start, end in spans)
 
 
-def overlaps(unit: _Unit, spans: Iterable[Span]) -> bool:
+def overlaps(unit: Unit, spans: Iterable[Span]) -> bool:
     """Whether ``unit`` shares at least one character with one of ``spans``."""
     return any(unit.start < end and start < unit.end for start, end in spans)
 
@@ -89,7 +89,7 @@ class CaseId:
 class Judge(Protocol):
     """How a hit is judged: the attribution and its case -> the record's hit fields."""
 
-    def __call__(self, result: Any, case: Case, /) -> dict[str, Any]: ...
+    def __call__(self, result: Attribution, case: Case, /) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class SpanHit:
 
     k: int = 3
 
-    def __call__(self, result: Any, case: Case, /) -> dict[str, Any]:
+    def __call__(self, result: Attribution, case: Case, /) -> dict[str, Any]:
         top = [item.unit for item in result.top(self.k)]
         return {"hit1": inside(top[0], case.spans), f"hit{self.k}": any(inside(u, case.spans) for u in top)}
 
@@ -133,7 +133,7 @@ class KeyWordsBeatMean:
     Records ``hit`` and the case's ``fields`` (key-word share and word count).
     """
 
-    def __call__(self, result: Any, case: Case, /) -> dict[str, Any]:
+    def __call__(self, result: Attribution, case: Case, /) -> dict[str, Any]:
         scores = result.unit_scores
         keys = [i for i, unit in enumerate(result.units) if overlaps(unit, case.spans)]
         return {"hit": bool(scores[keys].mean() > scores.mean()), **case.fields}
@@ -150,7 +150,7 @@ class Task(ABC):
         """Every case id, in run order; builds no prompt."""
 
     @abstractmethod
-    def build(self, case: CaseId, backend: Any) -> Case:
+    def build(self, case: CaseId, backend: Backend) -> Case:
         """The case's prompt, target, spans and judge; ``backend`` may count tokens."""
 
 
@@ -184,7 +184,7 @@ class NeedleTask(Task):
                     exhaustive=size <= self.itp_max_tokens,
                 )
 
-    def build(self, case: CaseId, backend: Any) -> Case:
+    def build(self, case: CaseId, backend: Backend) -> Case:
         from benchmarks.needle import make_needle_case
 
         def count(text: str) -> int:
@@ -214,7 +214,7 @@ class PaddedTask(Task):
             for seed in range(len(FACTS) if self.facts is None else self.facts):
                 yield CaseId(self.name, share, seed)
 
-    def build(self, case: CaseId, backend: Any) -> Case:
+    def build(self, case: CaseId, backend: Backend) -> Case:
         from benchmarks.padded import FACTS, make_padded_case
 
         padded = make_padded_case(FACTS[case.seed], float(case.size), seed=case.seed)

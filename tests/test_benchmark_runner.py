@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from attrib import registry
+from attrib.backend import Backend
 from attrib.errors import InputError
 from benchmarks import runner
 from benchmarks.tasks import Case, CaseId, NeedleTask, PaddedTask
@@ -24,21 +27,22 @@ class CountingPadded(PaddedTask):
     facts: int | None = 2
     built: list[tuple[float, int]] = field(default_factory=list)
 
-    def build(self, case: CaseId, backend: object) -> Case:
+    def build(self, case: CaseId, backend: Backend) -> Case:
         self.built.append((case.size, case.seed))
         return super().build(case, backend)
 
 
 @pytest.fixture
-def toy():
-    return registry.create("backend", "toy", sensitivity={"capital": 2.0, "japan": 3.0}, output=" Tokyo")
+def toy() -> Backend:
+    backend: Backend = registry.create("backend", "toy", sensitivity={"capital": 2.0, "japan": 3.0}, output=" Tokyo")
+    return backend
 
 
-def _lines(path):
+def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_a_finished_case_is_skipped_and_an_unfinished_one_is_run(tmp_path, toy):
+def test_a_finished_case_is_skipped_and_an_unfinished_one_is_run(tmp_path: Path, toy: Backend) -> None:
     path = tmp_path / "cases.jsonl"
     task = CountingPadded()
     first = runner.run(task, METHODS, toy, path, identity={"backend": "toy"}, report=lambda r: None)
@@ -65,7 +69,7 @@ def test_a_finished_case_is_skipped_and_an_unfinished_one_is_run(tmp_path, toy):
     assert len(_lines(path)) == 4
 
 
-def test_itp_runs_only_where_the_task_allows_it_and_faithfulness_only_where_asked(tmp_path, toy):
+def test_itp_runs_only_where_the_task_allows_it_and_faithfulness_only_where_asked(tmp_path: Path, toy: Backend) -> None:
     task = NeedleTask(sizes=(150, 200), seeds=1, itp_max_tokens=150, faithfulness_max_tokens=150)
     records = runner.run(
         task, METHODS, toy, tmp_path / "cases.jsonl", identity={"backend": "toy"}, report=lambda r: None
@@ -75,7 +79,7 @@ def test_itp_runs_only_where_the_task_allows_it_and_faithfulness_only_where_aske
     assert all({"hit1", "hit3"} <= set(r) for r in records)
 
 
-def test_records_of_another_backend_are_refused(tmp_path, toy):
+def test_records_of_another_backend_are_refused(tmp_path: Path, toy: Backend) -> None:
     path = tmp_path / "cases.jsonl"
     runner.append(path, {"task": "padded", "size": 0.1, "seed": 0, "method": "itp", "level": "word"})  # llama's
     with pytest.raises(InputError, match="backend 'llama'.*--cases"):
