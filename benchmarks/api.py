@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from typing import Any
 
 import attrib
 from attrib.backends.openai import OpenAIBackend
@@ -28,7 +29,7 @@ PROMPT = (
 )
 
 
-def measure(server_url: str, model: str, rung: str, concurrency: int, target: str | None) -> dict[str, float]:
+def measure(server_url: str, model: str, rung: str, concurrency: int, target: str | None) -> dict[str, Any]:
     # The server answers one request at a time, so with many in flight a request waits
     # for all those before it: the timeout must cover the whole queue.
     backend = OpenAIBackend(
@@ -54,10 +55,14 @@ def main() -> None:
     parser.add_argument("--rungs", nargs="+", default=["forced", "text"], choices=["forced", "top_logprobs", "text"])
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16])
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
     with llama_server() as server:
         print(f"server: llama-cpp-python at {server.url}, model {server.model}")
-        print(f"{'rung':<13} {'conc':>4} {'requests':>8} {'retries':>7} {'seconds':>8} {'req/s':>7} {'prompt tok/s':>12}  top unit")
+        print(
+            f"{'rung':<13} {'conc':>4} {'requests':>8} {'retries':>7} {'seconds':>8} {'req/s':>7} {'prompt tok/s':>12}  top unit"
+        )
         for rung in args.rungs:
             target = " blue flowerpot" if rung == "forced" else None
             for concurrency in args.concurrency:

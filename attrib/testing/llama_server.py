@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -69,47 +71,56 @@ def llama_server(
     from attrib.backends.llama import embedded_model_path
 
     port = port or free_port()
-    command = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(embedded_model_path()),
-        "--model_alias", MODEL_ALIAS,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "4096", "--n_threads", str(n_threads),
-        "--chat_format", chat_format,
-    ]  # fmt: skip
+    options = {
+        "--model": str(embedded_model_path()),
+        "--model_alias": MODEL_ALIAS,
+        "--host": "127.0.0.1",
+        "--port": str(port),
+        "--n_ctx": "4096",
+        "--n_threads": str(n_threads),
+        "--chat_format": chat_format,
+    }
     if api_key:
-        command += ["--api_key", api_key]
-    log = open(log_path, "wb") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        options["--api_key"] = api_key
+    command = [sys.executable, "-m", "llama_cpp.server", *itertools.chain.from_iterable(options.items())]
     url = f"http://127.0.0.1:{port}/v1"
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def tail() -> str:
         return log_path.read_text(errors="replace")[-2000:] if log_path is not None else "(no log kept)"
 
-    try:
+    with contextlib.ExitStack() as stack:
+        log: IO[bytes] | int = subprocess.DEVNULL
+        if log_path is not None:
+            log = stack.enter_context(log_path.open("wb"))
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        stack.callback(_stop, process)
         deadline = time.monotonic() + startup_seconds
-        while True:
+        while not _answers(f"{url}/models", headers):
             if process.poll() is not None:
                 raise RuntimeError(f"llama_cpp.server exited with status {process.returncode}:\n{tail()}")
-            try:
-                if httpx.get(f"{url}/models", headers=headers, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"llama_cpp.server did not answer within {startup_seconds:.0f} s:\n{tail()}")
             time.sleep(0.5)
         yield Server(url=url, key=api_key, model=MODEL_ALIAS)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if log is not subprocess.DEVNULL:
-            log.close()
+
+
+def _answers(url: str, headers: dict[str, str]) -> bool:
+    """Whether GET ``url`` answers 200 within 2 seconds."""
+    try:
+        return httpx.get(url, headers=headers, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate the server; kill it if it has not exited after 20 seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def main() -> None:
