@@ -127,7 +127,7 @@ class EndpointTokenizer:
                 names=("tokenize",),
                 what="probing the tokenizer",
                 root=True,
-                retries=_ROUTE_RETRIES,
+                retries=self._retries,
             )
         except (RequestRejectedError, NotAnAPIError):
             return None
@@ -135,6 +135,10 @@ class EndpointTokenizer:
             return None
         self.transport.remember(reply, "/extras/tokenize", body=body)
         return reply
+
+    @property
+    def _retries(self) -> int:
+        return min(_ROUTE_RETRIES, self.transport.max_retries)
 
     def _body(self, body: dict[str, Any]) -> dict[str, Any]:
         return body if self.model is None else {**body, "model": self.model}
@@ -145,7 +149,7 @@ class EndpointTokenizer:
         known = self.transport.recall(path, body=body)
         if isinstance(known, dict):
             return known
-        reply = await self.transport.call("POST", path, body, root=True, retries=_ROUTE_RETRIES)
+        reply = await self.transport.call("POST", path, body, root=True, retries=self._retries)
         self.transport.remember(reply, path, body=body)
         return reply
 
