@@ -251,9 +251,14 @@ def test_transport_faults_during_probing_never_downgrade_the_rung(llama_server, 
     """Issue 14, item 1: faults outlasting every retry fail the run and leave no verdict; a clean run finds forced."""
     with Proxy(llama_server.root, faults=[fault], retry_after=0, slow_seconds=4.0) as proxy:
         faulty = OpenAIBackend(
-            llama_server.model, base_url=proxy.url, api_key=llama_server.key, cache=tmp_path, max_retries=2,
-            max_wait=0.05, timeout=2.0 if fault == "slow" else 120.0,
-        )  # fmt: skip
+            llama_server.model,
+            base_url=proxy.url,
+            api_key=llama_server.key,
+            cache=tmp_path,
+            max_retries=2,
+            max_wait=0.05,
+            timeout=2.0 if fault == "slow" else 120.0,
+        )
         with pytest.raises(attrib.EndpointUnavailableError) as caught:
             attrib.attribute(KEY_PROMPT, backend=faulty, level="word", max_new_tokens=2)
         faulty.close()

@@ -26,7 +26,8 @@ import pytest
 
 import attrib
 from attrib.backends.openai import OpenAIBackend
-from attrib.backends.openai.transport import STATUS_RULES, NotAnAPIError, clean, rule_for
+from attrib.backends.openai.redaction import clean
+from attrib.backends.openai.statuses import STATUS_RULES, NotAnAPIError, rule_for
 from attrib.errors import AuthenticationError, EndpointUnavailableError, RequestRejectedError
 
 
@@ -313,10 +314,26 @@ def test_a_web_page_at_the_base_url_is_a_one_line_error_naming_the_url(tmp_path:
 
     with Stub(html) as stub:
         run = subprocess.run(
-            [sys.executable, "-m", "attrib", "explain", "a b c", "--backend", "openai", "--base-url", stub.url,
-             "--model", "m", "--no-cache", "--quiet"],
-            capture_output=True, text=True, timeout=120, env={**os.environ, "OPENAI_API_KEY": "none"},
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "attrib",
+                "explain",
+                "a b c",
+                "--backend",
+                "openai",
+                "--base-url",
+                stub.url,
+                "--model",
+                "m",
+                "--no-cache",
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "OPENAI_API_KEY": "none"},
+        )
     assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
     assert run.stderr.startswith("attrib: error:") and f"{stub.url}/completions" in run.stderr
     assert "Traceback" not in run.stderr
@@ -337,11 +354,32 @@ def test_server_error_text_reaches_the_message_without_escape_sequences(tmp_path
         assert "pwned" not in message and "sk-leaked0123456789" not in message
 
         run = subprocess.run(
-            [sys.executable, "-m", "attrib", "explain", "a b c", "--target", " d", "--backend", "openai",
-             "--base-url", stub.url, "--model", "m", "--scoring", "forced", "--tokenizer", "words",
-             "--no-cache", "--quiet"],
-            capture_output=True, text=True, timeout=120, env={**os.environ, "OPENAI_API_KEY": "none"},
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "attrib",
+                "explain",
+                "a b c",
+                "--target",
+                " d",
+                "--backend",
+                "openai",
+                "--base-url",
+                stub.url,
+                "--model",
+                "m",
+                "--scoring",
+                "forced",
+                "--tokenizer",
+                "words",
+                "--no-cache",
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "OPENAI_API_KEY": "none"},
+        )
     assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
     assert "\x1b" not in run.stderr and "\x07" not in run.stderr and "bad request" in run.stderr
 

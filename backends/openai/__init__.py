@@ -4,8 +4,11 @@ One file per idea:
 
 - :mod:`.transport`: the SDK client (async, its own retries off), tenacity retries
   (``Retry-After`` or exponential backoff with full jitter), the concurrency cap,
-  redaction of secrets and of server text, and the one table from HTTP status or
-  transport failure to (retried?, error type) that retries and messages both read.
+  the metadata cache and the usage counters.
+- :mod:`.statuses`: the one table from HTTP status or transport failure to
+  (retried?, error type) that the retries and the messages both read.
+- :mod:`.redaction`: no key or URL credentials in any message, and server text
+  without escape sequences or control characters.
 - :mod:`.tokenizer`: the server's tokenizer routes, or words; never a mismatched tokenizer.
 - :mod:`.rungs`: the scoring ladder, one strategy per file (:mod:`.rungs.base` is the
   contract and says how to add a rung).
@@ -37,8 +40,8 @@ Failures and secrets
 429, 5xx, 408/409/425, timeouts, dropped connections and malformed JSON are
 retried; 401/403 raise :class:`~attrib.errors.AuthenticationError` and other 4xx
 :class:`~attrib.errors.RequestRejectedError` at once; a 2xx web page where the API
-should be raises :class:`~.transport.NotAnAPIError` (the table is in
-:mod:`.transport`). The API key is read from the argument or ``OPENAI_API_KEY``,
+should be raises :class:`~.statuses.NotAnAPIError` (the table is in
+:mod:`.statuses`). The API key is read from the argument or ``OPENAI_API_KEY``,
 is removed from every message, and never enters a cache, result, log or report;
 credentials in the URL are stripped too, and server text loses its control
 characters before it is shown.
@@ -46,7 +49,7 @@ characters before it is shown.
 
 from .backend import OpenAIBackend
 from .probe import ladder
-from .transport import redact_url
+from .redaction import redact_url
 
 __all__ = ["OpenAIBackend", "SCORING_MODES", "redact_url"]
 

@@ -23,9 +23,10 @@ from attrib.errors import InputError, TokenizationError, UnknownNameError
 from attrib.segmentation import Tokenization
 
 from .probe import choose_rung, create_rung
+from .redaction import clean
 from .rungs.base import Rung
 from .tokenizer import SOURCES, EndpointTokenizer, Vocabulary, words
-from .transport import Transport, clean
+from .transport import Transport
 
 __all__ = ["OpenAIBackend"]
 

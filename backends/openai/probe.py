@@ -11,7 +11,7 @@ The probe rule
 --------------
 A rung is skipped only when the endpoint *answers* that it does not offer it: an
 HTTP 4xx that names the route or the parameter (see
-:func:`~attrib.backends.openai.transport.says_unsupported`), or a 2xx answer
+:func:`~attrib.backends.openai.statuses.says_unsupported`), or a 2xx answer
 without the log-probabilities the rung reads. A transport failure (5xx, 429,
 timeouts, dropped connections, malformed JSON) that outlasts every retry, a
 refused key, or a web page where the API should be fails the run with a one-line

@@ -22,7 +22,8 @@ from typing import Any
 
 from attrib.errors import EndpointUnavailableError, RequestRejectedError, TokenizationError, UnknownNameError
 
-from .transport import NotAnAPIError, Transport
+from .statuses import NotAnAPIError
+from .transport import Transport
 
 __all__ = ["SOURCES", "EndpointTokenizer", "Vocabulary", "words"]
 

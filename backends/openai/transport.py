@@ -6,26 +6,10 @@ what to tell the user, all from one table.
 
 The status table
 ----------------
-:data:`STATUS_RULES` maps each failure of an attempt, an HTTP status or a
-transport kind, to a :class:`Rule`: whether it is retried, and which
-:class:`~attrib.errors.EndpointError` it becomes once it is not (the pattern of
-httpx's ``HTTPCORE_EXC_MAP`` and openai-python's status-typed errors). The retry
-policy and the error messages both read it, so they cannot disagree::
-
-    failure          retried  error raised               meaning
-    400 413 415 422  no       RequestRejectedError       the request itself was refused
-    401 403          no       AuthenticationError        the API key was refused
-    404 405 501      no       RequestRejectedError       no such route or model, or not implemented
-    408 409 425      yes      EndpointUnavailableError   timed out / conflict / too early
-    429              yes      EndpointUnavailableError   rate-limited (Retry-After is honoured)
-    500 502 503 504  yes      EndpointUnavailableError   server error
-    timeout          yes      EndpointUnavailableError   no answer within the timeout
-    connection       yes      EndpointUnavailableError   refused or dropped connection
-    malformed        yes      EndpointUnavailableError   2xx JSON that is cut off or lacks ``choices``
-    not-json         no       NotAnAPIError              2xx that is not JSON: a web page at the URL
-
-Other 4xx statuses are refusals and other 5xx statuses are retried. Which
-exception class is which transport kind is a table too (:data:`EXCEPTION_KINDS`).
+:data:`~.statuses.STATUS_RULES` (in :mod:`.statuses`) maps each failure of an
+attempt, an HTTP status or a transport kind, to whether it is retried and which
+:class:`~attrib.errors.EndpointError` it becomes; the retry policy here and the
+error messages both read it, so they cannot disagree.
 
 Retries wait what a ``Retry-After`` header asks (capped at ``max_wait``), otherwise
 exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff
@@ -33,11 +17,8 @@ and Jitter", 2015; tenacity's ``wait_random_exponential``).
 
 Secrets and server text
 -----------------------
-The API key is removed from every message, key-like strings (``sk-...``) too,
-and the base URL is shown without credentials or query (:func:`redact_url`).
-Anything a server says is data: its error text loses escape sequences and
-control characters before it reaches a message (:func:`clean`), so an endpoint
-cannot retitle or clear the user's terminal.
+Messages pass through :mod:`.redaction`: no key, no credentials of the URL, and
+server text without escape sequences or control characters.
 
 The SQLite :class:`~attrib.cache.ResponseCache` here holds endpoint metadata only
 (probe verdicts, tokenizer-route answers, the discovered model); completions and
@@ -53,166 +34,25 @@ import logging
 import re
 import threading
 import time
-import unicodedata
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import openai
 import tenacity
 
 from attrib.cache import ResponseCache, request_key
-from attrib.errors import AuthenticationError, EndpointError, EndpointUnavailableError, RequestRejectedError
+from attrib.errors import EndpointError
 
-__all__ = [
-    "EXCEPTION_KINDS",
-    "STATUS_RULES",
-    "NotAnAPIError",
-    "Rule",
-    "Transport",
-    "Usage",
-    "clean",
-    "redact_url",
-    "retry_after",
-    "rule_for",
-]
+from .redaction import clean, redact_url, scrub
+from .statuses import EXCEPTION_KINDS, MALFORMED, NOT_JSON, rule_for, says_unsupported
+
+__all__ = ["Transport", "Usage", "retry_after"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class NotAnAPIError(EndpointError):
-    """A 2xx answer that is not JSON at all (a web UI or captive portal at the URL). Not retried."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one failed attempt means.
-
-    Attributes:
-        retryable: whether the attempt is sent again (within ``max_retries``).
-        error: the exception raised once it is not retried.
-        meaning: what happened, for the message.
-        fix: what the user can do, for the message.
-    """
-
-    retryable: bool
-    error: type[EndpointError]
-    meaning: str
-    fix: str = ""
-
-
-_KEY_FIX = "set OPENAI_API_KEY (or --api-key-env) to a key the endpoint accepts"
-_RETRY_FIX = "check the server or raise --max-retries"
-_URL_FIX = "check --base-url (the API root, usually ending in /v1) and --model"
-
-#: Transport kinds of failure that are not HTTP statuses.
-TIMEOUT, CONNECTION, MALFORMED, NOT_JSON = "timeout", "connection", "malformed", "not-json"
-
-#: Failure (HTTP status or transport kind) -> what it means. Read by the retry policy and the messages.
-STATUS_RULES: Mapping[int | str, Rule] = MappingProxyType(
-    {
-        400: Rule(False, RequestRejectedError, "rejected the request"),
-        401: Rule(False, AuthenticationError, "refused the API key", _KEY_FIX),
-        403: Rule(False, AuthenticationError, "refused the API key", _KEY_FIX),
-        404: Rule(False, RequestRejectedError, "does not exist", _URL_FIX),
-        405: Rule(False, RequestRejectedError, "does not allow this request", _URL_FIX),
-        408: Rule(True, EndpointUnavailableError, "timed out", _RETRY_FIX),
-        409: Rule(True, EndpointUnavailableError, "reported a conflict", _RETRY_FIX),
-        413: Rule(False, RequestRejectedError, "found the request too large"),
-        415: Rule(False, RequestRejectedError, "rejected the request's media type"),
-        422: Rule(False, RequestRejectedError, "rejected the request"),
-        425: Rule(True, EndpointUnavailableError, "found the request too early", _RETRY_FIX),
-        429: Rule(True, EndpointUnavailableError, "rate-limited the request", _RETRY_FIX),
-        500: Rule(True, EndpointUnavailableError, "had a server error", _RETRY_FIX),
-        501: Rule(False, RequestRejectedError, "does not implement this request", _URL_FIX),
-        502: Rule(True, EndpointUnavailableError, "had a gateway error", _RETRY_FIX),
-        503: Rule(True, EndpointUnavailableError, "was unavailable", _RETRY_FIX),
-        504: Rule(True, EndpointUnavailableError, "had a gateway timeout", _RETRY_FIX),
-        TIMEOUT: Rule(True, EndpointUnavailableError, "did not answer in time", _RETRY_FIX + " or --timeout"),
-        CONNECTION: Rule(True, EndpointUnavailableError, "refused or dropped the connection", _RETRY_FIX),
-        MALFORMED: Rule(True, EndpointUnavailableError, "answered with malformed JSON", _RETRY_FIX),
-        NOT_JSON: Rule(False, NotAnAPIError, "answered with a page that is not the API's JSON", _URL_FIX),
-    }
-)
-
-_OTHER_CLIENT = Rule(False, RequestRejectedError, "rejected the request")
-_OTHER_SERVER = Rule(True, EndpointUnavailableError, "had a server error", _RETRY_FIX)
-_OTHER = Rule(False, EndpointError, "answered with an unexpected status", _URL_FIX)
-
-#: SDK exception -> transport kind, most specific first (a timeout is also a connection error).
-EXCEPTION_KINDS: tuple[tuple[type[BaseException], str], ...] = (
-    (openai.APITimeoutError, TIMEOUT),
-    (openai.APIConnectionError, CONNECTION),
-)
-
-
-def rule_for(failure: int | str) -> Rule:
-    """The :class:`Rule` of an HTTP status or transport kind (see :data:`STATUS_RULES`).
-
-    Raises:
-        KeyError: for a transport kind that is not in the table.
-    """
-    known = STATUS_RULES.get(failure)
-    if known is not None:
-        return known
-    if isinstance(failure, int):
-        if 400 <= failure < 500:
-            return _OTHER_CLIENT
-        if failure >= 500:
-            return _OTHER_SERVER
-        return _OTHER
-    raise KeyError(failure)
-
-
-def says_unsupported(failure: int | str, detail: str, names: Sequence[str]) -> bool:
-    """Whether a refusal is an answer that a probed feature is not offered.
-
-    A missing route (404, 405, 501) says so unless its text names the model (then the
-    model is what is missing); a refused request (400, 422) says so only if its text
-    names one of the probed parameters ``names``. Nothing else does: rate limits,
-    server errors and transport failures say nothing about support.
-    """
-    text = detail.lower()
-    if failure in (404, 405, 501):
-        return "model" not in text
-    if failure in (400, 422):
-        return any(name.lower() in text for name in names)
-    return False
-
-
-# CSI, OSC, DCS/PM/APC/SOS strings and two-byte escapes, 7-bit and C1 forms.
-_ESCAPES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
-    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-    r"|(?:\x1b[P^_X]|[\x90\x98\x9e\x9f])[^\x1b\x9c]*(?:\x1b\\|\x9c)?"
-    r"|\x1b[@-Z\\-_]?"
-)
-_KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_\-*.]{4,}")
-
-
-def clean(text: str, limit: int = 300) -> str:
-    """Server text made safe for one line on a terminal: escape sequences removed, control and
-    format characters (C0, C1, bidirectional overrides) dropped, whitespace collapsed, at most
-    ``limit`` characters."""
-    text = _ESCAPES.sub("", text)
-    text = "".join(" " if c in "\t\n\r\f\v" else c for c in text)
-    text = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf"))
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user name, password, query or fragment (safe to record and log)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -387,10 +227,7 @@ class Transport:
 
     def scrub(self, text: str) -> str:
         """``text`` without the key, key-like strings or credentials of the base URL."""
-        if self.api_key:
-            text = text.replace(self.api_key, "[redacted]")
-        text = _KEY_LIKE.sub("[redacted]", text)
-        return text.replace(self.base_url, self.endpoint)
+        return scrub(text, secret=self.api_key, base_url=self.base_url)
 
     def _error(self, fault: _Fault, where: str, what: str | None, attempts: int) -> EndpointError:
         rule = fault.rule
