@@ -172,6 +172,10 @@ def test_bad_options_are_input_errors(tmp_path) -> None:
         OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", concurrency=0, cache=False)
     with pytest.raises(attrib.InputError, match="0 or more"):
         OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", max_retries=-1, cache=False)
+    with pytest.raises(attrib.InputError, match="positive number of seconds"):
+        OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", timeout=float("nan"), cache=False)
+    with pytest.raises(attrib.InputError, match="max_wait"):
+        OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", max_wait=-1.0, cache=False)
 
 
 def test_an_unreachable_endpoint_fails_with_one_line_after_its_retries(tmp_path) -> None:

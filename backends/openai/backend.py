@@ -12,6 +12,7 @@ does network I/O.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -46,8 +47,7 @@ class OpenAIBackend(Backend):
         timeout: seconds per request attempt.
         max_retries: retries per request after the first attempt.
         max_wait: longest single wait between attempts, seconds (caps ``Retry-After``).
-        cache: where endpoint metadata (probe verdicts, tokenizer answers, the discovered
-            model) is kept: ``True`` for the default directory, ``False``/``None`` for
+        cache: where endpoint metadata (probe verdicts, tokenizer-route answers) is kept: ``True`` for the default directory, ``False``/``None`` for
             none, a directory, or a :class:`~attrib.cache.ResponseCache`. Scores and
             generations are cached by wrapping the backend in
             :class:`~attrib.caching.CachingBackend`.
@@ -58,7 +58,8 @@ class OpenAIBackend(Backend):
 
     Raises:
         UnknownNameError: for an unknown ``scoring`` or ``tokenizer`` value.
-        InputError: for a bad ``concurrency``, ``top_logprobs`` or ``max_retries``.
+        InputError: for a bad ``concurrency``, ``top_logprobs``, ``max_retries``,
+            ``timeout`` or ``max_wait``.
     """
 
     name = "openai"
@@ -89,6 +90,10 @@ class OpenAIBackend(Backend):
             raise InputError(f"top_logprobs must be between 1 and 20, got {top_logprobs}")
         if max_retries < 0:
             raise InputError(f"max_retries must be 0 or more, got {max_retries}")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise InputError(f"timeout must be a positive number of seconds, got {timeout}")
+        if not (math.isfinite(max_wait) and max_wait >= 0):
+            raise InputError(f"max_wait must be 0 or more seconds, got {max_wait}")
         base = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.transport = Transport(
@@ -143,17 +148,16 @@ class OpenAIBackend(Backend):
         """The model name and the unit source (``"server"`` or ``"words"``), asking the endpoint once."""
         if self._model_name is None:
             self._model_name = await self._discover_model()
+        self._tokenizer.served = self._model_name
         return self._model_name, await self._tokenizer.resolve()
 
     async def _discover_model(self) -> str:
-        known = self.transport.recall("/models")
-        if isinstance(known, str):
-            return known
+        """The only model ``/v1/models`` lists. Asked on every run, never cached: a name from
+        an earlier run could be another model's, and the name is part of every cache key."""
         page = await self.transport.call("GET", "/models")
         data = page.get("data")
         names = [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m] if isinstance(data, list) else []
         if len(names) == 1:
-            self.transport.remember(names[0], "/models")
             return names[0]
         listed = clean(", ".join(names[:10]) or "none")
         raise InputError(f"the endpoint serves {len(names)} models ({listed}); choose one with --model")

@@ -89,6 +89,8 @@ class EndpointTokenizer:
         self.transport = transport
         self.option = option
         self.model = model
+        #: The served model's name once known: part of the key of every remembered answer.
+        self.served: str | None = model
         self.source: str | None = "words" if option == "words" else None
         self._bos: tuple[int, ...] = ()
         self._pieces: dict[int, str] = {}
@@ -118,7 +120,7 @@ class EndpointTokenizer:
     async def _offered(self) -> dict[str, Any] | None:
         """The routes' answer to a probe, or ``None`` when the endpoint answers they are not there."""
         body = self._body({"input": "a b"})
-        known = self.transport.recall("/extras/tokenize", body=body)
+        known = self.transport.recall("/extras/tokenize", body=body, model=self.served)
         if isinstance(known, dict):
             return known
         try:
@@ -134,7 +136,7 @@ class EndpointTokenizer:
             return None
         if reply is None or not isinstance(reply.get("tokens"), list):
             return None
-        self.transport.remember(reply, "/extras/tokenize", body=body)
+        self.transport.remember(reply, "/extras/tokenize", body=body, model=self.served)
         return reply
 
     @property
@@ -147,11 +149,11 @@ class EndpointTokenizer:
     async def _route(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """A tokenizer route's answer, from the metadata cache when it was asked before."""
         body = self._body(body)
-        known = self.transport.recall(path, body=body)
+        known = self.transport.recall(path, body=body, model=self.served)
         if isinstance(known, dict):
             return known
         reply = await self.transport.call("POST", path, body, root=True, retries=self._retries)
-        self.transport.remember(reply, path, body=body)
+        self.transport.remember(reply, path, body=body, model=self.served)
         return reply
 
     async def split(self, text: str) -> list[str]:

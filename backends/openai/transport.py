@@ -21,7 +21,7 @@ Messages pass through :mod:`.redaction`: no key, no credentials of the URL, and
 server text without escape sequences or control characters.
 
 The SQLite :class:`~attrib.cache.ResponseCache` here holds endpoint metadata only
-(probe verdicts, tokenizer-route answers, the discovered model); completions and
+(probe verdicts, tokenizer-route answers); completions and
 chat answers are cached by :class:`~attrib.caching.CachingBackend` around the backend.
 """
 
