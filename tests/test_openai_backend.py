@@ -6,7 +6,6 @@ server; nothing here is mocked.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -133,7 +132,7 @@ def _explain(server, proxy: Proxy, cache: Path, out: Path, *extra: str) -> subpr
 
 #: The CLI-level cache tests need the pipeline that wraps ``--cache-dir`` in CachingBackend (attrib/pipeline.py).
 needs_pipeline = pytest.mark.skipif(
-    importlib.util.find_spec("attrib.pipeline") is None,
+    not (Path(attrib.__file__).parent / "pipeline.py").exists(),
     reason="needs attrib.pipeline, which wraps the backend in CachingBackend from --cache-dir",
 )
 
