@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["GeneratedToken", "TopLogprobScores", "score_from_top_logprobs", "text_retention"]
+__all__ = ["GeneratedToken", "TopLogprobScores", "regeneration_length", "score_from_top_logprobs", "text_retention"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,11 @@ class TopLogprobScores:
     logprobs: np.ndarray
     bounded: np.ndarray
     matched: np.ndarray
+
+
+def regeneration_length(m: int) -> int:
+    """Tokens to regenerate for an m-token output: room for a shift or a short rewording (m + max(4, m // 2))."""
+    return m + max(4, m // 2)
 
 
 def score_from_top_logprobs(original: Sequence[str], regenerated: Sequence[GeneratedToken]) -> TopLogprobScores:

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ import pytest
 
 import attrib
 from attrib.backends.openai import OpenAIBackend
+from attrib.cache import ResponseCache
+from attrib.caching import CachingBackend
 from attrib.metrics import spearman
 from attrib.reports.text import render_text
 from attrib.testing.proxy import Proxy
@@ -41,7 +44,8 @@ def test_forced_scoring_agrees_with_the_local_backend_and_reruns_from_the_cache(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     local = attrib.attribute(KEY_PROMPT, backend=llama, method="itp", level="word", max_new_tokens=3)
-    api = backend(llama_server, tmp_path)
+    # Scores are cached by the wrapper; the backend's own cache keeps only endpoint metadata.
+    api = CachingBackend(backend(llama_server, tmp_path), ResponseCache(tmp_path))
     remote = attrib.attribute(KEY_PROMPT, backend=api, method="itp", level="word", target=local.output)
     assert remote.backend["scoring"] == "forced" and remote.backend["tokenizer"] == "server"
     assert remote.score_kind == "logprob"
@@ -126,6 +130,14 @@ def _explain(server, proxy: Proxy, cache: Path, out: Path, *extra: str) -> subpr
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+#: The CLI-level cache tests need the pipeline that wraps ``--cache-dir`` in CachingBackend (attrib/pipeline.py).
+needs_pipeline = pytest.mark.skipif(
+    not (Path(attrib.__file__).parent / "pipeline.py").exists(),
+    reason="needs attrib.pipeline, which wraps the backend in CachingBackend from --cache-dir",
+)
+
+
+@needs_pipeline
 def test_a_killed_run_resumes_from_the_cache_without_repeating_calls(llama_server, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     with Proxy(llama_server.url.removesuffix("/v1")) as proxy:
@@ -231,3 +243,34 @@ def test_audit_through_an_injecting_proxy(llama_server, tmp_path: Path, injected
         assert abs(gain) < 0.1  # same server, same model: only batch-shape noise
     assert result.roles == {"user": 1.0}
     assert result.backend["reference"]["endpoint"] == llama_server.url
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "drop", "slow", "malformed"])
+def test_transport_faults_during_probing_never_downgrade_the_rung(llama_server, tmp_path: Path, fault: str) -> None:
+    """Issue 14, item 1: faults outlasting every retry fail the run and leave no verdict; a clean run finds forced."""
+    with Proxy(llama_server.root, faults=[fault], retry_after=0, slow_seconds=4.0) as proxy:
+        faulty = OpenAIBackend(
+            llama_server.model,
+            base_url=proxy.url,
+            api_key=llama_server.key,
+            cache=tmp_path,
+            max_retries=2,
+            max_wait=0.05,
+            timeout=2.0 if fault == "slow" else 120.0,
+        )
+        with pytest.raises(attrib.EndpointUnavailableError) as caught:
+            attrib.attribute(KEY_PROMPT, backend=faulty, level="word", max_new_tokens=2)
+        faulty.close()
+        message = str(caught.value)
+        assert "\n" not in message and "3 attempts" in message and "probing forced scoring" in message
+        assert ("timeout" if fault == "slow" else "malformed" if fault == "malformed" else "") in message
+        # Never a chat rung's probe (a slow request is recorded only once its wait is over).
+        assert {r.path for r in proxy.records} <= {"/v1/completions"}
+        assert len(proxy.records) == 3 or fault == "slow"
+        with sqlite3.connect(tmp_path / "responses.sqlite3") as db:
+            assert not [v for (v,) in db.execute("SELECT value FROM responses") if "scoring" in v]
+
+        proxy.set_faults([])
+        clean = OpenAIBackend(llama_server.model, base_url=proxy.url, api_key=llama_server.key, cache=tmp_path)
+        assert clean.capabilities().score_kind == "logprob" and clean.describe()["scoring"] == "forced"
+        clean.close()

@@ -1,0 +1,168 @@
+"""The scoring-rung contract: how one kind of endpoint scores a fixed output, as one strategy object.
+
+A rung knows one way to score an output under a prompt through an
+OpenAI-compatible API, and nothing else does: the backend, the probe and the
+cache never branch on a rung's name. Each rung
+
+* ``probe()``: asks the endpoint once whether it offers the rung and answers
+  ``True`` (supported) or ``False`` (the endpoint *answered* that it does not: a
+  refusal naming the route or parameter, or a 2xx answer without what the rung
+  reads); transport failures after all retries raise instead
+  (:meth:`~attrib.backends.openai.transport.Transport.probe_call`);
+* ``score(...)``: the continuation's per-token scores under one prompt;
+* ``generate(...)``: the greedy output under one prompt;
+* declares the :class:`~attrib.backend.Capabilities` it implies (its
+  ``score_kind``, whether it can score a given target) and what of it enters a
+  cache key (:meth:`Rung.identity`).
+
+Adding a rung (vLLM's ``prompt_logprobs``, SGLang's native ``/generate`` with
+``logprob_start_len``) is one new file with a :class:`Rung` subclass and one line
+``registry.register("rung", "<name>", "<module>:<Class>")`` (or an entry in
+:mod:`attrib.registry`'s table): its ``position`` places it on the ladder
+(lower is more exact; ``forced`` is 10, ``top_logprobs`` 20, ``text`` 30).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from attrib.backend import Capabilities, Messages, ScoreKind, ScoreResult
+
+from ..transport import Transport
+
+__all__ = ["Generated", "Rung", "chat_body", "message_text", "prompt_tokens"]
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A greedy output as the endpoint returned it.
+
+    Attributes:
+        text: the output text.
+        tokens: its tokens as texts when the endpoint listed them (they may not join to
+            ``text``; the backend then splits ``text`` itself).
+        tokens_evaluated: prompt plus completion tokens the endpoint reported.
+    """
+
+    text: str
+    tokens: tuple[str, ...]
+    tokens_evaluated: int
+
+
+class Rung(abc.ABC):
+    """One way of scoring a fixed output through an OpenAI-compatible endpoint.
+
+    Args:
+        transport: the endpoint.
+        model: the served model's name.
+        top_logprobs: alternatives asked per position, for rungs that read them (1-20).
+
+    Attributes:
+        name: the rung's registry name, recorded in results as ``backend["scoring"]``.
+        position: place on the ladder, most exact first (lower is tried first).
+        score_kind: what :meth:`score` returns (``"logprob"``: nats; ``"text-similarity"``).
+        supports_target: whether it can score an output the model did not generate itself.
+    """
+
+    name: ClassVar[str]
+    position: ClassVar[int]
+    score_kind: ClassVar[ScoreKind] = "logprob"
+    supports_target: ClassVar[bool] = True
+
+    def __init__(self, *, transport: Transport, model: str, top_logprobs: int = 20) -> None:
+        self.transport = transport
+        self.model = model
+        self.top_logprobs = top_logprobs
+
+    @abc.abstractmethod
+    async def probe(self) -> bool:
+        """Whether the endpoint offers this rung, from its answer to one small request.
+
+        Raises:
+            EndpointError: if the endpoint keeps failing, refuses the key, or answers
+                with something that is not the API (never read as "not supported").
+        """
+
+    @abc.abstractmethod
+    async def score(self, prompt: str, continuation: Sequence[str], *, messages: Messages | None) -> ScoreResult:
+        """Scores of ``continuation`` (token texts, m >= 1) after ``prompt``.
+
+        Returns:
+            :class:`~attrib.backend.ScoreResult` with ``logprobs`` of shape (m,): nats,
+            or retention in [-1, 0] for a ``"text-similarity"`` rung.
+
+        Raises:
+            ResponseMismatchError: if the answer does not hold what was asked for.
+            EndpointError: if the endpoint refuses or keeps failing.
+        """
+
+    @abc.abstractmethod
+    async def generate(self, prompt: str, *, max_new_tokens: int, messages: Messages | None) -> Generated:
+        """The greedy output after ``prompt`` (or for ``messages``), at most ``max_new_tokens`` tokens.
+
+        Raises:
+            EndpointError: if the endpoint refuses or keeps failing.
+        """
+
+    def capabilities(self, *, has_tokenizer: bool) -> Capabilities:
+        """The backend's capabilities with this rung (token ids are always local)."""
+        return Capabilities(
+            score_kind=self.score_kind,
+            supports_target=self.supports_target,
+            exposes_token_ids=False,
+            has_tokenizer=has_tokenizer,
+        )
+
+    def identity(self) -> dict[str, object]:
+        """What of this rung changes a score: its name (and settings it sends)."""
+        return {"scoring": self.name}
+
+
+def chat_body(
+    prompt: str, messages: Messages | None, *, model: str, max_tokens: int, top_logprobs: int | None
+) -> dict[str, Any]:
+    """A greedy chat request: ``messages`` as given, or the plain prompt as one user message.
+
+    A coalition with no message at all is sent as one empty user message (the API
+    needs at least one). ``top_logprobs`` asks for log-probabilities and that many
+    alternatives per position; ``None`` asks for none.
+    """
+    if messages is None:
+        chat = [{"role": "user", "content": prompt}]
+    else:
+        chat = [{"role": role, "content": content} for role, content in messages] or [{"role": "user", "content": ""}]
+    body: dict[str, Any] = {"model": model, "messages": chat, "max_tokens": max_tokens, "temperature": 0.0, "seed": 0}
+    if top_logprobs is not None:
+        body.update(logprobs=True, top_logprobs=top_logprobs)
+    return body
+
+
+def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
+    choice = data["choices"][0]
+    return choice if isinstance(choice, dict) else {}
+
+
+def message_text(data: dict[str, Any]) -> str:
+    """The assistant message of a chat answer (``""`` when there is none)."""
+    message = _first_choice(data).get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def prompt_tokens(data: dict[str, Any], *, completion: bool = False) -> int:
+    """Prompt tokens an answer's ``usage`` reports (plus completion tokens with ``completion``)."""
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        return 0
+    names = ("prompt_tokens", "completion_tokens") if completion else ("prompt_tokens",)
+    return sum(v for v in (usage.get(n) for n in names) if isinstance(v, int) and not isinstance(v, bool))
+
+
+def chat_logprobs(data: dict[str, Any]) -> list[Any] | None:
+    """The ``logprobs.content`` list of a chat answer, or ``None`` when it carries none."""
+    logprobs = _first_choice(data).get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return content if isinstance(content, list) else None
