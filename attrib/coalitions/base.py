@@ -60,7 +60,7 @@ class CoalitionMethod(Scheduler):
             BudgetError: if the budget cannot cover the method's first round.
         """
         bounds = segmentation.boundaries(level)
-        game = CoalitionGame(scorer, list(zip(bounds, bounds[1:])))
+        game = CoalitionGame(scorer, list(zip(bounds, bounds[1:], strict=False)))
         if game.n == 0:
             return Schedule(scores=np.zeros((0, scorer.n_output)), trace={"units": 0})
         return self.solve(game, on_phase)

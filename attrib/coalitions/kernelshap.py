@@ -104,7 +104,7 @@ class KernelSHAP(CoalitionMethod):
         at_least("seed", self.seed, 0)
 
     def least_calls(self, n: int) -> int:
-        return min(3, 2**n - 1)
+        return min(3, (1 << n) - 1)
 
     def plan(self, n: int) -> tuple[list[list[Coalition]], dict[Coalition, float], bool]:
         """Rounds of coalitions (the first holds the empty one), the weight of each, and whether enumerated."""
@@ -132,7 +132,7 @@ class KernelSHAP(CoalitionMethod):
         for _ in range(50 * self.samples):
             if len(distinct) >= self.samples:
                 break
-            size = int(rng.choice(sizes, p=mass))
+            size = int(sizes[rng.choice(len(sizes), p=mass)])
             coalition = tuple(sorted(int(i) for i in rng.choice(n, size=size, replace=False)))
             draw = [coalition]
             if self.paired:
@@ -150,7 +150,7 @@ class KernelSHAP(CoalitionMethod):
         if on_phase is not None:
             on_phase(f"kernelshap: {len(planned)} coalitions", game.scorer.calls + game.new_calls(planned))
         values = game.values(planned)
-        by_coalition = dict(zip(planned, values))
+        by_coalition = dict(zip(planned, values, strict=True))
         fitted = [c for c in planned if 0 < len(c) < n]
         # Weights count the draws that were kept (a draw cut by the budget does not count).
         kept_weights = Counter[Coalition]()
@@ -160,7 +160,12 @@ class KernelSHAP(CoalitionMethod):
         w = np.asarray([weights[c] if enumerated else float(kept_weights[c]) for c in fitted])
         rows = np.stack([by_coalition[c] for c in fitted]) if fitted else np.zeros((0, game.scorer.n_output))
         scores = constrained_fit(fitted, w, rows, by_coalition[()], n)
-        trace = {"units": n, "exact": enumerated and not exhausted, "coalitions": len(planned), "paired": self.paired}
+        trace: dict[str, object] = {
+            "units": n,
+            "exact": enumerated and not exhausted,
+            "coalitions": len(planned),
+            "paired": self.paired,
+        }
         return Schedule(scores=scores, trace=trace, budget_exhausted=exhausted)
 
 

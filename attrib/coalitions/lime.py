@@ -24,9 +24,7 @@ from attrib.coalitions.linear import LinearSurrogate
 __all__ = ["LIME", "weighted_ridge"]
 
 
-def weighted_ridge(
-    x: np.ndarray, y: np.ndarray, weights: np.ndarray, penalty: float
-) -> tuple[np.ndarray, np.ndarray]:
+def weighted_ridge(x: np.ndarray, y: np.ndarray, weights: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:
     """Minimise ``sum_k w_k ||y_k - b - x_k W||^2 + penalty ||W||^2`` (intercept ``b`` unpenalised).
 
     Args:
@@ -93,7 +91,8 @@ class LIME(LinearSurrogate):
 
     def weights(self, x: np.ndarray) -> np.ndarray:
         distance = 1.0 - np.sqrt(x.sum(axis=1) / x.shape[1])
-        return np.sqrt(np.exp(-(distance**2) / self.width**2))
+        weights: np.ndarray = np.sqrt(np.exp(-(distance**2) / self.width**2))
+        return weights
 
     def fit(self, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return weighted_ridge(x, y, weights, self.ridge)

@@ -140,10 +140,12 @@ class ShapleySampling(CoalitionMethod):
             remaining = game.scorer.remaining
             if remaining is None or game.new_calls(everything) <= remaining:
                 if on_phase is not None:
-                    on_phase(f"shapley: all {len(everything)} coalitions", game.scorer.calls + game.new_calls(everything))
-                values = dict(zip(everything, game.values(everything)))
-                trace = {"units": n, "exact": True, "coalitions": len(everything)}
-                return Schedule(scores=exact_shapley(values, n), trace=trace)
+                    on_phase(
+                        f"shapley: all {len(everything)} coalitions", game.scorer.calls + game.new_calls(everything)
+                    )
+                values = dict(zip(everything, game.values(everything), strict=True))
+                exact: dict[str, object] = {"units": n, "exact": True, "coalitions": len(everything)}
+                return Schedule(scores=exact_shapley(values, n), trace=exact)
         every = self.orders(n)
         rounds = [[tuple(sorted(order[:stop])) for stop in range(n + 1)] for order in every]
         kept, exhausted = game.fit_rounds(rounds, method=self.name)
@@ -151,7 +153,7 @@ class ShapleySampling(CoalitionMethod):
         planned = list(dict.fromkeys(c for r in kept for c in r))
         if on_phase is not None:
             on_phase(f"shapley: {len(kept)} permutations", game.scorer.calls + game.new_calls(planned))
-        values = dict(zip(planned, game.values(planned)))
+        values = dict(zip(planned, game.values(planned), strict=True))
         contributions = permutation_shapley(orders, values)
         totals = contributions.sum(axis=2)  # (permutations, n)
         spread = totals.std(axis=0, ddof=1) / math.sqrt(len(orders)) if len(orders) > 1 else None
@@ -164,4 +166,3 @@ class ShapleySampling(CoalitionMethod):
             "standard_error": None if spread is None else [float(v) for v in spread],
         }
         return Schedule(scores=contributions.mean(axis=0), trace=trace, budget_exhausted=exhausted)
-
