@@ -23,7 +23,10 @@ from attrib.errors import BudgetError, InputError, UnknownNameError
 ADDITIVE = "The capital is Paris. Cats sleep. The river is the Seine. Dogs bark. Birds fly."
 FACT = "The capital of France is Paris."
 REDUNDANT = f"Birds fly. {FACT} Cats sleep. Dogs bark. {FACT} Question: which city?"
-MANY = " ".join(f"Filler number {word} here." for word in "one two three four five six seven eight nine ten".split())
+MANY = " ".join(
+    f"Filler number {word} here."
+    for word in ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+)
 
 
 def _by_text(result):

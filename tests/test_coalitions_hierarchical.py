@@ -11,7 +11,16 @@ from attrib.coalitions import Hierarchical, KernelSHAP
 from attrib.errors import InputError
 
 FACT = "The capital of France is Paris."
-FILLER = ["Birds fly.", "Cats sleep.", "Dogs bark.", "Fish swim.", "Cows moo.", "Owls hoot.", "Bees hum.", "Frogs leap."]
+FILLER = [
+    "Birds fly.",
+    "Cats sleep.",
+    "Dogs bark.",
+    "Fish swim.",
+    "Cows moo.",
+    "Owls hoot.",
+    "Bees hum.",
+    "Frogs leap.",
+]
 PROMPT = " ".join([*FILLER[:3], FACT, FILLER[3], FACT, *FILLER[4:], "Question: which city?"])
 COPIES = [3, 5]
 

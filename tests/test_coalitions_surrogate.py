@@ -12,7 +12,7 @@ from attrib.backends.toy import ToyBackend
 from attrib.coalitions import LIME, Surrogate
 from attrib.errors import BackendUnavailableError, BudgetError, InputError
 
-SENTENCES = "one two three four five six seven eight nine ten eleven twelve".split()
+SENTENCES = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 PROMPT = " ".join(f"Sentence {word} here." for word in SENTENCES)
 WEIGHTS = {"two": 2.0, "five": [1.0, 0.4], "nine": 0.5}
 
@@ -61,7 +61,9 @@ def test_limes_ridge_penalty_shrinks_but_keeps_the_order(toy):
     assert totals[SENTENCES.index("two")] < 4.0
 
 
-@pytest.mark.parametrize("make", [lambda seed: Surrogate(masks=24, seed=seed), lambda seed: LIME(samples=24, seed=seed)])
+@pytest.mark.parametrize(
+    "make", [lambda seed: Surrogate(masks=24, seed=seed), lambda seed: LIME(samples=24, seed=seed)]
+)
 def test_masks_reproduce_with_a_seed_and_differ_with_another(make):
     if isinstance(make(0), Surrogate):
         pytest.importorskip("sklearn")
