@@ -85,12 +85,16 @@ class CoalitionGame:
         if remaining is None:
             return list(rounds), False
         kept: list[Sequence[Coalition]] = []
-        planned: list[Coalition] = []
+        planned: set[Coalition] = set()
+        spent = 0
         for round_ in rounds:
-            if self.new_calls([*planned, *round_]) > remaining:
+            fresh = [c for c in dict.fromkeys(round_) if c not in planned]
+            cost = self.new_calls(fresh)
+            if spent + cost > remaining:
                 break
             kept.append(round_)
-            planned.extend(round_)
+            planned.update(fresh)
+            spent += cost
         if len(kept) < min(minimum, len(rounds)):
             needed = self.new_calls([c for r in rounds[:minimum] for c in r])
             raise BudgetError(
