@@ -4,6 +4,10 @@ Coalition methods are frozen dataclasses (their fields are their parameters), li
 the other schedulers. :meth:`CoalitionMethod.run` builds the
 :class:`~attrib.coalitions.game.CoalitionGame` of the level's units and hands it to
 :meth:`CoalitionMethod.solve`, which each method implements.
+
+``parameters``, ``describe`` and ``replace`` follow the dataclass fields, as the
+redesigned :class:`~attrib.scheduler.Scheduler` base does; once every scheduler
+has them from the base, the copies here can go.
 """
 
 from __future__ import annotations

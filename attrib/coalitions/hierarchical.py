@@ -149,11 +149,6 @@ class Hierarchical(CoalitionMethod):
         probability("share", self.share)
         at_least("seed", self.seed, 0)
 
-    def _hipe(self) -> object:
-        from attrib.hipe import HiPe
-
-        return HiPe(threshold=self.threshold, top_k=self.region)
-
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         from attrib.hipe import HiPe
 
