@@ -16,6 +16,13 @@ are of the whole output, in nats.
   the top q of units)``; lower is better (DeYoung et al. 2020, "ERASER", which
   uses probabilities; here log-probabilities, in nats).
 * Top-k drop: ``log p(y | x) - log p(y | x without the top k units)``.
+* Linear datamodeling score (LDS): over random ablation masks (each unit kept with
+  probability ``keep``), Spearman's rank correlation between the drop the
+  attribution predicts (the sum of the removed units' scores) and the actual drop;
+  higher is better, 1 when the attribution orders every mask's effect right
+  (Park et al. 2023, "TRAK: Attributing Model Behavior at Scale"; the evaluation of
+  Cohen-Wang et al. 2024, "ContextCite"). It judges an attribution as an additive
+  model of many units removed at once, where the curves above judge its ranking.
 * Agreement between two attributions of the same prompt: Spearman's rank
   correlation of unit scores and precision@k of their top units.
 """
@@ -36,7 +43,15 @@ from attrib.result import Attribution
 from attrib.scoring import Scorer
 from attrib.segmentation import Tokenization
 
-__all__ = ["Faithfulness", "faithfulness", "spearman", "precision_at_k", "prompt_tokens"]
+__all__ = [
+    "Faithfulness",
+    "faithfulness",
+    "DatamodelScore",
+    "lds",
+    "spearman",
+    "precision_at_k",
+    "prompt_tokens",
+]
 
 
 @dataclass
@@ -151,10 +166,68 @@ def faithfulness(
         insertion=insertion,
         deletion_auc=_area(grid, deletion),
         insertion_auc=_area(grid, insertion),
-        comprehensiveness={float(q): float(d) for q, d in zip(fractions, parts[2])},
-        sufficiency={float(q): float(d) for q, d in zip(fractions, parts[3])},
-        top_k_drop={int(k): float(d) for k, d in zip(ks, parts[4])},
+        comprehensiveness={float(q): float(d) for q, d in zip(fractions, parts[2], strict=True)},
+        sufficiency={float(q): float(d) for q, d in zip(fractions, parts[3], strict=True)},
+        top_k_drop={int(k): float(d) for k, d in zip(ks, parts[4], strict=True)},
         calls=scorer.calls,
+    )
+
+
+@dataclass
+class DatamodelScore:
+    """The linear datamodeling score of one attribution (drops in nats, whole output).
+
+    Attributes:
+        lds: Spearman's rank correlation of ``predicted`` and ``actual``, in [-1, 1];
+            ``nan`` when either is constant.
+        predicted: each mask's predicted drop, the sum of its removed units' scores, shape (masks,).
+        actual: each mask's actual drop ``log p(y | x) - log p(y | x masked)``, shape (masks,).
+        removed: which units each mask removed, shape (masks, n_units), bool.
+        calls: scoring calls the measurement needed.
+    """
+
+    lds: float
+    predicted: np.ndarray
+    actual: np.ndarray
+    removed: np.ndarray
+    calls: int = 0
+
+
+def lds(result: Attribution, backend: Backend, *, masks: int = 64, keep: float = 0.5, seed: int = 0) -> DatamodelScore:
+    """Measure the linear datamodeling score of ``result`` on random ablation masks.
+
+    Each mask keeps every unit independently with probability ``keep`` and deletes
+    the rest; the output is re-scored under each mask by forced decoding (one batch,
+    so the backend can share prefixes; repeated masks are scored once).
+
+    Args:
+        result: the attribution to evaluate.
+        backend: the backend (and model) that produced it.
+        masks: number of random masks.
+        keep: probability that a unit is kept in a mask.
+        seed: seed of the masks.
+
+    Returns:
+        A :class:`DatamodelScore`.
+
+    Raises:
+        InputError: for ``masks`` below 2, ``keep`` outside (0, 1), or a backend whose
+            tokenizer does not match.
+
+    Source: Park et al. 2023 (TRAK); Cohen-Wang et al. 2024 (ContextCite).
+    """
+    if isinstance(masks, bool) or not isinstance(masks, int) or masks < 2:
+        raise InputError(f"masks must be a whole number of at least 2, got {masks!r}")
+    if isinstance(keep, bool) or not isinstance(keep, int | float) or not 0.0 < keep < 1.0:
+        raise InputError(f"keep must be a number strictly between 0 and 1, got {keep!r}")
+    tokens, output_ids = prompt_tokens(result, backend)
+    scorer = Scorer(backend, tokens, output_ids, Deletion())
+    removed = np.random.default_rng(seed).random((masks, len(result.units))) >= keep
+    variants = [_spans(np.flatnonzero(row).tolist(), result) for row in removed]
+    actual = scorer.drops(variants).sum(axis=1)
+    predicted = removed.astype(np.float64) @ np.asarray(result.unit_scores, dtype=np.float64)
+    return DatamodelScore(
+        lds=spearman(predicted, actual), predicted=predicted, actual=actual, removed=removed, calls=scorer.calls
     )
 
 

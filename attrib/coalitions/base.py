@@ -1,0 +1,95 @@
+"""What every coalition method shares: the players of a level, seeds, budgets, describe and replace.
+
+Coalition methods are frozen dataclasses (their fields are their parameters), like
+the other schedulers. :meth:`CoalitionMethod.run` builds the
+:class:`~attrib.coalitions.game.CoalitionGame` of the level's units and hands it to
+:meth:`CoalitionMethod.solve`, which each method implements.
+
+``parameters``, ``describe`` and ``replace`` follow the dataclass fields, as the
+redesigned :class:`~attrib.scheduler.Scheduler` base does; once every scheduler
+has them from the base, the copies here can go.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Self, cast
+
+import numpy as np
+
+from attrib.coalitions.game import CoalitionGame
+from attrib.errors import UnknownNameError
+from attrib.scheduler import Schedule, Scheduler
+from attrib.scoring import SpanScorer
+from attrib.segmentation import Segmentation
+
+__all__ = ["CoalitionMethod", "Phase"]
+
+#: ``on_phase(label, total_calls)`` as schedulers receive it.
+Phase = Callable[[str, int | None], None] | None
+
+
+def _described(value: object) -> object:
+    """A parameter as recorded: a strategy object by its own ``describe()``, anything else as is."""
+    describe = getattr(value, "describe", None)
+    return describe() if callable(describe) else value
+
+
+class CoalitionMethod(Scheduler):
+    """Base of the coalition schedulers (subclasses are frozen dataclasses with a ``seed`` field)."""
+
+    def min_calls(self, segmentation: Segmentation, level: str) -> int:
+        return self.least_calls(len(segmentation.boundaries(level)) - 1)
+
+    def least_calls(self, n: int) -> int:
+        """Fewest scoring calls that give an answer for ``n`` units."""
+        raise NotImplementedError
+
+    def run(
+        self,
+        scorer: SpanScorer,
+        segmentation: Segmentation,
+        level: str,
+        *,
+        on_phase: Phase = None,
+    ) -> Schedule:
+        """Score coalitions of the units of ``level`` through ``scorer``.
+
+        Returns:
+            A :class:`Schedule` with scores of shape (n_units, n_output_tokens), nats,
+            the method's trace, and ``budget_exhausted`` when the budget cut the plan short.
+
+        Raises:
+            BudgetError: if the budget cannot cover the method's first round.
+        """
+        bounds = segmentation.boundaries(level)
+        game = CoalitionGame(scorer, list(zip(bounds, bounds[1:], strict=False)))
+        if game.n == 0:
+            return Schedule(scores=np.zeros((0, scorer.n_output)), trace={"units": 0})
+        return self.solve(game, on_phase)
+
+    def solve(self, game: CoalitionGame, on_phase: Phase) -> Schedule:
+        """The method proper: coalition values to unit scores, shape (game.n, m), nats."""
+        raise NotImplementedError
+
+    def parameters(self) -> tuple[str, ...]:
+        """Names of the method's parameters (its dataclass fields), in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(self)) if dataclasses.is_dataclass(self) else ()
+
+    def describe(self) -> dict[str, object]:
+        """JSON-ready parameters recorded in results: ``name``, then every field."""
+        return {"name": self.name, **{key: _described(getattr(self, key)) for key in self.parameters()}}
+
+    def replace(self, **changes: Any) -> Self:
+        """An equivalent method with the parameters in ``changes`` set anew (``dataclasses.replace``).
+
+        Raises:
+            UnknownNameError: for a name that is not one of the method's parameters.
+            InputError: for an invalid value (checked as on construction).
+        """
+        known = self.parameters()
+        for key in changes:
+            if key not in known:
+                raise UnknownNameError.for_choice(f"parameter of {self.name}", key, known)
+        return cast(Self, dataclasses.replace(cast(Any, self), **changes))
