@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,6 +86,7 @@ class TransformersBackend(Backend):
             self.source, device=self.device, dtype=loading.pick_dtype(torch, dtype)
         )
         self._tokenizer = HFTokenizer(raw_tokenizer)
+        self._stop_ids = self._tokenizer.stop_ids | _generation_stop_ids(self._model)
         config = self._model.config
         text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
         self._context = int(getattr(text_config, "max_position_embeddings", 0) or 0) or 2048
@@ -178,7 +180,7 @@ class TransformersBackend(Backend):
         row = forward.extend(sequence, chunk=chunk, wanted=[len(sequence) - 1])
         for step in range(max_new_tokens):
             token = int(row[-1].argmax().item())
-            if token in self._tokenizer.stop_ids:
+            if token in self._stop_ids:
                 break
             output.append(token)
             if step == max_new_tokens - 1:
@@ -222,3 +224,14 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         self._forward.reset()
+
+
+def _generation_stop_ids(model: Any) -> frozenset[int]:
+    """End-of-generation ids from the model's generation config (Gemma: ``<eos>``, ``<end_of_turn>``)."""
+    config = getattr(model, "generation_config", None)
+    value = getattr(config, "eos_token_id", None)
+    if isinstance(value, int):
+        return frozenset([value])
+    if isinstance(value, (list, tuple)):
+        return frozenset(int(v) for v in value)
+    return frozenset()

@@ -44,8 +44,7 @@ class HFTokenizer:
             raise BackendError("the model's tokenizer is not a fast tokenizer; character offsets need one")
         self._tok = tokenizer
         self.bos_id: int | None = _bos_id(tokenizer)
-        eos = tokenizer.eos_token_id
-        self.stop_ids: frozenset[int] = frozenset(_as_ids(eos))
+        self.stop_ids: frozenset[int] = frozenset(_as_ids(tokenizer.eos_token_id)) | _end_of_turn_ids(tokenizer)
         self._texts: dict[int, str] = {}
 
     @property
@@ -93,6 +92,22 @@ class HFTokenizer:
                 self._texts[int(token)] = text
             out.append(text)
         return out
+
+
+#: Control tokens that end a turn in common chat formats; llama.cpp treats the same
+#: texts as end-of-generation (``llama-vocab.cpp``, its end-of-generation token list).
+_END_OF_TURN = ("<end_of_turn>", "<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>", "<|end_of_text|>", "<EOT>")
+
+
+def _end_of_turn_ids(tokenizer: Any) -> frozenset[int]:
+    """Ids of the end-of-turn control tokens the tokenizer has as single tokens."""
+    found = set()
+    vocabulary = tokenizer.get_vocab()
+    for text in _END_OF_TURN:
+        token = vocabulary.get(text)
+        if token is not None:
+            found.add(int(token))
+    return frozenset(found)
 
 
 def _bos_id(tokenizer: Any) -> int | None:
