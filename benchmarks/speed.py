@@ -238,12 +238,15 @@ def agreement(args: argparse.Namespace) -> dict[str, Any]:
     import attrib
     from attrib.backends.llama import LlamaBackend
     from attrib.backends.transformers import TransformersBackend
-    from benchmarks.needle import make_needle_case
 
     llama = LlamaBackend(n_threads=args.threads)
     hf = TransformersBackend(device=args.device)
     report: dict[str, Any] = {}
     prompt = Path("examples/needle.txt").read_text(encoding="utf-8")
+    if "hipe" in args.agreement:
+        report.update(_hipe_agreement(llama, hf, args))
+    if "itp" not in args.agreement:
+        return report
     started = time.perf_counter()
     theirs = attrib.attribute(prompt, backend=llama, method="itp", level="word")
     llama_seconds = time.perf_counter() - started
@@ -279,6 +282,14 @@ def agreement(args: argparse.Namespace) -> dict[str, Any]:
         }
         low.close()
     print(json.dumps(report), flush=True)
+    return report
+
+
+def _hipe_agreement(llama: Any, hf: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Token-level HiPe on a needle with both backends: hit@1 and tokens evaluated."""
+    import attrib
+    from benchmarks.needle import make_needle_case
+
     case = make_needle_case(args.needle_tokens, seed=0, count_tokens=lambda text: len(llama.tokenize(text)))
     rows = {}
     for name, backend in (("transformers", hf), ("llama", llama)):
@@ -294,8 +305,8 @@ def agreement(args: argparse.Namespace) -> dict[str, Any]:
         }
     rows["tokens_ratio"] = rows["transformers"]["tokens_evaluated"] / rows["llama"]["tokens_evaluated"]
     rows["usage"] = hf.usage_snapshot()
-    report[f"needle_{args.needle_tokens}_token_hipe"] = rows
-    print(json.dumps(report, indent=1), flush=True)
+    report = {f"needle_{args.needle_tokens}_token_hipe": rows}
+    print(json.dumps(report), flush=True)
     return report
 
 
@@ -316,7 +327,9 @@ def main(argv: list[str] | None = None) -> Any:
     parser.add_argument("--threads", type=int, help="CPU threads for both backends (default: each backend's own)")
     parser.add_argument("--llama", action="store_true", help="transformers: compare with llama also on CUDA")
     parser.add_argument("--write", help="transformers: write the Markdown table to this file")
-    parser.add_argument("--agreement", action="store_true", help="transformers: agreement with llama, not speed")
+    parser.add_argument(
+        "--agreement", nargs="+", choices=["itp", "hipe"], help="transformers: agreement with llama (not speed)"
+    )
     parser.add_argument("--needle-tokens", type=int, default=1000, help="--agreement: HiPe needle length")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -59,8 +59,8 @@ class Budget:
     max_rows: int = 64
     cache_bytes: int = 2 * 1024**3
     kv_bytes: int = 0
-    slack: float = 0.05
-    overhead: int = 32
+    slack: float = 0.02
+    overhead: int = 16
 
     def halved(self) -> Budget:
         """The same budget with half the batch and cache sizes (after an out-of-memory error)."""
