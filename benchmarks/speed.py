@@ -29,6 +29,12 @@ the seconds, the same work for every method; ``tokens_evaluated / seconds`` is s
 Each (method, length) runs in its own process so its peak memory (``ru_maxrss``, or
 CUDA's peak allocation) is its own. ``--write FILE`` writes the Markdown table.
 
+``python -m benchmarks.speed --backend transformers --agreement itp hipe`` measures
+agreement instead of speed: word-level ItP on ``examples/needle.txt`` with both
+backends (Spearman over units, top unit, base log-probabilities), bfloat16 and
+float16 drift against float32, and token-level HiPe on a ``--needle-tokens`` needle
+(hit@1, tokens evaluated by each backend).
+
 Timings belong here, never in tests.
 """
 
@@ -233,11 +239,11 @@ def agreement(args: argparse.Namespace) -> dict[str, Any]:
       lies in the decisive fact, and tokens evaluated by each backend.
     """
     import numpy as np
-    from scipy.stats import spearmanr
 
     import attrib
     from attrib.backends.llama import LlamaBackend
     from attrib.backends.transformers import TransformersBackend
+    from attrib.metrics import spearman
 
     llama = LlamaBackend(n_threads=args.threads)
     hf = TransformersBackend(device=args.device)
@@ -258,7 +264,7 @@ def agreement(args: argparse.Namespace) -> dict[str, Any]:
     report["needle_word_itp"] = {
         "output": target,
         "units": len(ours.units),
-        "spearman": float(spearmanr(ours.unit_scores, theirs.unit_scores).statistic),
+        "spearman": float(spearman(ours.unit_scores, theirs.unit_scores)),
         "top_unit": [ours.top(1)[0].unit.text, theirs.top(1)[0].unit.text],
         "same_top_unit": ours.top(1)[0].index == theirs.top(1)[0].index,
         "base_logprob_max_abs_diff": float(base.max()),
