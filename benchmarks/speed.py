@@ -85,16 +85,17 @@ def _peak_memory_gb(torch: Any = None) -> dict[str, float]:
 def measure(method: str, n_tokens: int, args: argparse.Namespace) -> dict[str, Any]:
     """Score the variants of one prompt length with one method; returns a JSON-ready row."""
     report: dict[str, Any] = {"method": method, "prompt_tokens": n_tokens}
+    torch: Any = None
     if method == "llama":
         from attrib.backends.llama import LlamaBackend
 
         backend: Any = LlamaBackend(n_threads=args.threads)
-        torch = None
     else:
-        import torch
+        import torch as torch_module
 
         from attrib.backends.transformers import TransformersBackend
 
+        torch = torch_module
         if args.threads:
             torch.set_num_threads(args.threads)
         backend = TransformersBackend(
@@ -297,7 +298,7 @@ def _hipe_agreement(llama: Any, hf: Any, args: argparse.Namespace) -> dict[str, 
     from benchmarks.needle import make_needle_case
 
     case = make_needle_case(args.needle_tokens, seed=0, count_tokens=lambda text: len(llama.tokenize(text)))
-    rows = {}
+    rows: dict[str, Any] = {}
     for name, backend in (("transformers", hf), ("llama", llama)):
         started = time.perf_counter()
         result = attrib.attribute(case.prompt, backend=backend, target=case.target, method="hipe", level="token")

@@ -29,7 +29,7 @@ def hf():
 def _alone(backend, request: ScoreRequest) -> np.ndarray:
     """Score one request from an empty cache, batch size 1."""
     backend._forward.reset()
-    return backend.score([request])[0].logprobs
+    return np.asarray(backend.score([request])[0].logprobs)
 
 
 @pytest.mark.parametrize(
@@ -150,6 +150,7 @@ def test_word_level_leave_one_out_on_the_needle_agrees_with_the_llama_backend(hf
     assert ours.top(1)[0].index == theirs.top(1)[0].index
     # llama.cpp multiplies with 8-bit-quantized activations, transformers with the
     # dequantized weights in float32 (docs/transformers.md has the measured differences).
+    assert ours.base_logprobs is not None and theirs.base_logprobs is not None
     np.testing.assert_allclose(ours.base_logprobs, theirs.base_logprobs, atol=0.25, rtol=0)
 
 

@@ -18,7 +18,7 @@ def _leave_one_out(n: int, positions: range) -> tuple[list[list[int]], list[int]
 
 def _sequential_cost(sequences: list[list[int]], logits_from: list[int]) -> int:
     """Tokens computed one at a time with the previous sequence's cache kept (llama.cpp's reuse)."""
-    total, previous = 0, []
+    total, previous = 0, list[int]()
     for i in prefix_sharing_order(sequences):
         total += len(sequences[i]) - min(common_prefix_length(previous, sequences[i]), logits_from[i])
         previous = sequences[i]
@@ -26,7 +26,7 @@ def _sequential_cost(sequences: list[list[int]], logits_from: list[int]) -> int:
 
 
 def _planned_cost(sequences: list[list[int]], logits_from: list[int], budget: Budget) -> int:
-    total, kept = 0, []
+    total, kept = 0, list[int]()
     for group in plan_groups(sequences, logits_from, budget):
         first = sequences[group.members[0]]
         reused = min(common_prefix_length(kept, first), group.prefix)
