@@ -18,6 +18,7 @@ import numpy as np
 from attrib.backend import Backend
 from attrib.errors import BudgetError
 from attrib.hipe import HiPe, children
+from attrib.hipe.chunks import first_spans
 from attrib.loading import open_backend
 from attrib.options import RunOptions
 from attrib.perturbation import Perturbation, Replacement, Span, merge_spans
@@ -197,14 +198,14 @@ def _hipe_tree(method: HiPe, segmentation: Segmentation, level: str) -> list[Spa
     """Every chunk HiPe scores when every chunk is salient: its whole refinement tree, each
     chunk once (HiPe scores a chunk two parents share once), down to ``max_depth``."""
     hierarchy = segmentation.hierarchy(level)
-    first = children(0, segmentation.n_tokens, hierarchy, leaf_group=method.leaf_group) or [(0, segmentation.n_tokens)]
+    first = first_spans(segmentation.n_tokens, hierarchy, leaf_group=method.group)
     seen = dict.fromkeys(first)
     frontier = list(first)
     depth = 0
     while frontier and (method.max_depth is None or depth < method.max_depth):
         next_frontier = []
         for start, end in frontier:
-            for span in children(start, end, hierarchy, leaf_group=method.leaf_group):
+            for span in children(start, end, hierarchy, leaf_group=method.group):
                 if span not in seen:
                     seen[span] = None
                     next_frontier.append(span)
