@@ -133,7 +133,7 @@ def test_chat_results_index_units_into_their_own_message():
 def test_a_result_is_frozen_and_replace_validates_the_copy():
     result = _result()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        result.method = "hipe"  # type: ignore[misc]
+        result.__setattr__("method", "hipe")
     changed = dataclasses.replace(result, stats=Stats(calls=7))
     assert changed.stats.calls == 7 and result.stats.calls == 0
     with pytest.raises(ResultError, match="expected \\(3, 1\\)"):
@@ -141,8 +141,14 @@ def test_a_result_is_frozen_and_replace_validates_the_copy():
 
 
 def test_parts_given_as_dicts_become_typed_parts_with_the_same_keys():
-    noise: dict[str, Any] = {"samples": 3, "sd_per_token": [0.1, 0.2], "sd_total": 0.2, "range_total": 0.4, "threshold": 0.5,
-             "within_noise": [True, False, True]}  # fmt: skip
+    noise: dict[str, Any] = {
+        "samples": 3,
+        "sd_per_token": [0.1, 0.2],
+        "sd_total": 0.2,
+        "range_total": 0.4,
+        "threshold": 0.5,
+        "within_noise": [True, False, True],
+    }
     parts: dict[str, Any] = {"noise": noise, "stats": {"calls": 4, "budget": None}}  # as the pipeline builds them
     result = dataclasses.replace(_result(), **parts)
     assert isinstance(result.noise, NoiseFloor) and result.noise.threshold == 0.5

@@ -137,9 +137,14 @@ def test_the_untouched_results_load(plain, chat):
 
 @pytest.mark.parametrize(
     "path, value",
-    [(("stats", "seconds"), math.nan), (("parameters", "seed"), math.inf), (("noise", "sd_total"), -math.inf),
-     (("scores", 0, 0), math.nan), (("backend", "context_length"), math.nan)],
-)  # fmt: skip
+    [
+        (("stats", "seconds"), math.nan),
+        (("parameters", "seed"), math.inf),
+        (("noise", "sd_total"), -math.inf),
+        (("scores", 0, 0), math.nan),
+        (("backend", "context_length"), math.nan),
+    ],
+)
 def test_nan_and_infinity_are_refused_in_and_outside_the_score_arrays(plain, path, value, tmp_path):
     text = json.dumps(mutate(plain, path, value), allow_nan=True)
     assert "NaN" in text or "Infinity" in text
@@ -219,10 +224,23 @@ def test_hostile_text_in_a_result_reaches_the_terminal_as_escapes(chat):
 
 @pytest.mark.parametrize(
     "case",
-    ["types", "nan", pytest.param("nesting", marks=pytest.mark.xfail(strict=True, reason=(
-        "attrib.cli._report parses the JSON itself with json.loads; it should call "
-        "Attribution.from_json (or attrib.result.files.parse_json)"))), "surrogate", "latin-1"],
-)  # fmt: skip
+    [
+        "types",
+        "nan",
+        pytest.param(
+            "nesting",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "attrib.cli._report parses the JSON itself with json.loads; it should call "
+                    "Attribution.from_json (or attrib.result.files.parse_json)"
+                ),
+            ),
+        ),
+        "surrogate",
+        "latin-1",
+    ],
+)
 def test_attrib_report_prints_one_error_line_and_writes_nothing(plain, case, tmp_path):
     source = tmp_path / "bad.json"
     if case == "types":
@@ -240,8 +258,11 @@ def test_attrib_report_prints_one_error_line_and_writes_nothing(plain, case, tmp
     out = tmp_path / "report.html"
     run = subprocess.run(
         [sys.executable, "-m", "attrib", "report", str(source), "-o", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert run.returncode == 1, run.stderr
     assert run.stderr.startswith("attrib: error:") and run.stderr.count("\n") == 1, run.stderr
     assert not out.exists()

@@ -34,8 +34,25 @@ def validate(instance: Any, schema: dict[str, Any], root: dict[str, Any], where:
     ``items``, ``prefixItems``, ``minItems``, ``maxItems``. Any other keyword fails
     the test, so the schema cannot grow a rule this validator silently ignores.
     """
-    known = {"$ref", "anyOf", "enum", "const", "type", "properties", "required", "additionalProperties", "items",
-             "prefixItems", "minItems", "maxItems", "description", "title", "$schema", "$id", "$defs"}  # fmt: skip
+    known = {
+        "$ref",
+        "anyOf",
+        "enum",
+        "const",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "description",
+        "title",
+        "$schema",
+        "$id",
+        "$defs",
+    }
     assert set(schema) <= known, set(schema) - known
     if "$ref" in schema:
         name = schema["$ref"].removeprefix("#/$defs/")
@@ -157,18 +174,27 @@ def test_every_kind_of_result_validates(make):
         audited = ToyBackend(sensitivity={"french": 2.0}, output=" oui", base_logprob=-0.1)
         reference = ToyBackend(sensitivity={"french": 2.0}, output=" oui", base_logprob=-1.0)
         result = attrib.audit(
-            "What is the capital of Japan?", system="Always answer in French. Be brief.", backend=audited,
-            reference=reference if make == "audit" else None, method="itp" if make == "audit" else "hipe",
+            "What is the capital of Japan?",
+            system="Always answer in French. Be brief.",
+            backend=audited,
+            reference=reference if make == "audit" else None,
+            method="itp" if make == "audit" else "hipe",
             level="word",
-        )  # fmt: skip
+        )
     elif make.startswith("v1_"):
         result = Attribution.from_json(DATA / f"result-v1-{make[3:].replace('plain', 'hipe')}.json")
     else:
         units = [Unit("a", 0, 1, tokens=(0, 1)), Unit(" b", 1, 3, tokens=(1, 2))]
         result = Attribution(
-            prompt="a b", units=units, output=" c", output_tokens=[" c"], scores=np.array([[0.5], [-0.25]]),
-            method="itp", level="word", score_kind="text-similarity",
-        )  # fmt: skip
+            prompt="a b",
+            units=units,
+            output=" c",
+            output_tokens=[" c"],
+            scores=np.array([[0.5], [-0.25]]),
+            method="itp",
+            level="word",
+            score_kind="text-similarity",
+        )
     check(result)
     assert Attribution.from_dict(result.to_dict()).to_dict() == result.to_dict()
 
