@@ -24,7 +24,7 @@ from attrib.options import RunOptions
 from attrib.pipeline import run
 from attrib.progress import Progress
 from attrib.prompt import ChatPrompt
-from attrib.result import Attribution
+from attrib.result import Attribution, HiddenInfluence
 from attrib.scheduler import Scheduler
 
 __all__ = ["audit"]
@@ -98,7 +98,7 @@ def audit(
         result = run(chat, model, options, progress=bar, started=started)
     if result.base_logprobs is None or result.shapley is None:
         raise ResultError("the audited run recorded no base log-probabilities or message values")
-    empty = np.asarray(result.shapley["empty_logprobs"], dtype=np.float64)
+    empty = np.asarray(result.shapley.empty_logprobs, dtype=np.float64)
     indicators = {"reference_free": reference_free(result.base_logprobs, empty)}
     described = result.backend
     if reference is not None:
@@ -107,7 +107,9 @@ def audit(
             described = {**described, "reference": ref_model.describe()}
         indicators["differential"] = differential(result.base_logprobs, reference_logprobs, result.output_tokens)
     verdict = indicators.get("differential") or indicators["reference_free"]
-    hidden = {"flag": verdict["flag"], "score": verdict["score"], "method": verdict["method"], "indicators": indicators}
+    hidden = HiddenInfluence.from_dict(
+        {"flag": verdict["flag"], "score": verdict["score"], "method": verdict["method"], "indicators": indicators}
+    )
     return dataclasses.replace(result, backend=described, hidden_influence=hidden)
 
 

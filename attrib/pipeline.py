@@ -33,7 +33,8 @@ from attrib.options import RunOptions
 from attrib.perturbation import Perturbation
 from attrib.progress import Progress
 from attrib.prompt import ChatPrompt, Layout, Prompt, Region, as_prompt, coalition_requests
-from attrib.result import Attribution, Stats
+from attrib.hipe import HiPe
+from attrib.result import Attribution, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace
 from attrib.roles import coalitions, role_shares, shapley_values
 from attrib.scheduler import Schedule, Scheduler
 from attrib.scoring import RegionScorer, Scorer
@@ -195,7 +196,7 @@ def run(
             bar.set_phase("noise samples", total=options.noise_samples + 1)
             noise_rows = scorer.repeat_base(options.noise_samples)
             base = scorer.base_logprobs
-        shapley: dict[str, Any] | None = None
+        shapley: MessageShapley | None = None
         roles: dict[str, float] | None = None
         if chat is not None:
             shapley, roles = _message_shapley(chat, backend, scorer, subsets, base, options.seed, bar)
@@ -230,9 +231,9 @@ def run(
         base_logprobs=base,
         perturbation=perturb.describe(),
         parameters=options.parameters(generated=options.target is None, template=prompt.template(backend)),
-        trace=_trace(layout, schedules),
+        trace=_trace(method, layout, schedules),
         score_kind=capabilities.score_kind,
-        noise=None if noise_rows is None else noise_floor(noise_rows, scores),
+        noise=None if noise_rows is None else NoiseFloor.from_dict(noise_floor(noise_rows, scores)),
         messages=prompt.messages,
         roles=roles,
         shapley=shapley,
@@ -268,7 +269,7 @@ def _message_shapley(
     base: np.ndarray,
     seed: int,
     bar: Progress,
-) -> tuple[dict[str, Any], dict[str, float]]:
+) -> tuple[MessageShapley, dict[str, float]]:
     """The messages' Shapley values for the output's log-probability, every coalition scored by ``scorer``."""
     k = len(chat.chat)
     others = [s for s in subsets if len(s) < k]
@@ -278,13 +279,13 @@ def _message_shapley(
     values = {s: row for s, row in zip(others, logprobs, strict=True)}
     values[frozenset(range(k))] = base
     phi, exact = shapley_values(values, k, seed=seed)
-    shapley = {
-        "values": [[float(v) for v in row] for row in phi],
-        "message_totals": [float(v) for v in phi.sum(axis=1)],
-        "exact": exact,
-        "empty_logprobs": [float(v) for v in values[frozenset()]],
-        "coalitions": len(subsets),
-    }
+    shapley = MessageShapley(
+        values=[[float(v) for v in row] for row in phi],
+        message_totals=[float(v) for v in phi.sum(axis=1)],
+        exact=exact,
+        empty_logprobs=[float(v) for v in values[frozenset()]],
+        coalitions=len(subsets),
+    )
     return shapley, role_shares(phi, [role for role, _ in chat.chat])
 
 
@@ -307,11 +308,18 @@ def _run_region(
     return method.run(RegionScorer(scorer, region.offset), region.segmentation, level, on_phase=on_phase)
 
 
-def _trace(layout: Layout, schedules: list[Schedule]) -> dict[str, Any] | None:
-    """The method's trace: as it is for a plain prompt; for a chat, every region's chunks
-    shifted into the rendered prompt and tagged with their message."""
+def _trace(method: Scheduler, layout: Layout, schedules: list[Schedule]) -> Trace | MethodTrace | None:
+    """The method's trace. HiPe's is typed (:class:`~attrib.result.Trace`): as it is for a plain
+    prompt; for a chat, every region's chunks shifted into the rendered prompt and tagged with
+    their message. Another method's record is kept as it wrote it, one per message for a chat."""
+    records = [dict(s.trace) for s in schedules if s.trace]
+    if not records:
+        return None
+    if not isinstance(method, HiPe):
+        record: dict[str, Any] = records[0] if layout.chat is None else {"messages": records}
+        return MethodTrace(method=method.name, record=record)
     if layout.chat is None:
-        return dict(schedules[0].trace) if schedules and schedules[0].trace else None
+        return Trace.from_dict(records[0])
     chunks: list[dict[str, Any]] = []
     depths = 0
     for region, schedule in zip(layout.regions, schedules, strict=True):
@@ -333,4 +341,4 @@ def _trace(layout: Layout, schedules: list[Schedule]) -> dict[str, Any] | None:
                     "parent": None if parent is None else parent + first,
                 }
             )
-    return {"depths": depths, "chunks": chunks} if chunks else None
+    return Trace.from_dict({"depths": depths, "chunks": chunks}) if chunks else None

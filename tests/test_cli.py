@@ -155,7 +155,7 @@ def test_report_refuses_what_is_not_a_result(tmp_path):
 def test_report_refuses_a_file_that_is_not_json(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("just some notes\n")
-    _one_line_error(run("report", str(text), "-o", str(tmp_path / "x.html")), "is not JSON")
+    _one_line_error(run("report", str(text), "-o", str(tmp_path / "x.html")), f"{text}: result is not valid JSON")
 
 
 def test_audit_prints_roles_system_units_and_the_verdict(tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -57,7 +58,7 @@ def test_a_result_from_another_tokenizer_is_refused(toy):
     result = _attribution(toy)
     from attrib.segmentation import Unit
 
-    result.units = result.units[:-1] + [Unit("x", 0, 1, tokens=(0, 999))]
+    result = dataclasses.replace(result, units=[*result.units[:-1], Unit(result.prompt[:1], 0, 1, tokens=(0, 999))])
     with pytest.raises(InputError, match="tokenizes the result's prompt differently"):
         faithfulness(result, toy)
 

@@ -227,16 +227,7 @@ def test_hostile_text_in_a_result_reaches_the_terminal_as_escapes(chat):
     [
         "types",
         "nan",
-        pytest.param(
-            "nesting",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "attrib.cli._report parses the JSON itself with json.loads; it should call "
-                    "Attribution.from_json (or attrib.result.files.parse_json)"
-                ),
-            ),
-        ),
+        "nesting",
         "surrogate",
         "latin-1",
     ],

@@ -129,9 +129,6 @@ def test_the_shipped_schema_is_the_one_the_fields_give():
     assert schema["$defs"]["TraceChunk"]["properties"]["parent"] == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
 
 
-@pytest.mark.xfail(
-    strict=True, reason='pyproject.toml needs "attrib.result" = ["*.json"] in package-data (the lead adds it)'
-)
 def test_the_schema_ships_with_the_package():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     patterns = config["tool"]["setuptools"]["package-data"].get("attrib.result", [])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from attrib import registry
 from attrib.caching import CacheSpec
 from attrib.cli.inputs import check_output, check_text, decode, read_bytes, read_prompt, write_text
 from attrib.cli.parser import API_FLAGS, HIPE_FLAGS
-from attrib.errors import EmptyPromptError, InputError
+from attrib.errors import EmptyPromptError, InputError, ResultError
 
 if TYPE_CHECKING:
     from attrib.backend import Backend
@@ -251,21 +250,13 @@ def audit(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     """``attrib report``: render a saved result as a self-contained HTML page."""
     from attrib.result import Attribution
+    from attrib.result.files import parse_json
 
     check_output(args.output, "report")
-    text = decode(*read_bytes(args.result, kind="result file"))
-
-    def refuse(constant: str) -> None:
-        raise ValueError(f"{constant} is not a number JSON allows")
-
     try:
-        data = json.loads(text, parse_constant=refuse)
-    except (ValueError, RecursionError) as error:
-        detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-        raise InputError(
-            f"{args.result} is not JSON ({detail}); give a result written by 'attrib explain --json'"
-        ) from None
-    result = Attribution.from_dict(data)
+        result = Attribution.from_dict(parse_json(decode(*read_bytes(args.result, kind="result file"))))
+    except ResultError as error:
+        raise ResultError(f"{args.result}: {error}") from None
     write_text(args.output, result.to_html())
     print(f"report written to {args.output}")
     return 0

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from attrib.errors import EmptyPromptError, InputError
+from attrib.errors import EmptyPromptError, InputError, ResultError
 
 __all__ = ["MAX_TEXT_BYTES", "read_bytes", "decode", "read_prompt", "check_text", "check_output", "write_text"]
 
@@ -130,37 +129,18 @@ def check_output(path: str | None, what: str) -> None:
         raise InputError(f"cannot write {what} {path}: permission denied")
 
 
-def _file_mode(target: Path) -> int:
-    """The permissions a plain ``open(target, "w")`` would give: the existing file's, else 0666 less the umask."""
-    try:
-        return target.stat().st_mode & 0o777
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
 def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` as UTF-8, whole or not at all (a temporary file renamed into place).
+    """Write ``text`` to ``path`` as UTF-8, whole or not at all
+    (:func:`attrib.result.files.write_atomic`: a temporary file renamed into place).
 
     Raises:
         InputError: if the file cannot be written; nothing is left behind.
     """
-    target = Path(path)
+    from attrib.result.files import write_atomic
+
     try:
-        data = text.encode("utf-8")
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.chmod(temporary, _file_mode(target))
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except UnicodeEncodeError as error:
-        raise InputError(
-            f"cannot write {path}: the text holds {text[error.start]!r}, which is not Unicode text"
-        ) from None
+        write_atomic(path, text)
+    except ResultError as error:
+        raise InputError(str(error)) from None
     except OSError as error:
         raise InputError(f"cannot write {path}: {error.strerror or error}") from None

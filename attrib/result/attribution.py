@@ -23,7 +23,7 @@ import numpy as np
 from attrib.errors import ResultError
 from attrib.result.codec import JSON, MATRIX, VECTOR, decode, encode, field_hints
 from attrib.result.files import parse_json, read_json, write_atomic
-from attrib.result.parts import HiddenInfluence, MessageShapley, NoiseFloor, Stats, Trace, UnitScore
+from attrib.result.parts import HiddenInfluence, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace, UnitScore
 from attrib.segmentation import Unit
 
 __all__ = ["Attribution", "SCHEMA", "SCHEMA_VERSION", "SCORE_UNITS"]
@@ -63,7 +63,8 @@ class Attribution:
             shape (n_output_tokens,).
         perturbation: how units were ablated (``{"name": "delete"}``, ...).
         parameters: the method's parameters (threshold, max depth, seed, ...).
-        trace: HiPe's record of every scored chunk, or ``None``.
+        trace: HiPe's record of every scored chunk (:class:`Trace`), another method's own
+            record (:class:`MethodTrace`), or ``None``.
         messages: for a chat prompt, the messages as ``{"role", "content"}`` dicts; each
             unit's ``start``/``end`` then index its own message's ``content`` (``unit.message``).
             ``None`` for a plain prompt, whose units index ``prompt``.
@@ -96,7 +97,7 @@ class Attribution:
     base_logprobs: _Vector | None = None
     perturbation: dict[str, JSON] = field(default_factory=lambda: {"name": "delete"})
     parameters: dict[str, JSON] = field(default_factory=dict)
-    trace: Trace | None = None
+    trace: Trace | MethodTrace | None = None
     messages: list[dict[str, str]] | None = None
     score_kind: Literal["logprob", "text-similarity"] = "logprob"
     noise: NoiseFloor | None = None
@@ -121,7 +122,7 @@ class Attribution:
             source = self._source(unit, index)
             if not 0 <= unit.start <= unit.end or source[unit.start : unit.end] != unit.text:
                 raise ResultError(f"unit {index} ({unit.text!r}) does not match the text at {unit.start}-{unit.end}")
-        if self.trace is not None:
+        if isinstance(self.trace, Trace):
             _check_trace(self.trace, len(self.prompt), None if self.messages is None else len(self.messages))
 
     def _source(self, unit: Unit, index: int) -> str:

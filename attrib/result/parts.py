@@ -30,6 +30,7 @@ __all__ = [
     "EarlyStop",
     "TraceChunk",
     "Trace",
+    "MethodTrace",
     "UnitScore",
 ]
 
@@ -288,6 +289,27 @@ class Trace(Part):
     early_stop: EarlyStop | None = None
     depths: int
     chunks: list[TraceChunk]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodTrace(Part):
+    """The record of a method other than HiPe (coalition methods: the coalitions sampled,
+    the fit's quality, ...), as the method wrote it.
+
+    Attributes:
+        method: the method's name (``Attribution.method``).
+        record: the method's own JSON record; its keys are documented with the method.
+    """
+
+    method: str
+    record: dict[str, JSON]
+
+    def __getitem__(self, key: str) -> Any:
+        """``trace["key"]`` reads the method's record (``method`` and ``record`` themselves too)."""
+        return self.record[key] if key in self.record else super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.record or super().__contains__(key)
 
 
 @dataclass(frozen=True)
