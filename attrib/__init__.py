@@ -14,10 +14,17 @@ name on first use; importing attrib imports no model library.
 """
 
 from attrib.audit import audit
+from attrib.backend import (
+    Backend,
+    Capabilities,
+    Generation,
+    ScoreRequest,
+    ScoreResult,
+    backend_names,
+    load_backend,
+    register_backend,
+)
 from attrib.dryrun import Plan, plan
-from attrib.loading import default_backend
-from attrib.pipeline import attribute
-from attrib.backend import Backend, Capabilities, Generation, ScoreRequest, ScoreResult, backend_names, load_backend, register_backend
 from attrib.errors import (
     AttribError,
     AuthenticationError,
@@ -40,7 +47,9 @@ from attrib.errors import (
 )
 from attrib.hipe import Fixed, HiPe, MidRange, Relative
 from attrib.itp import ITP
+from attrib.loading import default_backend
 from attrib.perturbation import Deletion, Replacement
+from attrib.pipeline import attribute
 from attrib.result import Attribution, Stats, UnitScore
 from attrib.segmentation import LEVELS, Segmentation, Tokenization, Unit
 

@@ -54,7 +54,13 @@ DIFFERENTIAL_THRESHOLD = 0.3
 
 def _verdict(method: str, score: float, threshold: float, evidence: dict[str, Any]) -> dict[str, Any]:
     """One indicator's verdict: flagged when ``score`` reaches ``threshold``."""
-    return {"flag": bool(score >= threshold), "score": score, "method": method, "threshold": threshold, "evidence": evidence}
+    return {
+        "flag": bool(score >= threshold),
+        "score": score,
+        "method": method,
+        "threshold": threshold,
+        "evidence": evidence,
+    }
 
 
 def reference_free(

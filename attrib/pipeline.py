@@ -27,13 +27,13 @@ import numpy as np
 from attrib.backend import Backend, Capabilities
 from attrib.caching import CacheSpec
 from attrib.errors import BudgetError
+from attrib.hipe import HiPe
 from attrib.loading import open_backend
 from attrib.noise import noise_floor
 from attrib.options import RunOptions
 from attrib.perturbation import Perturbation
 from attrib.progress import Progress
 from attrib.prompt import ChatPrompt, Layout, Prompt, Region, as_prompt, coalition_requests
-from attrib.hipe import HiPe
 from attrib.result import Attribution, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace
 from attrib.roles import coalitions, role_shares, shapley_values
 from attrib.scheduler import Schedule, Scheduler

@@ -104,7 +104,7 @@ def role_shares(phi: np.ndarray, roles: Sequence[str]) -> dict[str, float]:
     totals = phi.sum(axis=1)
     whole = float(totals.sum())
     shares: dict[str, float] = {}
-    for role, value in zip(roles, totals):
+    for role, value in zip(roles, totals, strict=True):
         shares[role] = shares.get(role, 0.0) + float(value)
     if whole == 0.0:
         return {role: 0.0 for role in shares}

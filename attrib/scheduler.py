@@ -74,6 +74,11 @@ class SpanScorer(Protocol):
         """Calls the budget still allows, or ``None`` without a budget."""
         ...
 
+    @property
+    def base_logprobs(self) -> np.ndarray:
+        """``log p(y_t | x, y_<t)`` of the unperturbed prompt, nats, shape (n_output,)."""
+        ...
+
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
         """How many of ``ablations`` (each a list of token spans) would be new calls."""
         ...

@@ -20,7 +20,6 @@ are counted, and a call budget is enforced.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 import numpy as np
 
@@ -28,45 +27,10 @@ from attrib.backend import Messages, ScoreRequest, ScoreResult, ScoringModel
 from attrib.chat import ChatLayout
 from attrib.errors import BudgetError, ResponseMismatchError
 from attrib.perturbation import Perturbation, Span, Variant, merge_spans
+from attrib.scheduler import SpanScorer
 from attrib.segmentation import Tokenization
 
 __all__ = ["Scorer", "RegionScorer", "SpanScorer"]
-
-
-class SpanScorer(Protocol):
-    """What a scheduler (an attribution method) needs: drops of span ablations, counted and budgeted.
-
-    :class:`Scorer` is one over the whole prompt; :class:`RegionScorer` one over a
-    region (a chat message) with spans relative to it.
-    """
-
-    @property
-    def n_output(self) -> int:
-        """Output tokens m."""
-        ...
-
-    @property
-    def calls(self) -> int:
-        """Scoring calls made so far in the run."""
-        ...
-
-    @property
-    def remaining(self) -> int | None:
-        """Calls left under the budget, or ``None`` without one."""
-        ...
-
-    @property
-    def base_logprobs(self) -> np.ndarray:
-        """``log p(y_t | x, y_<t)``, nats, shape (m,)."""
-        ...
-
-    def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
-        """How many of ``ablations`` would need a call."""
-        ...
-
-    def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
-        """Attribution of each ablation to each output token, nats, shape (len(ablations), m)."""
-        ...
 
 
 class Scorer:

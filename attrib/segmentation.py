@@ -24,6 +24,7 @@ Rules (at character level):
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -256,7 +257,7 @@ class Segmentation:
             UnknownNameError: if ``level`` is not in :data:`LEVELS`.
         """
         bounds = self.boundaries(level)
-        return [self.unit(a, b) for a, b in zip(bounds, bounds[1:])]
+        return [self.unit(a, b) for a, b in itertools.pairwise(bounds)]
 
     def unit(self, first: int, last: int) -> Unit:
         """The unit made of tokens ``[first, last)`` (any run between character-aligned edges)."""

@@ -26,7 +26,7 @@ import jinja2
 import markupsafe
 
 from attrib.reports.findings import audit_findings
-from attrib.result import Attribution
+from attrib.result import Attribution, Trace
 
 __all__ = ["render_html", "render_notebook", "embed_json"]
 
@@ -144,7 +144,7 @@ def render_html(result: Attribution) -> str:
         budget_exhausted=result.stats.budget_exhausted,
         show_roles=len(roles) > 1,
         audit=audit_findings(result),
-        show_tree=result.method == "hipe" and result.trace is not None and bool(result.trace.chunks),
+        show_tree=isinstance(result.trace, Trace) and bool(result.trace.chunks),
         css=markupsafe.Markup(_asset("report.css")),  # our own files, inlined as they are
         script=markupsafe.Markup(_asset("report.js")),
         data_json=markupsafe.Markup(embed_json(data)),  # <, >, & are escaped as JSON escapes

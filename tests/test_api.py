@@ -88,7 +88,7 @@ def test_importing_attrib_loads_no_model_library():
 def test_stats_count_calls_and_tokens(toy):
     result = attrib.attribute("The capital of France is Paris. " * 4, backend=toy, method="itp", level="word")
     assert result.stats.calls == len(result.units) + 1
-    assert 0 < result.stats.tokens_evaluated
+    assert result.stats.tokens_evaluated > 0
     assert result.stats.seconds > 0
     assert result.backend["name"] == "toy"
 
@@ -147,7 +147,11 @@ def test_token_level_becomes_word_level_without_a_tokenizer() -> None:
 
 def test_backend_by_name_with_options_is_built_and_closed() -> None:
     result = attrib.attribute(
-        PROMPT, backend="toy", backend_options={"sensitivity": {"paris": 2.0}, "output": " ok"}, method="itp", level="word"
+        PROMPT,
+        backend="toy",
+        backend_options={"sensitivity": {"paris": 2.0}, "output": " ok"},
+        method="itp",
+        level="word",
     )
     assert result.top(1)[0].unit.text.strip().startswith("Paris")
     with pytest.raises(attrib.InputError, match="backend_options"):

@@ -143,7 +143,9 @@ def test_explain_writes_an_html_report_and_report_renders_a_saved_result(tmp_pat
 
 
 def test_report_refuses_what_is_not_a_result(tmp_path):
-    _one_line_error(run("report", str(tmp_path / "missing.json"), "-o", str(tmp_path / "x.html")), "result file not found")
+    _one_line_error(
+        run("report", str(tmp_path / "missing.json"), "-o", str(tmp_path / "x.html")), "result file not found"
+    )
     other = tmp_path / "other.json"
     other.write_text('{"a": 1}')
     _one_line_error(run("report", str(other), "-o", str(tmp_path / "x.html")), "not an attrib attribution result")

@@ -20,7 +20,9 @@ PASSAGE = (
 )
 
 
-@pytest.mark.parametrize("text", ["The capital of Japan is", "a  b\n\nPara two. 4817 é日本", "😀 x <start_of_turn>user"])
+@pytest.mark.parametrize(
+    "text", ["The capital of Japan is", "a  b\n\nPara two. 4817 é日本", "😀 x <start_of_turn>user"]
+)
 def test_tokenization_maps_every_token_back_onto_the_text(llama, text):
     tokens = llama.tokenize(text)
     assert "".join(text[a:b] for a, b in (tokens.spans[i] for i in range(len(tokens)))) == text
@@ -61,7 +63,7 @@ def test_scores_with_prefix_reuse_match_a_fresh_evaluation(llama):
         fresh_backend.close()
     # llama.cpp's quantised kernels differ by batch shape (measured: up to ~0.01 nats);
     # a wrong prefix would be off by whole nats.
-    for a, b in zip(reused, fresh):
+    for a, b in zip(reused, fresh, strict=True):
         np.testing.assert_allclose(a.logprobs, b.logprobs, atol=0.05)
     assert reused[0].logprobs.sum() > -1.0  # the model copies the code from context
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -19,7 +20,7 @@ TEXT = (
 def _pieces(text: str, cuts: list[int]) -> list[bytes]:
     data = text.encode("utf-8")
     edges = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
 def test_spans_and_edges_follow_characters_when_a_token_splits_one():
@@ -62,7 +63,7 @@ def test_levels_nest_cover_the_text_and_keep_exact_spans(seed):
     separators = [" ", " ", " ", "  ", "\n", "\n\n", "\t"]
     text = "".join(rng.choice(vocabulary) + rng.choice(separators) for _ in range(rng.randint(1, 60)))
     seg = Segmentation(ToyBackend().tokenize(text))
-    for finer, coarser in zip(LEVELS, LEVELS[1:]):
+    for finer, coarser in itertools.pairwise(LEVELS):
         assert set(seg.boundaries(coarser)) <= set(seg.boundaries(finer))
     for level in LEVELS:
         units = seg.units(level)
