@@ -44,8 +44,9 @@ def test_forced_scoring_agrees_with_the_local_backend_and_reruns_from_the_cache(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     local = attrib.attribute(KEY_PROMPT, backend=llama, method="itp", level="word", max_new_tokens=3)
-    # Scores are cached by the wrapper; the backend's own cache keeps only endpoint metadata.
-    api = CachingBackend(backend(llama_server, tmp_path), ResponseCache(tmp_path))
+    # Scores are cached by the wrapper; the backend's own cache keeps only endpoint metadata. The
+    # server answers one request at a time, so the timeout covers a queue of four on a busy machine.
+    api = CachingBackend(backend(llama_server, tmp_path, timeout=1800.0), ResponseCache(tmp_path))
     remote = attrib.attribute(KEY_PROMPT, backend=api, method="itp", level="word", target=local.output)
     assert remote.backend["scoring"] == "forced" and remote.backend["tokenizer"] == "server"
     assert remote.score_kind == "logprob"
