@@ -73,6 +73,19 @@ def test_batched_scores_equal_one_at_a_time_scores_within_1e_4_nats(hf):
     assert batched[0].logprobs.sum() > -2.0  # the model copies the code from context
 
 
+def test_cached_scores_past_the_sliding_window_equal_a_plain_forward_pass(hf):
+    # Gemma 3's sliding-window layers see 512 positions; the kept cache holds all of them
+    # and the mask applies the window, so a prompt of ~800 tokens must score as without a cache.
+    ids = hf.tokenize(PASSAGE * 24 + QUESTION).ids
+    assert len(ids) > 700
+    continuation = hf.tokenize(" 4817.").ids
+    requests = [ScoreRequest(ids[:p] + ids[p + 2 :], continuation) for p in (10, len(ids) - 40, len(ids) - 39)]
+    hf._forward.reset()
+    for request, result in zip(requests, hf.score(requests), strict=True):
+        plain = hf.log_probabilities([2, *request.prompt_ids, *continuation])[-len(continuation) :]
+        np.testing.assert_allclose(result.logprobs, plain, atol=1e-4, rtol=0)
+
+
 def test_a_kept_prefix_that_differs_only_in_its_last_token_is_never_reused(hf):
     ids = list(hf.tokenize(PASSAGE * 2 + "The access code for the north gate is 4817. The code for the north gate").ids)
     continuation = hf.tokenize(" is 4817").ids
