@@ -47,8 +47,8 @@ class Plan:
         calls: scoring calls, the unperturbed prompt, noise samples and message coalitions included.
         tokens: prompt plus output tokens sent over all scoring calls (before any
             prefix reuse or caching).
-        exact: True when ``calls`` is exact (``itp``); False for an upper bound
-            (``hipe`` refining every chunk).
+        exact: True when ``calls`` is exact (methods whose schedule is fixed in advance:
+            ``itp``, sampled coalitions); False for an upper bound (``hipe`` refining every chunk).
     """
 
     method: str
@@ -307,5 +307,5 @@ def plan(
         generation_calls=int(target is None),
         calls=scorer.calls + options.noise_samples,
         tokens=scorer.tokens_evaluated + options.noise_samples * per_call,
-        exact=scheduler.name == "itp",
+        exact=not scheduler.adaptive,
     )

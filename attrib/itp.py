@@ -26,6 +26,7 @@ class ITP(Scheduler):
     """Exhaustive leave-one-out: ``n_units`` variants at the requested level (no parameters)."""
 
     name: ClassVar[str] = "itp"
+    adaptive: ClassVar[bool] = False
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         return len(segmentation.boundaries(level)) - 1

@@ -10,7 +10,7 @@ with one line that suggests the closest known one.
 
     >>> from attrib import registry
     >>> registry.names("method")
-    ['hipe', 'itp']
+    ['hierarchical', 'hipe', 'itp', 'kernelshap', 'lime', 'shapley', 'surrogate']
     >>> registry.resolve("backend", "toy")                      # doctest: +ELLIPSIS
     <class 'attrib.backends.toy.ToyBackend'>
     >>> registry.resolve("method", "hpie")                      # doctest: +SKIP
@@ -38,6 +38,11 @@ _ENTRIES: dict[str, dict[str, str]] = {
     "method": {
         "hipe": "attrib.hipe:HiPe",
         "itp": "attrib.itp:ITP",
+        "shapley": "attrib.coalitions.shapley:ShapleySampling",
+        "kernelshap": "attrib.coalitions.kernelshap:KernelSHAP",
+        "surrogate": "attrib.coalitions.surrogate:Surrogate",
+        "lime": "attrib.coalitions.lime:LIME",
+        "hierarchical": "attrib.coalitions.hierarchical:Hierarchical",
     },
     "threshold": {
         "relative": "attrib.hipe.thresholds:Relative",

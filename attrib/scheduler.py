@@ -102,6 +102,10 @@ class Scheduler(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: True when which variants are scored depends on earlier scores (HiPe refines where
+    #: drops are large), so a dry run can only bound the calls; False when the schedule
+    #: is fixed in advance (ItP, sampled coalitions), so a dry run counts them exactly.
+    adaptive: ClassVar[bool] = True
 
     @abstractmethod
     def min_calls(self, segmentation: Segmentation, level: str) -> int:

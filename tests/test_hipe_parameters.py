@@ -103,7 +103,7 @@ def test_thresholds_and_orders_resolve_through_the_registry():
     assert registry.resolve("order", "best") is BestFirst
     assert registry.resolve("order", "depth") is DepthOrder
     assert ORDERS == ("best", "depth")
-    assert METHODS == ("hipe", "itp")
+    assert {"hipe", "itp"} <= set(METHODS)
     assert isinstance(get_scheduler("hipe"), HiPe) and isinstance(get_scheduler("itp"), ITP)
 
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Self, cast
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 
 from attrib.coalitions.game import CoalitionGame
 from attrib.errors import UnknownNameError
-from attrib.scheduler import Schedule, Scheduler
-from attrib.scoring import SpanScorer
+from attrib.scheduler import Schedule, Scheduler, SpanScorer
 from attrib.segmentation import Segmentation
 
 __all__ = ["CoalitionMethod", "Phase"]
@@ -38,6 +37,8 @@ def _described(value: object) -> object:
 
 class CoalitionMethod(Scheduler):
     """Base of the coalition schedulers (subclasses are frozen dataclasses with a ``seed`` field)."""
+
+    adaptive: ClassVar[bool] = False  # the coalitions are drawn before any is scored
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         return self.least_calls(len(segmentation.boundaries(level)) - 1)

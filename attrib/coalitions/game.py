@@ -30,7 +30,7 @@ import numpy as np
 
 from attrib.errors import BudgetError
 from attrib.perturbation import Span
-from attrib.scoring import SpanScorer
+from attrib.scheduler import SpanScorer
 
 __all__ = ["Coalition", "CoalitionGame", "all_coalitions"]
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import ClassVar
 
 import numpy as np
 
@@ -37,12 +37,8 @@ from attrib.coalitions.game import CoalitionGame
 from attrib.coalitions.shapley import ShapleySampling
 from attrib.errors import BudgetError
 from attrib.perturbation import Span
-from attrib.scheduler import Schedule
-from attrib.scoring import SpanScorer
+from attrib.scheduler import Schedule, SpanScorer
 from attrib.segmentation import Segmentation
-
-if TYPE_CHECKING:
-    from attrib.scoring import Scorer
 
 __all__ = ["Hierarchical", "CappedScorer"]
 
@@ -143,6 +139,7 @@ class Hierarchical(CoalitionMethod):
     seed: int = 0
 
     name = "hierarchical"
+    adaptive: ClassVar[bool] = True  # HiPe chooses the region first
 
     def __post_init__(self) -> None:
         at_least("region", self.region, 1)
@@ -191,7 +188,7 @@ class Hierarchical(CoalitionMethod):
             cap = max(first, min(scorer.remaining - reserve, int(self.share * scorer.remaining)))
         start = scorer.calls
         # HiPe reads only the SpanScorer protocol; its signature names the Scorer class.
-        coarse = hipe.run(cast("Scorer", CappedScorer(scorer, cap)), segmentation, level, on_phase=on_phase)
+        coarse = hipe.run(CappedScorer(scorer, cap), segmentation, level, on_phase=on_phase)
         hipe_calls = scorer.calls - start
         region = top_region(coarse, bounds, self.region)
         game = CoalitionGame(scorer, [(bounds[i], bounds[i + 1]) for i in region])
