@@ -38,6 +38,7 @@ from attrib.errors import (
     EndpointUnavailableError,
     InputError,
     ModelNotFoundError,
+    NotAnAPIError,
     PromptTooLongError,
     RequestRejectedError,
     ResponseMismatchError,
@@ -99,6 +100,7 @@ __all__ = [
     "AuthenticationError",
     "RequestRejectedError",
     "EndpointUnavailableError",
+    "NotAnAPIError",
     "CacheError",
     "ResultError",
 ]

@@ -20,7 +20,8 @@ The command line prints that line and exits non-zero, without a traceback.
     │   ├── ResponseMismatchError            wrong number of log-probabilities returned
     │   └── EndpointError                    an HTTP endpoint refused or kept failing
     │       ├── AuthenticationError          401/403: the API key was refused
-    │       ├── RequestRejectedError         400/404/422: the endpoint rejected the request
+    │       ├── RequestRejectedError         other 4xx and 501: the endpoint rejected the request
+    │       ├── NotAnAPIError                a 2xx answer that is not the API's JSON (a web page)
     │       └── EndpointUnavailableError     429, 5xx, timeouts or bad JSON after all retries
     ├── CacheError                           the response cache cannot be opened or used
     └── ResultError (also ValueError)        a result's data is inconsistent
@@ -48,6 +49,7 @@ __all__ = [
     "AuthenticationError",
     "RequestRejectedError",
     "EndpointUnavailableError",
+    "NotAnAPIError",
     "CacheError",
     "ResultError",
 ]
@@ -137,6 +139,10 @@ class AuthenticationError(EndpointError):
 
 class RequestRejectedError(EndpointError):
     """The endpoint rejected the request itself (HTTP 400, 404, 422). Not retried."""
+
+
+class NotAnAPIError(EndpointError):
+    """A 2xx answer that is not the API's JSON (a web UI or captive portal at the base URL). Not retried."""
 
 
 class EndpointUnavailableError(EndpointError):

@@ -60,7 +60,9 @@ def describe_cost(result: Attribution) -> str:
         parts[0] += f" (itp at {result.level} level: {len(result.units) + 1:,})"
     line = "cost: " + ", ".join(parts)
     usage = stats.backend_usage
-    if usage:
+    if usage.get("cache_hits") and "requests" not in usage:  # a local model answered from the cache
+        line += f"\ncache: {usage['cache_hits']:,} answers from the cache (calls count them; tokens evaluated do not)"
+    if "requests" in usage:  # an endpoint
         sent = [
             f"{usage.get('requests', 0):,} requests",
             f"{usage.get('cache_hits', 0):,} cache hits",

@@ -35,7 +35,13 @@ from types import MappingProxyType
 
 import openai
 
-from attrib.errors import AuthenticationError, EndpointError, EndpointUnavailableError, RequestRejectedError
+from attrib.errors import (
+    AuthenticationError,
+    EndpointError,
+    EndpointUnavailableError,
+    NotAnAPIError,
+    RequestRejectedError,
+)
 
 __all__ = [
     "CONNECTION",
@@ -49,10 +55,6 @@ __all__ = [
     "rule_for",
     "says_unsupported",
 ]
-
-
-class NotAnAPIError(EndpointError):
-    """A 2xx answer that is not JSON at all (a web UI or captive portal at the URL). Not retried."""
 
 
 @dataclass(frozen=True)
