@@ -17,8 +17,7 @@ import numpy as np
 
 from attrib.backend import Backend
 from attrib.errors import BudgetError
-from attrib.hipe import HiPe, children
-from attrib.hipe.chunks import first_spans
+from attrib.hipe import HiPe
 from attrib.loading import open_backend
 from attrib.options import RunOptions
 from attrib.perturbation import Perturbation, Replacement, Span, merge_spans
@@ -27,7 +26,6 @@ from attrib.prompt import ChatPrompt, Region, as_prompt, coalition_requests
 from attrib.roles import coalitions
 from attrib.scheduler import Scheduler
 from attrib.scoring import RegionScorer
-from attrib.segmentation import Segmentation
 from attrib.target import check_fits
 
 __all__ = ["Plan", "plan"]
@@ -194,26 +192,6 @@ class _CountingScorer:
         return np.full((len(ablations), self._n_output), 1e3)
 
 
-def _hipe_tree(method: HiPe, segmentation: Segmentation, level: str) -> list[Span]:
-    """Every chunk HiPe scores when every chunk is salient: its whole refinement tree, each
-    chunk once (HiPe scores a chunk two parents share once), down to ``max_depth``."""
-    hierarchy = segmentation.hierarchy(level)
-    first = first_spans(segmentation.n_tokens, hierarchy, leaf_group=method.group)
-    seen = dict.fromkeys(first)
-    frontier = list(first)
-    depth = 0
-    while frontier and (method.max_depth is None or depth < method.max_depth):
-        next_frontier = []
-        for start, end in frontier:
-            for span in children(start, end, hierarchy, leaf_group=method.group):
-                if span not in seen:
-                    seen[span] = None
-                    next_frontier.append(span)
-        frontier = next_frontier
-        depth += 1
-    return list(seen)
-
-
 def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level: str) -> None:
     """Spend ``scorer`` as ``method`` would on ``region`` with every chunk salient (HiPe: its
     whole refinement tree in breadth-first order, capped by the budget)."""
@@ -221,7 +199,7 @@ def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level:
         method.run(RegionScorer(scorer, region.offset), region.segmentation, level)
         return
     shift = region.offset
-    ablations = [[(a + shift, b + shift)] for a, b in _hipe_tree(method, region.segmentation, level)]
+    ablations = [[(a + shift, b + shift)] for a, b in method.every_chunk(region.segmentation, level)]
     first = method.min_calls(region.segmentation, level)
     if scorer.remaining is not None and scorer.count_new(ablations[:first]) > scorer.remaining:
         raise BudgetError(f"hipe needs at least {first + 1} calls (the prompt and its first chunks); raise --budget")

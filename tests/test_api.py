@@ -166,3 +166,23 @@ def test_a_dry_run_of_an_early_stopping_hipe_is_still_an_upper_bound(toy):
     plain = attrib.plan(prompt, backend=toy, method=HiPe(order="best"), level="word", target=" yes it is")
     run = attrib.attribute(prompt, backend=toy, method=HiPe(order="best", top_k=1), level="word", target=" yes it is")
     assert bound.calls == plain.calls >= run.stats.calls
+
+
+def test_a_dry_run_honours_every_hipe_parameter_but_the_early_stop(toy) -> None:
+    """plan() derives its scheduler with replace(top_k=None): every other field is kept, so a
+    parameter added to HiPe later reaches dry runs without being listed anywhere (it used
+    to rebuild HiPe field by field)."""
+    import dataclasses
+
+    from attrib.hipe import HiPe
+
+    prompt = "The capital of France is Paris. " * 6 + "\n\nThe capital of Japan is Tokyo. " * 6
+    variants = {"max_depth": 2, "leaf_group": 2, "order": "depth", "threshold": "midrange"}
+    assert set(variants) | {"top_k"} == {f.name for f in dataclasses.fields(HiPe)}
+    for name, value in variants.items():
+        stopped = attrib.plan(prompt, backend=toy, method=HiPe(**{name: value}, top_k=2), level="word")
+        plain = attrib.plan(prompt, backend=toy, method=HiPe(**{name: value}), level="word")
+        assert stopped == plain, name
+    default = attrib.plan(prompt, backend=toy, method=HiPe(), level="word")
+    assert attrib.plan(prompt, backend=toy, method=HiPe(leaf_group=2), level="word").calls != default.calls
+    assert attrib.plan(prompt, backend=toy, method=HiPe(max_depth=1), level="word").calls < default.calls

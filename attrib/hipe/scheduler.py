@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from attrib.errors import BudgetError, InputError
-from attrib.hipe.chunks import Chunk, ChunkTree, first_spans
+from attrib.hipe.chunks import Chunk, ChunkTree, children, first_spans
 from attrib.hipe.orders import Order, get_order
 from attrib.hipe.thresholds import Threshold, get_threshold
 from attrib.perturbation import Span
@@ -128,6 +128,28 @@ class HiPe(Scheduler):
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         return len(first_spans(segmentation.n_tokens, segmentation.hierarchy(level), leaf_group=self.group))
+
+    def every_chunk(self, segmentation: Segmentation, level: str) -> list[Span]:
+        """Every chunk a run scores when every chunk passes the threshold: the whole
+        refinement tree down to ``max_depth``, breadth first, each chunk once (a chunk two
+        parents share is scored once). The dry run's upper bound (:mod:`attrib.dryrun`);
+        kept here, next to :meth:`run`, so a new parameter that shapes the tree shapes both.
+        """
+        hierarchy = segmentation.hierarchy(level)
+        first = first_spans(segmentation.n_tokens, hierarchy, leaf_group=self.group)
+        seen = dict.fromkeys(first)
+        frontier = list(first)
+        depth = 0
+        while frontier and (self.max_depth is None or depth < self.max_depth):
+            deeper = []
+            for start, end in frontier:
+                for span in children(start, end, hierarchy, leaf_group=self.group):
+                    if span not in seen:
+                        seen[span] = None
+                        deeper.append(span)
+            frontier = deeper
+            depth += 1
+        return list(seen)
 
     def run(
         self,
