@@ -164,3 +164,11 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path, monkeypatch: pyt
         os.dup2(saved, sink.fileno())
         os.close(saved)
     assert status == 141 and err.getvalue() == ""
+
+
+@pytest.mark.model
+def test_the_llama_backend_leaves_no_resource_warning_at_exit() -> None:
+    code = "from attrib.backends.llama import LlamaBackend\nLlamaBackend().close()\n"
+    proc = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "ResourceWarning" not in proc.stderr, proc.stderr
