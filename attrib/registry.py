@@ -34,6 +34,7 @@ _ENTRIES: dict[str, dict[str, str]] = {
         "llama": "attrib.backends.llama:LlamaBackend",
         "openai": "attrib.backends.openai:OpenAIBackend",
         "toy": "attrib.backends.toy:ToyBackend",
+        "transformers": "attrib.backends.transformers:TransformersBackend",
     },
     "method": {
         "hipe": "attrib.hipe:HiPe",

@@ -38,7 +38,7 @@ def _method(args: argparse.Namespace) -> Scheduler:
     }
     if given and args.method != "hipe":
         flags = ", ".join("--" + flag.replace("_", "-") for flag in HIPE_FLAGS if getattr(args, flag, None) is not None)
-        raise InputError(f"{flags} apply to --method hipe, not {args.method!r}")
+        raise InputError(f"{flags} {_apply(flags.split(', '))} to --method hipe, not {args.method!r}")
     method: Scheduler = registry.create("method", args.method, **given)
     return method
 
@@ -57,15 +57,27 @@ def _cache(args: argparse.Namespace) -> CacheSpec:
     return False if args.no_cache else (args.cache_dir or True)
 
 
+def _apply(flags: list[str]) -> str:
+    return "applies" if len(flags) == 1 else "apply"
+
+
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:
     """Keyword arguments for the chosen backend; flags of another backend are an error."""
+    torch_flags = {"device": getattr(args, "device", None), "dtype": getattr(args, "dtype", None)}
+    if args.backend != "transformers":
+        used = ["--" + flag for flag, value in torch_flags.items() if value is not None]
+        if used:
+            raise InputError(f"{', '.join(used)} {_apply(used)} to --backend transformers, not {args.backend!r}")
     if args.backend != "openai":
         used = ["--" + flag.replace("_", "-") for flag, default in API_FLAGS.items() if getattr(args, flag) != default]
         if used:
-            raise InputError(f"{', '.join(used)} apply to --backend openai, not {args.backend!r}")
+            raise InputError(f"{', '.join(used)} {_apply(used)} to --backend openai, not {args.backend!r}")
         if args.model is not None and args.backend == "toy":
             raise InputError("--model applies to model backends, not 'toy'")
-        return {"model": args.model} if args.model is not None else {}
+        options: dict[str, object] = {"model": args.model} if args.model is not None else {}
+        if args.backend == "transformers":
+            options.update({flag: value for flag, value in torch_flags.items() if value is not None})
+        return options
     key = os.environ.get(args.api_key_env)
     if args.api_key_env != "OPENAI_API_KEY" and key is None:
         raise InputError(f"environment variable {args.api_key_env} is not set; export the API key there")

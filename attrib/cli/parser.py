@@ -241,6 +241,18 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
     api.add_argument("--max-retries", type=int, default=8, metavar="N", help="retries per request (default 8)")
 
+    local = parser.add_argument_group("PyTorch (--backend transformers)")
+    local.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        help="where the model runs (default auto: cuda, mps, else cpu)",
+    )
+    local.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="weights' precision (default auto: float32 on CPU; see docs/transformers.md for the drift of the others)",
+    )
+
     cache = parser.add_argument_group("cache (every backend)")
     cache.add_argument(
         "--cache-dir",
