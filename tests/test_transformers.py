@@ -159,12 +159,18 @@ def test_word_level_leave_one_out_on_the_needle_agrees_with_the_llama_backend(hf
     target = "".join(theirs.output_tokens)
     ours = attrib.attribute(prompt, backend=hf, method="itp", level="word", target=target)
     assert [u.text for u in ours.units] == [u.text for u in theirs.units]
-    assert spearman(ours.unit_scores, theirs.unit_scores) >= 0.95
+    a, b = ours.unit_scores, theirs.unit_scores
     assert ours.top(1)[0].index == theirs.top(1)[0].index
+    assert {u.index for u in ours.top(5)} == {u.index for u in theirs.top(5)}
+    assert np.corrcoef(a, b)[0, 1] >= 0.99
+    # Words whose effect is below the backends' numeric disagreement rank at random;
+    # above 0.3 nats the ranking is the same (docs/transformers.md has the measurements).
+    clear = (np.abs(a) >= 0.3) | (np.abs(b) >= 0.3)
+    assert clear.sum() >= 20 and spearman(a[clear], b[clear]) >= 0.95
     # llama.cpp multiplies with 8-bit-quantized activations, transformers with the
-    # dequantized weights in float32 (docs/transformers.md has the measured differences).
+    # dequantized weights in float32: per-token log-probabilities differ a little.
     assert ours.base_logprobs is not None and theirs.base_logprobs is not None
-    np.testing.assert_allclose(ours.base_logprobs, theirs.base_logprobs, atol=0.25, rtol=0)
+    np.testing.assert_allclose(ours.base_logprobs, theirs.base_logprobs, atol=0.1, rtol=0)
 
 
 def test_token_level_hipe_finds_the_decisive_fact_at_the_llama_backends_cost(hf, llama):

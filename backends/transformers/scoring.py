@@ -88,7 +88,8 @@ class BatchScorer:
         """Log-probabilities of every variant's targets, in variant order.
 
         Raises:
-            BackendError: if a single variant does not fit in memory even alone.
+            BackendError: if a single variant does not fit in memory even alone, or the
+                model produces non-finite log-probabilities (float16 overflow).
             ResponseMismatchError: if the model returns the wrong number of logit rows.
         """
         self.usage["score_calls"] += 1
@@ -178,6 +179,10 @@ class BatchScorer:
         index = torch.tensor(list(targets), dtype=torch.long, device=logits.device)
         chosen = logits.gather(1, index[:, None])[:, 0] - torch.logsumexp(logits, dim=1)
         values = np.asarray(chosen.detach().cpu().numpy(), dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise BackendError(
+                "the model produced non-finite log-probabilities (float16 overflow?); use --dtype float32 or bfloat16"
+            )
         return ScoreResult(logprobs=values, tokens_evaluated=int(computed))
 
 
