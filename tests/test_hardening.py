@@ -102,6 +102,13 @@ def test_a_json_that_cannot_be_written_after_the_run_is_saved_elsewhere(tmp_path
     saved.unlink()
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "1e309", "-inf"])
+def test_a_non_finite_threshold_is_refused_before_the_run(tmp_path: Path, value: str) -> None:
+    out = tmp_path / "r.json"
+    one_line_error(run_cli("explain", PROMPT, "--backend", "toy", f"--threshold={value}", "--json", str(out)), "finite")
+    assert not out.exists()
+
+
 def test_an_empty_chat_template_file_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "template.jinja"
     empty.write_text("")
@@ -115,6 +122,7 @@ def test_an_empty_chat_template_file_is_refused(tmp_path: Path) -> None:
         ("{% macro f(x) %}{{ f(x) }}{% endmacro %}{{ f(1) }}", "RecursionError"),
         ("{{ range(10**9)|list }}", "MAX_RANGE"),
         ("{{ 'x' * 10**10 }}", "was stopped"),
+        ("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}", "longer than 5 s"),
     ],
 )
 def test_chat_templates_that_fail_in_any_way_are_one_line(tmp_path: Path, template: str, needle: str) -> None:
