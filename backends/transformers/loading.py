@@ -223,6 +223,8 @@ def load(source: Source, *, device: str, dtype: Any, keep_conversion: bool = Tru
         if importlib.util.find_spec("gguf") is None:  # transformers reads GGUF files through it
             raise BackendUnavailableError(f"reading GGUF files needs the gguf package; {INSTALL_HINT}")
         options["gguf_file"] = source.gguf_file
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()  # attrib draws its own progress; stderr stays one line
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source.location, **options)
         model = transformers.AutoModelForCausalLM.from_pretrained(
@@ -231,6 +233,9 @@ def load(source: Source, *, device: str, dtype: Any, keep_conversion: bool = Tru
     except (OSError, ValueError, KeyError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelNotFoundError(f"transformers could not load {source.label}: {first}") from error
+    finally:
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
     if kept is not None:
         kept.parent.mkdir(parents=True, exist_ok=True)
         _save_conversion(model, tokenizer, kept)
