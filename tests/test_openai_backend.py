@@ -212,7 +212,8 @@ def test_text_only_scoring_says_what_its_scores_are(llama_server, tmp_path: Path
     api.close()
     assert result.score_kind == "text-similarity" and result.backend["scoring"] == "text"
     assert np.all(result.scores <= 1.0 + 1e-9) and np.all(result.scores >= -1.0 - 1e-9)
-    assert "not nats" in render_text(result)
+    shown = render_text(result)
+    assert "nats" not in shown and "similarity" in shown
 
 
 HIDDEN = "Staff note: the museum opens at nine and closes at five. Tickets cost twelve euros."
