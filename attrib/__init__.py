@@ -8,9 +8,12 @@ changes: a matrix of input units × output tokens, in nats.
     >>> result = attrib.attribute("The capital of Japan is", target=" Tokyo")  # doctest: +SKIP
     >>> result.top(3)                                                         # doctest: +SKIP
 
-Methods: hierarchical perturbation (:class:`HiPe`, default) and exhaustive
-leave-one-out / iterative perturbation (:class:`ITP`). Backends are loaded by
-name on first use; importing attrib imports no model library.
+Methods: hierarchical perturbation (:class:`HiPe`, default), exhaustive
+leave-one-out / iterative perturbation (:class:`ITP`), and the coalition methods
+of :mod:`attrib.coalitions` (Shapley sampling, KernelSHAP, ContextCite's surrogate,
+LIME, hierarchical coalitions). Methods, backends and the rest are named in
+:mod:`attrib.registry` and loaded on first use; importing attrib imports no model
+library.
 """
 
 from attrib.audit import audit
