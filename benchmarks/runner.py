@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attrib.errors import InputError
+from attrib.result.codec import encode
 from benchmarks.methods import make_method
 from benchmarks.tasks import Case, Task
 
@@ -61,9 +62,8 @@ def append(path: Path, record: dict[str, Any]) -> None:
 
 
 def _early_stop(trace: Any) -> Any:
-    if isinstance(trace, dict):
-        return trace.get("early_stop")
-    return getattr(trace, "early_stop", None)
+    """HiPe's early stop as JSON (``None`` when it did not stop early, or for other methods' traces)."""
+    return encode(getattr(trace, "early_stop", None))
 
 
 def measure(

@@ -84,3 +84,22 @@ def test_records_of_another_backend_are_refused(tmp_path: Path, toy: Backend) ->
     runner.append(path, {"task": "padded", "size": 0.1, "seed": 0, "method": "itp", "level": "word"})  # llama's
     with pytest.raises(InputError, match="backend 'llama'.*--cases"):
         runner.run(PaddedTask(shares=(0.1,), facts=1), METHODS, toy, path, identity={"backend": "toy"})
+
+
+def test_an_early_stop_is_recorded_as_json(tmp_path: Path) -> None:
+    # A finished case whose HiPe stopped early must still be written (the typed trace's
+    # EarlyStop is a dataclass: the record holds its fields).
+    from benchmarks.tasks import SpanHit
+
+    toy: Backend = registry.create(
+        "backend", "toy", sensitivity={"paris": 3.0, "tokyo": 2.5, "rome": 2.0}, output=" yes"
+    )
+    filler = "Filler words here. " * 12
+    prompt = filler + "Paris. " + filler + "Tokyo. " + filler + "Rome. " + filler
+    start = prompt.index("Paris")
+    case = Case(CaseId("needle", 250, 0, faithful=False), prompt, " yes", "word", ((start, start + 5),), SpanHit())
+    record = runner.measure(case, "hipe-top3", toy)
+    assert record["early_stop"] is not None and record["early_stop"]["calls"] == record["calls"]
+    path = tmp_path / "cases.jsonl"
+    runner.append(path, record)
+    assert _lines(path) == [json.loads(json.dumps(record))]
