@@ -21,7 +21,7 @@ from attrib.hipe import HiPe
 from attrib.loading import open_backend
 from attrib.options import RunOptions
 from attrib.perturbation import Perturbation, Replacement, Span, merge_spans
-from attrib.pipeline import unit_level
+from attrib.pipeline import check_budget, unit_level
 from attrib.prompt import ChatPrompt, Region, as_prompt, coalition_requests
 from attrib.roles import coalitions
 from attrib.scheduler import Scheduler
@@ -260,17 +260,16 @@ def plan(
         else:
             layout, output_ids, _ = source.with_target(model, target)
         check_fits(model, len(layout.tokenization), len(output_ids))
+        subsets = coalitions(len(source.chat), seed=options.seed) if isinstance(source, ChatPrompt) else []
+        check_budget(options.method, layout, level, options, len(subsets))
         coalition_prompts = []
         if isinstance(source, ChatPrompt):
-            k = len(source.chat)
-            others = [s for s in coalitions(k, seed=options.seed) if len(s) < k]
+            others = [s for s in subsets if len(s) < len(source.chat)]
             coalition_prompts = coalition_requests(source, model, others, output_ids)
     tokens = layout.tokenization
     budget_left = None if budget is None else budget - options.noise_samples
     baseline = perturb.token_id if isinstance(perturb, Replacement) else None
     scorer = _CountingScorer(tokens.ids, len(output_ids), baseline=baseline, budget=budget_left)
-    if budget_left is not None and budget_left < 1 + len(coalition_prompts):
-        raise BudgetError(f"the budget of {budget} calls cannot cover the prompt, noise samples and message coalitions")
     distinct = {r.prompt_ids: len(r.prompt_ids) for r in coalition_prompts}
     scorer.add(len(distinct), sum(distinct.values()) + len(distinct) * len(output_ids))
     for region in layout.regions:

@@ -41,7 +41,7 @@ from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Unit
 from attrib.target import resolve_output
 
-__all__ = ["attribute", "run", "unit_level"]
+__all__ = ["attribute", "run", "unit_level", "check_budget"]
 
 
 def unit_level(capabilities: Capabilities, level: str) -> str:
@@ -179,7 +179,7 @@ def run(
         layout = output.layout
         chat = prompt if isinstance(prompt, ChatPrompt) else None
         subsets = coalitions(len(chat.chat), seed=options.seed) if chat is not None else []
-        _check_budget(method, layout, level, options, len(subsets))
+        check_budget(method, layout, level, options, len(subsets))
         scorer = Scorer(
             backend,
             layout.tokenization,
@@ -240,7 +240,7 @@ def run(
     )
 
 
-def _check_budget(method: Scheduler, layout: Layout, level: str, options: RunOptions, n_coalitions: int) -> None:
+def check_budget(method: Scheduler, layout: Layout, level: str, options: RunOptions, n_coalitions: int) -> None:
     """Refuse a budget that cannot cover the base, noise samples, coalitions and the method's first round.
 
     Raises:

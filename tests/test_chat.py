@@ -200,3 +200,13 @@ def test_message_coalitions_are_scorer_calls_counted_once_and_shown_in_the_progr
     attrib.attribute(three, backend=toy, method="itp", level="sentence", progress=bar)
     during = [done for phase, done in bar.seen if phase == "message coalitions"]
     assert during == list(range(2, 9))
+
+
+def test_a_dry_run_refuses_the_budget_the_run_refuses() -> None:
+    toy = ToyBackend(sensitivity={"paris": 1.0})
+    three = [*CHAT, {"role": "assistant", "content": "Let me think."}]
+    needed = attrib.attribute(three, backend=toy, method="itp", level="sentence").stats.calls
+    assert attrib.plan(three, backend=toy, method="itp", level="sentence", budget=needed).calls == needed
+    for run in (attrib.attribute, attrib.plan):
+        with pytest.raises(attrib.BudgetError, match="Shapley"):
+            run(three, backend=toy, method="itp", level="sentence", budget=needed - 1)
