@@ -246,7 +246,7 @@ def agreement(args: argparse.Namespace) -> dict[str, Any]:
     from attrib.backends.transformers import TransformersBackend
     from attrib.metrics import spearman
 
-    llama = LlamaBackend(n_threads=args.threads)
+    llama = LlamaBackend(args.llama_model, n_threads=args.threads)
     hf = TransformersBackend(device=args.device)
     report: dict[str, Any] = {}
     prompt = Path("examples/needle.txt").read_text(encoding="utf-8")
@@ -265,7 +265,10 @@ def agreement(args: argparse.Namespace) -> dict[str, Any]:
     report["needle_word_itp"] = {
         "output": target,
         "units": len(ours.units),
+        "llama_model": str(llama.path),
         "spearman": float(spearman(ours.unit_scores, theirs.unit_scores)),
+        "pearson": float(np.corrcoef(ours.unit_scores, theirs.unit_scores)[0, 1]),
+        "same_top_5": [u.index for u in ours.top(5)] == [u.index for u in theirs.top(5)],
         "top_unit": [ours.top(1)[0].unit.text, theirs.top(1)[0].unit.text],
         "same_top_unit": ours.top(1)[0].index == theirs.top(1)[0].index,
         "base_logprob_max_abs_diff": float(base.max()),
@@ -338,6 +341,12 @@ def main(argv: list[str] | None = None) -> Any:
         "--agreement", nargs="+", choices=["itp", "hipe"], help="transformers: agreement with llama (not speed)"
     )
     parser.add_argument("--needle-tokens", type=int, default=1000, help="--agreement: HiPe needle length")
+    parser.add_argument(
+        "--llama-model",
+        type=Path,
+        help="--agreement: GGUF for the llama side (default: the embedded one; a float32 copy from "
+        "'python -m benchmarks.float32_gguf' removes llama.cpp's 8-bit activations from the comparison)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.backend == "llama":
