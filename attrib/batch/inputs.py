@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attrib.chat import check_messages
 from attrib.errors import AttribError, EmptyPromptError, InputError
-from attrib.prompt import as_prompt
 
 __all__ = ["Item", "Problem", "BadInputError", "OPTION_KEYS", "read_records", "from_dicts", "check_records"]
 
@@ -294,7 +294,7 @@ def _item(
     chat: list[dict[str, str]] | None = None
     system_text = own_system if own_system is not None else system
     if messages is not None:
-        checked = as_prompt(messages).messages  # raises InputError for malformed messages
+        checked = check_messages(messages)
         if system is not None and not any(m["role"] == "system" for m in checked):
             checked = [{"role": "system", "content": system}, *checked]
         chat = checked

@@ -60,6 +60,20 @@ class BatchActor:
         return Done(done.record, done.result_json, os.getpid())
 
 
+def _ray() -> tuple[Any, tuple[type[BaseException], ...]]:
+    """The ``ray`` module and the exceptions that mean a worker died.
+
+    Raises:
+        BackendUnavailableError: if Ray is not installed.
+    """
+    try:
+        import ray
+        from ray.exceptions import RayActorError, WorkerCrashedError
+    except ImportError:
+        raise BackendUnavailableError("--executor ray needs Ray: pip install 'ray[default]'") from None
+    return ray, (RayActorError, WorkerCrashedError)
+
+
 def run_ray(
     items: Sequence[Item], spec: Spec, *, workers: int | None = None, address: str | None = None
 ) -> Iterator[Done]:
@@ -82,11 +96,7 @@ def run_ray(
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
     if workers is not None and workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
-    try:
-        import ray
-        from ray.exceptions import RayActorError, WorkerCrashedError
-    except ImportError:
-        raise BackendUnavailableError("--executor ray needs Ray: pip install 'ray[default]'") from None
+    ray, lost = _ray()
     if not items:
         return
     if not ray.is_initialized():
@@ -96,7 +106,7 @@ def run_ray(
         ray.init(address=address, **options)
     count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     count = min(count, len(items))
-    actor_class = ray.remote(num_cpus=1, max_restarts=0)(BatchActor)
+    actor_class: Any = ray.remote(num_cpus=1, max_restarts=0)(BatchActor)
 
     def start() -> Any:
         actor = actor_class.remote(spec)
@@ -134,7 +144,7 @@ def run_ray(
             actor, item = running.pop(reference)
             try:
                 done: Done = ray.get(reference)
-            except (RayActorError, WorkerCrashedError):
+            except lost:
                 attempts[item.id] += 1
                 if attempts[item.id] >= MAX_ATTEMPTS:
                     message = f"a worker died running this item {attempts[item.id]} times; it was not retried again"

@@ -100,6 +100,12 @@ class Batch:
     """A checked batch, ready to run: the items still to do, the bad records, what was already done.
 
     Build it with :func:`prepare`; iterate :meth:`outcomes` to run it.
+
+    Attributes:
+        items: the items to run, in input order.
+        problems: the bad records to record as errors (only with ``skip_bad``).
+        skipped: items and bad records already in OUT_DIR (not run again).
+        retained_errors: of those, how many are error records (kept: ``retry_failed`` was off).
     """
 
     def __init__(
@@ -108,6 +114,7 @@ class Batch:
         items: list[Item],
         problems: list[Problem],
         skipped: int,
+        retained_errors: int = 0,
         spec: Spec,
         executor: str,
         workers: int | None,
@@ -117,6 +124,7 @@ class Batch:
         self.items = items
         self.problems = problems
         self.skipped = skipped
+        self.retained_errors = retained_errors
         self.spec = spec
         self.executor = executor
         self.workers = workers
@@ -233,7 +241,7 @@ def prepare(
         options=options,
     )
     out = None
-    skipped = 0
+    skipped = retained = 0
     if out_dir is not None:
         out = OutDir(out_dir)
         out.claim(_run_json(task, spec, system, described, executor), force=force)
@@ -242,12 +250,14 @@ def prepare(
         out.forget(retry)
         done_ids = set(finished) - retry
         skipped = sum(1 for item in todo if item.id in done_ids) + sum(1 for p in problems if p.id in done_ids)
+        retained = sum(1 for key in done_ids if finished[key].get("status") != "ok")
         todo = [item for item in todo if item.id not in done_ids]
         problems = [p for p in problems if p.id not in done_ids]
     return Batch(
         items=todo,
         problems=problems,
         skipped=skipped,
+        retained_errors=retained,
         spec=spec,
         executor=executor,
         workers=workers,
@@ -377,8 +387,9 @@ def attribute_many(
 
 def run_batch(batch: Batch, *, progress: bool | None = False) -> Summary:
     """Run a prepared batch to the end with an optional progress bar (tqdm, on stderr)."""
-    from tqdm import tqdm
+    import importlib
 
+    tqdm: Any = importlib.import_module("tqdm").tqdm  # imported on use: tqdm ships no type information
     summary = Summary(skipped=batch.skipped)
     with tqdm(total=batch.total, unit="item", disable=None if progress is None else not progress) as bar:
         for outcome in batch.outcomes():

@@ -57,7 +57,7 @@ class Done:
 
     @property
     def ok(self) -> bool:
-        return self.record["status"] == "ok"
+        return bool(self.record["status"] == "ok")
 
 
 class Worker:
