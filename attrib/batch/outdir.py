@@ -52,6 +52,8 @@ def item_key(item_id: str) -> str:
         return item_id
     if not encoded.strip("."):
         encoded = encoded.replace(".", "%2E")
+    if encoded.startswith("-"):  # never read as a command-line option
+        encoded = "%2D" + encoded[1:]
     digest = hashlib.sha256(item_id.encode("utf-8")).hexdigest()[:8]
     return f"{encoded[:_KEY_LENGTH]}_h{digest}"
 
