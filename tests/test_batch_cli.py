@@ -167,3 +167,22 @@ def test_a_sigkilled_driver_resumes_without_redoing_a_finished_item(tmp_path: Pa
     assert not any(prompts[int(i[1:])] == text for i in finished for text in redone)
     ids = [r["id"] for r in records(out)]
     assert sorted(ids) == sorted(f"i{n}" for n in range(len(prompts))) and len(ids) == len(set(ids))
+
+
+def test_no_api_key_reaches_out_dir_and_a_dead_endpoint_fails_items_not_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-batch-secret-1234")
+    source = write_jsonl(tmp_path / "in.jsonl", [json.dumps({"id": f"q{n}", "prompt": "Paris"}) for n in range(2)])
+    out = tmp_path / "out"
+    argv = ["batch", str(source), "-o", str(out), "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"]
+    status = main([*argv, "--model", "m", "--max-retries", "0", "--timeout", "2", "--no-cache", "--level", "word"])
+    assert status == 1
+    assert capsys.readouterr().err.splitlines()[-1] == "0 ok, 2 failed, 0 skipped (already done)"
+    found = records(out)
+    assert len(found) == 2 and {r["error_type"] for r in found} <= {"EndpointUnavailableError", "EndpointError"}
+    written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert b"sk-batch-secret" not in written
+    run = json.loads((out / "run.json").read_text())
+    assert run["options"]["api_key_env"] == "OPENAI_API_KEY"
+    assert run["options"]["backend_options"]["base_url"] == "http://127.0.0.1:9/v1"

@@ -100,9 +100,11 @@ def run_ray(
     if not items:
         return
     if not ray.is_initialized():
-        options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
-        if address is None and workers is not None:
-            options["num_cpus"] = workers
+        options: dict[str, Any] = {"logging_level": logging.WARNING}
+        if address is None:  # a local runtime of our own: no dashboard, as many CPUs as workers
+            options["include_dashboard"] = False
+            if workers is not None:
+                options["num_cpus"] = workers
         ray.init(address=address, **options)
     count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     count = min(count, len(items))
