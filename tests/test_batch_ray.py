@@ -106,3 +106,45 @@ def test_a_killed_actor_loses_no_item(ray_runtime: None, tmp_path: Path) -> None
     local = attribute_many(RECORDS, backend="toy", backend_options=TOY, level="word", skip_bad=True)
     expected = {o.id: comparable(o.record) for o in local.outcomes if o.ok}
     assert {r["id"]: comparable({k: v for k, v in r.items() if k != "file"}) for r in after} == expected
+
+
+def test_the_command_line_ray_executor_matches_local(tmp_path: Path) -> None:
+    """``attrib batch --executor ray`` in its own process (its own Ray runtime) writes the local run's records."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:6]))
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    common = [sys.executable, "-m", "attrib", "batch", str(source), "--backend", "toy", "--level", "word", "--quiet"]
+    common += ["--threshold", "midrange", "--order", "depth"]  # a configured HiPe travels to the actors
+    local = subprocess.run([*common, "-o", str(tmp_path / "local")], env=env, capture_output=True, text=True)
+    remote = subprocess.run(
+        [*common, "-o", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    assert remote.stderr.splitlines()[-1] == "6 ok, 0 failed, 0 skipped (already done)"
+
+    def read(name: str) -> dict[str, str]:
+        journal = (tmp_path / name / "records.jsonl").read_text().splitlines()
+        return {json.loads(line)["id"]: comparable(json.loads(line)) for line in journal}
+
+    assert read("ray") == read("local")
+    run = json.loads((tmp_path / "ray" / "run.json").read_text())
+    assert run["executor"] == "ray" and run["options"]["method"]["threshold"]["name"] == "midrange"
+
+
+def test_a_backend_that_cannot_open_on_the_workers_is_the_runs_error(ray_runtime: None, tmp_path: Path) -> None:
+    from attrib.errors import ModelNotFoundError
+
+    missing = str(tmp_path / "missing.gguf")
+    batch = prepare(
+        RECORDS[:3], out_dir=tmp_path, backend="llama", backend_options={"model": missing}, executor="ray", workers=2
+    )
+    with pytest.raises(ModelNotFoundError, match="missing.gguf"):
+        list(batch.outcomes())
+    assert not (tmp_path / "records.jsonl").exists()

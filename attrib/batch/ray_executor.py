@@ -74,6 +74,18 @@ def _ray() -> tuple[Any, tuple[type[BaseException], ...]]:
     return ray, (RayActorError, WorkerCrashedError)
 
 
+def _rebuilt(kind: str, message: str) -> AttribError:
+    """The error a worker reported (type name and message) as the same attrib error in the driver."""
+    error_type = getattr(errors, kind, BackendError)
+    if not (isinstance(error_type, type) and issubclass(error_type, AttribError)):
+        error_type = BackendError
+    try:
+        error: AttribError = error_type(message)
+    except TypeError:  # an error class with required keyword arguments (PromptTooLongError)
+        error = BackendError(message)
+    return error
+
+
 def run_ray(
     items: Sequence[Item], spec: Spec, *, workers: int | None = None, address: str | None = None
 ) -> Iterator[Done]:
@@ -110,21 +122,17 @@ def run_ray(
     count = min(count, len(items))
     actor_class: Any = ray.remote(num_cpus=1, max_restarts=0)(BatchActor)
 
-    def start() -> Any:
-        actor = actor_class.remote(spec)
-        failure = ray.get(actor.ready.remote())
-        if failure is not None:
-            kind, message = failure
-            error_type = getattr(errors, kind, BackendError)
-            if not (isinstance(error_type, type) and issubclass(error_type, AttribError)):
-                error_type = BackendError
-            try:
-                raise error_type(message)
-            except TypeError:  # an error class with required keyword arguments
-                raise BackendError(message) from None
-        return actor
+    def start(n: int) -> list[Any]:
+        """``n`` new actors, their backends opened in parallel; the first failure to open is raised."""
+        fresh = [actor_class.remote(spec) for _ in range(n)]
+        for failure in ray.get([actor.ready.remote() for actor in fresh]):
+            if failure is not None:
+                for actor in fresh:
+                    ray.kill(actor)
+                raise _rebuilt(*failure)
+        return fresh
 
-    actors = [start() for _ in range(count)]
+    actors = start(count)
     load = dict.fromkeys(actors, 0)
     queue = deque(items)
     attempts: Counter[str] = Counter()
@@ -161,8 +169,7 @@ def run_ray(
                             f"Ray workers died {replacements} times; the finished items are kept, "
                             "re-run the same command to resume"
                         ) from None
-                    fresh = start()
-                    load[fresh] = 0
+                    load[start(1)[0]] = 0
                 feed()
                 continue
             if actor in load:
