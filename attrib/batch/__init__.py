@@ -5,7 +5,7 @@
 * :mod:`attrib.batch.outdir`: OUT_DIR (run.json, fsync'ed records, atomic item files, units table);
 * :mod:`attrib.batch.worker`: one process's backend, opened once, running items;
 * :mod:`attrib.batch.local`, :mod:`attrib.batch.ray_executor`: the executors;
-* :mod:`attrib.batch.run`: :func:`attribute_many`.
+* :mod:`attrib.batch.run`: :func:`attribute_many`; :mod:`attrib.batch.outcomes`: what it returns.
 
 Importing this package imports neither Ray nor tqdm nor any model library.
 """

@@ -17,12 +17,12 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from attrib.backend import Backend
 from attrib.batch.inputs import BadInputError, Item, Problem, check_records, from_dicts, read_records
+from attrib.batch.outcomes import Outcome, Summary
 from attrib.batch.outdir import OutDir
 from attrib.batch.records import error_record
 from attrib.batch.worker import Done, Spec
@@ -46,54 +46,6 @@ _TASK_OPTIONS = {
     ),
     "audit": frozenset({"method", "level", "max_new_tokens", "budget", "seed", "chat_template"}),
 }
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One finished item.
-
-    Attributes:
-        id: the item's id.
-        record: its compact record (the batch contract's fields).
-        result_json: the full result as JSON text (ok items run without ``out_dir``), else ``None``.
-        file: the full result's file (ok items with ``out_dir``), else ``None``.
-        worker: the id of the process that ran it, when known.
-    """
-
-    id: str
-    record: dict[str, Any]
-    result_json: str | None = None
-    file: Path | None = None
-    worker: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.record["status"] == "ok")
-
-    @property
-    def result(self) -> Any:
-        """The full :class:`~attrib.result.Attribution` of an ok item (read from its JSON), else ``None``."""
-        from attrib.result import Attribution
-
-        if self.result_json is not None:
-            return Attribution.from_json(self.result_json)
-        if self.file is not None:
-            return Attribution.from_json(self.file)
-        return None
-
-
-@dataclass
-class Summary:
-    """What a batch did: every outcome of this run, and how many were ok, failed, skipped."""
-
-    outcomes: list[Outcome] = field(default_factory=list)
-    ok: int = 0
-    failed: int = 0
-    skipped: int = 0
-
-    def line(self) -> str:
-        """``N ok, M failed, K skipped (already done)``."""
-        return f"{self.ok} ok, {self.failed} failed, {self.skipped} skipped (already done)"
 
 
 class Batch:
