@@ -142,6 +142,7 @@ def prepare(
     backend: Backend | str | None = None,
     backend_options: dict[str, Any] | None = None,
     api_key_env: str | None = None,
+    reference_options: dict[str, Any] | None = None,
     cache: CacheSpec = None,
     **options: Any,
 ) -> Batch:
@@ -162,6 +163,8 @@ def prepare(
     unknown = sorted(set(options) - _TASK_OPTIONS[task])
     if unknown:
         raise InputError(f"{task} takes no option {', '.join(map(repr, unknown))}")
+    if reference_options is not None and task != "audit":
+        raise InputError("a reference endpoint applies to task 'audit'")
     if executor == "ray" and isinstance(backend, Backend):
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
     options.setdefault("level", "sentence" if task == "audit" else "token")
@@ -191,6 +194,7 @@ def prepare(
         api_key_env=api_key_env,
         cache=cache,
         options=options,
+        reference_options=None if reference_options is None else dict(reference_options),
     )
     out = None
     skipped = retained = 0
@@ -248,6 +252,7 @@ def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, An
             "backend": spec.backend if not isinstance(spec.backend, Backend) else plain(spec.backend),
             "backend_options": spec.backend_options,
             "api_key_env": spec.api_key_env,
+            "reference_options": spec.reference_options,
         }
     )
     return {
@@ -275,6 +280,7 @@ def attribute_many(
     backend: Backend | str | None = None,
     backend_options: dict[str, Any] | None = None,
     api_key_env: str | None = None,
+    reference_options: dict[str, Any] | None = None,
     cache: CacheSpec = None,
     progress: bool | None = False,
     **options: Any,
@@ -304,6 +310,9 @@ def attribute_many(
             needs the backend by name.
         api_key_env: for ``backend="openai"``, the environment variable each worker reads
             the API key from (so no key travels with the work).
+        reference_options: ``task="audit"`` against a reference endpoint (the same model
+            without the suspected hidden prompt): that ``openai`` backend's options, e.g.
+            ``{"base_url": ..., "model": ...}``; see :func:`attrib.audit`.
         progress: a progress bar on stderr (items done, items/s, ETA, failures);
             ``None`` draws it only on a terminal.
         **options: run-wide options of :func:`attrib.attribute` (method, level, budget,
@@ -331,6 +340,7 @@ def attribute_many(
         backend=backend,
         backend_options=backend_options,
         api_key_env=api_key_env,
+        reference_options=reference_options,
         cache=cache,
         **options,
     )

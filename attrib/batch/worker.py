@@ -9,6 +9,7 @@ environment variable the spec names.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,8 @@ class Spec:
         cache: the cache (as ``cache=`` of :func:`attrib.attribute`).
         options: run-wide options of :func:`attrib.attribute` / :func:`attrib.audit`
             (method, level, budget, seed, ...); a record's own options override them.
+        reference_options: for an audit against a reference endpoint, the options of that
+            ``openai`` backend (no secrets; its key is read like the audited one's).
     """
 
     task: str
@@ -44,6 +47,7 @@ class Spec:
     api_key_env: str | None = None
     cache: CacheSpec = None
     options: dict[str, Any] = field(default_factory=dict)
+    reference_options: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,25 @@ class Worker:
         from attrib.loading import open_backend
 
         self.spec = spec
-        options = dict(spec.backend_options)
-        if spec.api_key_env is not None:
-            options["api_key"] = os.environ.get(spec.api_key_env)
-        self._opened = open_backend(spec.backend, options or None, spec.cache)
-        self.backend = self._opened.__enter__()
+        self._stack = contextlib.ExitStack()
+        try:
+            self.backend = self._stack.enter_context(
+                open_backend(spec.backend, self._with_key(spec.backend_options), spec.cache)
+            )
+            self.reference: Backend | None = None
+            if spec.reference_options is not None:
+                reference = open_backend("openai", self._with_key(spec.reference_options), spec.cache)
+                self.reference = self._stack.enter_context(reference)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _with_key(self, options: dict[str, Any]) -> dict[str, Any] | None:
+        """``options`` with the API key read from this process's environment (when the spec names a variable)."""
+        options = dict(options)
+        if self.spec.api_key_env is not None:
+            options["api_key"] = os.environ.get(self.spec.api_key_env)
+        return options or None
 
     def run(self, item: Item) -> Done:
         """Attribute one item; an error (ours or a bug's) becomes an error record, never an exception.
@@ -91,7 +109,9 @@ class Worker:
         try:
             if self.spec.task == "audit":
                 chat = item.messages or [{"role": "user", "content": item.prompt or ""}]
-                result = attrib.audit(messages=chat, backend=self.backend, progress=False, **options)
+                result = attrib.audit(
+                    messages=chat, backend=self.backend, reference=self.reference, progress=False, **options
+                )
             else:
                 prompt = item.messages if item.messages is not None else item.prompt or ""
                 result = attrib.attribute(prompt, backend=self.backend, progress=False, **options)
@@ -105,4 +125,4 @@ class Worker:
 
     def close(self) -> None:
         """Close what the worker opened."""
-        self._opened.__exit__(None, None, None)
+        self._stack.close()

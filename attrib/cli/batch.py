@@ -103,6 +103,12 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     )
     how.add_argument("--baseline", default=" _", metavar="TEXT", help="replacement token for --perturbation replace")
     how.add_argument("--noise-samples", type=int, default=0, metavar="K", help="explain: extra unperturbed scores")
+    how.add_argument(
+        "--reference-base-url",
+        metavar="URL",
+        help="audit: reference endpoint, the same model without the suspected hidden prompt",
+    )
+    how.add_argument("--reference-model", metavar="NAME", help="audit: model name at the reference (default: --model)")
     _add_backend_arguments(parser)
 
 
@@ -142,6 +148,17 @@ def batch(args: argparse.Namespace) -> int:
     if args.backend == "openai":  # the key is read on each worker from the environment, never sent
         backend_options.pop("api_key", None)
         api_key_env = args.api_key_env
+    reference_options = None
+    if args.reference_base_url is not None:
+        if args.task != "audit" or args.backend != "openai":
+            raise InputError("--reference-base-url needs --task audit and --backend openai")
+        reference_options = {
+            **backend_options,
+            "base_url": args.reference_base_url,
+            "model": args.reference_model or args.model,
+        }
+    elif args.reference_model is not None:
+        raise InputError("--reference-model goes with --reference-base-url")
     try:
         prepared = prepare(
             args.input,
@@ -157,6 +174,7 @@ def batch(args: argparse.Namespace) -> int:
             backend=args.backend,
             backend_options=backend_options,
             api_key_env=api_key_env,
+            reference_options=reference_options,
             cache=_cache(args),
             **options,
         )
