@@ -305,3 +305,30 @@ def test_importing_attrib_batch_imports_neither_ray_nor_tqdm() -> None:
     code = "import sys, attrib, attrib.batch; print(sorted(m for m in ('ray', 'tqdm', 'pyarrow') if m in sys.modules))"
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == "[]"
+
+
+def test_a_full_disk_is_a_one_line_error_and_the_journal_keeps_what_was_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    run(RECORDS[:2], out_dir=tmp_path)
+    real_fsync = os.fsync
+
+    synced = []
+
+    def full(descriptor: int) -> None:  # run.json, q3's file and q3's line fit; q4's file does not
+        if len(synced) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        synced.append(descriptor)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(InputError, match="No space left on device; fix that and re-run"):
+        run(RECORDS[:4], out_dir=tmp_path, force=True)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert sorted(r["id"] for r in lines(tmp_path)) == ["q1", "q2", "q3"]
+    summary = run(RECORDS[:4], out_dir=tmp_path, force=True)
+    assert summary.skipped == 3 and summary.ok == 1
+    assert sorted(r["id"] for r in lines(tmp_path)) == ["q1", "q2", "q3", "q4"]

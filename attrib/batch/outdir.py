@@ -18,12 +18,14 @@ same directory and renamed (POSIX ``rename`` is atomic).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +112,8 @@ class OutDir:
                     "use a new output directory, or --force to continue it with these settings"
                 )
             return
-        write_atomic(path, json.dumps(run, indent=1, ensure_ascii=False) + "\n")
+        with self._writing():
+            write_atomic(path, json.dumps(run, indent=1, ensure_ascii=False) + "\n")
 
     # ----------------------------------------------------------------- records
 
@@ -124,7 +127,7 @@ class OutDir:
         data = self.records_path.read_bytes()
         end = data.rfind(b"\n") + 1
         if end < len(data):  # killed mid-write: drop the partial line so the next append starts clean
-            with self.records_path.open("r+b") as stream:
+            with self._writing(), self.records_path.open("r+b") as stream:
                 stream.truncate(end)
                 os.fsync(stream.fileno())
         found: dict[str, dict[str, Any]] = {}
@@ -149,25 +152,46 @@ class OutDir:
                 continue
             if not (isinstance(record, dict) and record.get("id") in ids):
                 kept.append(line)
-        write_atomic(self.records_path, b"".join(kept).decode("utf-8"))
+        with self._writing():
+            write_atomic(self.records_path, b"".join(kept).decode("utf-8"))
 
     def write(self, done: Done) -> dict[str, Any]:
         """Keep one finished item: its result file first (atomically), then its record line (fsync'ed).
 
         Returns:
             The record as written (with ``file`` for an ok item).
+
+        Raises:
+            InputError: if OUT_DIR cannot be written (full disk, permissions); what was
+                written before stays, and a re-run resumes.
         """
         record = dict(done.record)
-        if done.result_json is not None:
-            name = f"items/{item_key(record['id'])}.json"
-            write_atomic(self.path / name, done.result_json + "\n")
-            record["file"] = name
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
-        with self.records_path.open("ab") as stream:
-            stream.write(line.encode("utf-8"))
-            stream.flush()
-            os.fsync(stream.fileno())
+        with self._writing():
+            if done.result_json is not None:
+                name = f"items/{item_key(record['id'])}.json"
+                write_atomic(self.path / name, done.result_json + "\n")
+                record["file"] = name
+            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+            with self.records_path.open("ab") as stream:
+                stream.write(line.encode("utf-8"))
+                stream.flush()
+                os.fsync(stream.fileno())
         return record
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn a failed write (full disk, permissions) into one line that says how to resume.
+
+        Raises:
+            InputError: for any ``OSError`` inside the block.
+        """
+        try:
+            yield
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise InputError(
+                f"cannot write to {self.path}: {reason}; fix that and re-run the same command to resume"
+            ) from None
 
     # ----------------------------------------------------------------- units table
 
@@ -199,7 +223,10 @@ class OutDir:
 
     def write_units(self) -> list[str]:
         """Rebuild ``units.csv`` (and ``units.parquet`` when pyarrow is importable); return the files written."""
-        rows = self.unit_rows()
+        with self._writing():
+            return self._write_units(self.unit_rows())
+
+    def _write_units(self, rows: list[dict[str, Any]]) -> list[str]:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=UNIT_COLUMNS, lineterminator="\n")
         writer.writeheader()
