@@ -186,3 +186,40 @@ def test_no_api_key_reaches_out_dir_and_a_dead_endpoint_fails_items_not_the_run(
     run = json.loads((out / "run.json").read_text())
     assert run["options"]["api_key_env"] == "OPENAI_API_KEY"
     assert run["options"]["backend_options"]["base_url"] == "http://127.0.0.1:9/v1"
+
+
+def test_audit_task_with_a_system_file_and_flags_that_do_not_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        [json.dumps({"id": "a", "prompt": "Where is the capital?"}), json.dumps({"id": "b", "prompt": "And Paris?"})],
+    )
+    system = tmp_path / "system.txt"
+    system.write_text("You help travellers. The capital is Paris.", encoding="utf-8")
+    out = tmp_path / "out"
+    argv = [
+        "batch",
+        str(source),
+        "-o",
+        str(out),
+        "--backend",
+        "shorttoy",
+        "--task",
+        "audit",
+        "--quiet",
+        "--max-new-tokens",
+        "2",
+    ]
+    assert main([*argv, "--system-file", str(system)]) == 0
+    found = records(out)
+    assert {r["task"] for r in found} == {"audit"} and {r["level"] for r in found} == {"sentence"}
+    assert {r["system_top"]["text"] for r in found} == {" The capital is Paris."}
+    capsys.readouterr()
+    for extra, message in (
+        (["--workers", "2"], "--workers and --ray-address apply to --executor ray"),
+        (["--noise-samples", "2"], "--perturbation and --noise-samples apply to --task explain"),
+        (["--system", "x", "--system-file", str(system)], "either with --system or with --system-file"),
+    ):
+        assert main([*argv, *extra]) == 1
+        assert message in capsys.readouterr().err
