@@ -27,6 +27,7 @@ from attrib.backend import (
     load_backend,
     register_backend,
 )
+from attrib.batch import attribute_many
 from attrib.dryrun import Plan, plan
 from attrib.errors import (
     AttribError,
@@ -61,6 +62,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "attribute",
+    "attribute_many",
     "audit",
     "plan",
     "Plan",

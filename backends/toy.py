@@ -21,6 +21,7 @@ evidence, the case where single-unit leave-one-out misses an effect).
 from __future__ import annotations
 
 import re
+import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 
@@ -59,6 +60,8 @@ class ToyBackend(Backend):
             seeded by the request and its ``sample`` number, so a repeat is
             reproducible but differs from the other samples (emulates a
             non-deterministic endpoint).
+        delay: seconds to sleep per scored request (emulates a slow model, for tests
+            that interrupt a run); answers do not depend on it.
     """
 
     name = "toy"
@@ -71,6 +74,7 @@ class ToyBackend(Backend):
         base_logprob: float = -0.25,
         context_length: int = 8192,
         noise: float = 0.0,
+        delay: float = 0.0,
     ) -> None:
         self.sensitivity = {
             (key,) if isinstance(key, str) else tuple(key): value for key, value in (sensitivity or {}).items()
@@ -79,6 +83,7 @@ class ToyBackend(Backend):
         self.base_logprob = base_logprob
         self._context_length = context_length
         self.noise = noise
+        self.delay = delay
         self._pieces: dict[int, str] = {}
         self._last: tuple[int, ...] = ()
         self.tokenize(output)  # its vocabulary knows its own output, as a real model's does
@@ -154,6 +159,8 @@ class ToyBackend(Backend):
             # Same accounting as a KV-cached model: reuse the shared prefix, recompute the rest.
             keep = min(common_prefix_length(self._last, sequence), len(request.prompt_ids))
             self._last = sequence
+            if self.delay:
+                time.sleep(self.delay)
             values = self.logprobs(request.prompt_ids, len(request.continuation_ids))
             if self.noise:
                 seed = zlib.crc32(repr((request.prompt_ids, request.sample)).encode())

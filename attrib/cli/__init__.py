@@ -1,4 +1,4 @@
-"""The ``attrib`` command line: ``explain``, ``audit`` and ``report``.
+"""The ``attrib`` command line: ``explain``, ``audit``, ``report`` and ``batch``.
 
 User errors print one line, ``attrib: error: ...``, and exit with status 1
 (2 for a malformed command line); there is no traceback for them.
@@ -21,11 +21,12 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Run the ``attrib`` command; return the exit status."""
     from attrib.cli import commands
+    from attrib.cli.batch import batch
     from attrib.cli.parser import build_parser
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"explain": commands.explain, "audit": commands.audit, "report": commands.report}
+    handlers = {"explain": commands.explain, "audit": commands.audit, "report": commands.report, "batch": batch}
     try:
         return handlers[args.command](args)
     except AttribError as error:

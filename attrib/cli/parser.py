@@ -199,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("result", metavar="RESULT.json", help="a result written by 'attrib explain --json'")
     report.add_argument("-o", "--output", metavar="OUT.html", required=True, help="where to write the HTML page")
+
+    from attrib.cli.batch import add_parser as add_batch
+
+    add_batch(commands)
     return parser
 
 

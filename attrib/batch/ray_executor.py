@@ -1,0 +1,183 @@
+"""The Ray executor: N actors, each with its backend loaded once, take items; the driver collects results.
+
+Ray (Moritz et al. 2018, "Ray: A Distributed Framework for Emerging AI
+Applications"; docs.ray.io, "Actors" and "Fault tolerance") runs the same code on
+one machine (``ray.init(num_cpus=N)``) or a cluster (``ray.init(address=...)``).
+Each actor is a :class:`~attrib.batch.worker.Worker` built from the run's
+:class:`~attrib.batch.worker.Spec` (the backend's name and options, never an
+opened backend; an API key is read from the environment on the worker's node).
+
+Scheduling is the driver's: every actor holds at most :data:`IN_FLIGHT` items;
+``ray.wait`` returns results in completion order and the driver alone writes
+them. An actor that dies (its process killed, its node lost) is replaced and its
+in-flight items go back to the queue, to whichever actor is free first; an item
+that kills :data:`MAX_ATTEMPTS` workers becomes an error record instead of
+killing them all. Ray is imported only here, when this executor is chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from attrib import errors
+from attrib.backend import Backend
+from attrib.batch.inputs import Item
+from attrib.batch.records import error_record
+from attrib.batch.worker import Done, Spec, Worker
+from attrib.errors import AttribError, BackendError, BackendUnavailableError, InputError
+
+__all__ = ["run_ray", "IN_FLIGHT", "MAX_ATTEMPTS"]
+
+#: Items queued on one actor at a time (one running, one waiting, so it never idles on a round trip).
+IN_FLIGHT = 2
+#: Worker deaths an item may cause before it is recorded as an error.
+MAX_ATTEMPTS = 3
+
+
+class BatchActor:
+    """The body of one Ray actor: a worker, or the error that stopped it from opening its backend."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.worker: Worker | None = None
+        self.failure: tuple[str, str] | None = None
+        try:
+            self.worker = Worker(spec)
+        except AttribError as error:
+            self.failure = (type(error).__name__, str(error))
+
+    def ready(self) -> tuple[str, str] | None:
+        """``None`` when the backend is open, else the error's type name and message."""
+        return self.failure
+
+    def run(self, item: Item) -> Done:
+        if self.worker is None:  # never reached: the driver stops at a failed ready()
+            raise BackendError("this worker has no backend")
+        done = self.worker.run(item)
+        return Done(done.record, done.result_json, os.getpid())
+
+
+def _ray() -> tuple[Any, tuple[type[BaseException], ...]]:
+    """The ``ray`` module and the exceptions that mean a worker died.
+
+    Raises:
+        BackendUnavailableError: if Ray is not installed.
+    """
+    try:
+        import ray
+        from ray.exceptions import RayActorError, WorkerCrashedError
+    except ImportError:
+        raise BackendUnavailableError("--executor ray needs Ray: pip install 'ray[default]'") from None
+    return ray, (RayActorError, WorkerCrashedError)
+
+
+def _rebuilt(kind: str, message: str) -> AttribError:
+    """The error a worker reported (type name and message) as the same attrib error in the driver."""
+    error_type = getattr(errors, kind, BackendError)
+    if not (isinstance(error_type, type) and issubclass(error_type, AttribError)):
+        error_type = BackendError
+    try:
+        error: AttribError = error_type(message)
+    except TypeError:  # an error class with required keyword arguments (PromptTooLongError)
+        error = BackendError(message)
+    return error
+
+
+def run_ray(
+    items: Sequence[Item], spec: Spec, *, workers: int | None = None, address: str | None = None
+) -> Iterator[Done]:
+    """Run ``items`` on Ray actors; yield each as it finishes (completion order).
+
+    Args:
+        items: the items to run.
+        spec: what they share; its backend must be a name (or ``None``), not an instance.
+        workers: actors to start (default: one per CPU Ray reports).
+        address: a running cluster's address (``"HOST:6379"``, ``"auto"``); ``None`` starts
+            a local Ray runtime with ``workers`` CPUs unless Ray is already initialised.
+
+    Raises:
+        BackendUnavailableError: if Ray is not installed.
+        InputError: for a backend instance (actors open their own from its name).
+        AttribError: the error a worker raised opening its backend (a missing model file).
+        BackendError: if workers keep dying before the items are done.
+    """
+    if isinstance(spec.backend, Backend):
+        raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
+    if workers is not None and workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
+    ray, lost = _ray()
+    if not items:
+        return
+    if not ray.is_initialized():
+        options: dict[str, Any] = {"logging_level": logging.WARNING}
+        if address is None:  # a local runtime of our own: no dashboard, as many CPUs as workers
+            options["include_dashboard"] = False
+            if workers is not None:
+                options["num_cpus"] = workers
+        ray.init(address=address, **options)
+    count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    count = min(count, len(items))
+    actor_class: Any = ray.remote(num_cpus=1, max_restarts=0)(BatchActor)
+
+    def start(n: int) -> list[Any]:
+        """``n`` new actors, their backends opened in parallel; the first failure to open is raised."""
+        fresh = [actor_class.remote(spec) for _ in range(n)]
+        for failure in ray.get([actor.ready.remote() for actor in fresh]):
+            if failure is not None:
+                for actor in fresh:
+                    ray.kill(actor)
+                raise _rebuilt(*failure)
+        return fresh
+
+    actors = start(count)
+    load = dict.fromkeys(actors, 0)
+    queue = deque(items)
+    attempts: Counter[str] = Counter()
+    running: dict[Any, tuple[Any, Item]] = {}
+    replacements = 0
+
+    def feed() -> None:
+        for actor in list(load):
+            while load[actor] < IN_FLIGHT and queue:
+                item = queue.popleft()
+                running[actor.run.remote(item)] = (actor, item)
+                load[actor] += 1
+
+    try:
+        feed()
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1)
+            reference = ready[0]
+            actor, item = running.pop(reference)
+            try:
+                done: Done = ray.get(reference)
+            except lost:
+                attempts[item.id] += 1
+                if attempts[item.id] >= MAX_ATTEMPTS:
+                    message = f"a worker died running this item {attempts[item.id]} times; it was not retried again"
+                    yield Done(error_record(item.id, item.line, item.meta, "WorkerDiedError", message))
+                else:
+                    queue.appendleft(item)
+                if actor in load:  # the first of its items to report the death: replace the actor
+                    del load[actor]
+                    replacements += 1
+                    if replacements > MAX_ATTEMPTS * count:
+                        raise BackendError(
+                            f"Ray workers died {replacements} times; the finished items are kept, "
+                            "re-run the same command to resume"
+                        ) from None
+                    load[start(1)[0]] = 0
+                feed()
+                continue
+            if actor in load:
+                load[actor] -= 1
+            yield done
+            feed()
+    finally:
+        for reference in running:
+            ray.cancel(reference, force=True)
+        for actor in list(load):
+            ray.kill(actor)

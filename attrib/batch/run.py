@@ -1,0 +1,365 @@
+"""``attribute_many``: attribution or audits over a whole dataset, resumable, locally or on Ray.
+
+    input ──read + check every record (line numbers)──> items, problems   (no model work yet)
+          ──OUT_DIR: run.json check, resume scan──> items still to do
+          ──executor (local | ray): backend opened once per process──> finished items
+          ──driver: item file, then its fsync'ed record line──> OUT_DIR, outcomes
+
+Every item runs through the ordinary pipeline (:func:`attrib.attribute`, or
+:func:`attrib.audit` with ``task="audit"``) on a backend opened once per process
+and wrapped in the persistent cache as a single call would be.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from attrib.backend import Backend
+from attrib.batch.inputs import BadInputError, Item, Problem, check_records, from_dicts, read_records
+from attrib.batch.outcomes import Outcome, Summary
+from attrib.batch.outdir import OutDir
+from attrib.batch.records import error_record
+from attrib.batch.worker import Done, Spec
+from attrib.caching import CacheSpec
+from attrib.errors import InputError, UnknownNameError
+from attrib.options import RunOptions
+from attrib.scheduler import Scheduler
+
+__all__ = ["attribute_many", "prepare", "run_batch", "Batch", "Outcome", "Summary", "EXECUTORS", "TASKS"]
+
+#: The tasks a batch runs: explain (attrib.attribute) and audit (attrib.audit).
+TASKS = ("explain", "audit")
+
+#: Executors by name: "module:function" with the signature of :func:`attrib.batch.local.run_local`.
+EXECUTORS = {"local": "attrib.batch.local:run_local", "ray": "attrib.batch.ray_executor:run_ray"}
+
+#: Run-wide options each task accepts (beyond backend, cache and progress).
+_TASK_OPTIONS = {
+    "explain": frozenset(
+        {"method", "level", "max_new_tokens", "budget", "seed", "perturbation", "noise_samples", "chat_template"}
+    ),
+    "audit": frozenset({"method", "level", "max_new_tokens", "budget", "seed", "chat_template"}),
+}
+
+
+class Batch:
+    """A checked batch, ready to run: the items still to do, the bad records, what was already done.
+
+    Build it with :func:`prepare`; iterate :meth:`outcomes` to run it.
+
+    Attributes:
+        items: the items to run, in input order.
+        problems: the bad records to record as errors (only with ``skip_bad``).
+        skipped: items and bad records already in OUT_DIR (not run again).
+        retained_errors: of those, how many are error records (kept: ``retry_failed`` was off).
+    """
+
+    def __init__(
+        self,
+        *,
+        items: list[Item],
+        problems: list[Problem],
+        skipped: int,
+        retained_errors: int = 0,
+        spec: Spec,
+        executor: str,
+        workers: int | None,
+        address: str | None,
+        out: OutDir | None,
+    ) -> None:
+        self.items = items
+        self.problems = problems
+        self.skipped = skipped
+        self.retained_errors = retained_errors
+        self.spec = spec
+        self.executor = executor
+        self.workers = workers
+        self.address = address
+        self.out = out
+
+    @property
+    def total(self) -> int:
+        """Records this run will write: the items to run and the bad records."""
+        return len(self.items) + len(self.problems)
+
+    def outcomes(self, on_outcome: Callable[[Outcome], None] | None = None) -> Iterator[Outcome]:
+        """Run the batch; yield each item as it finishes (bad records first, then completion order).
+
+        With an OUT_DIR, each item's file and record are on disk before it is yielded, and
+        the units table is rebuilt when the iteration ends (also when it is stopped early).
+
+        Raises:
+            The executor's errors when it cannot start (a backend that does not open);
+            per-item errors are error records.
+        """
+        import importlib
+
+        module, _, name = EXECUTORS[self.executor].partition(":")
+        execute: Callable[..., Iterator[Done]] = getattr(importlib.import_module(module), name)
+        bad = (Done(error_record(p.id, p.line, p.meta, p.error_type, p.message)) for p in self.problems)
+        try:
+            for done in _chain(bad, lambda: execute(self.items, self.spec, workers=self.workers, address=self.address)):
+                outcome = self._keep(done)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+                yield outcome
+        finally:
+            if self.out is not None:
+                self.out.write_units()
+
+    def _keep(self, done: Done) -> Outcome:
+        item_id = str(done.record["id"])
+        if self.out is None:
+            return Outcome(item_id, done.record, done.result_json, None, done.worker)
+        record = self.out.write(done)
+        file = self.out.path / record["file"] if "file" in record else None
+        return Outcome(item_id, record, None, file, done.worker)
+
+
+def _chain(first: Iterable[Done], then: Callable[[], Iterator[Done]]) -> Iterator[Done]:
+    yield from first
+    yield from then()
+
+
+def prepare(
+    items: Iterable[Mapping[str, Any]] | str | os.PathLike[str],
+    *,
+    task: str = "explain",
+    out_dir: str | os.PathLike[str] | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    skip_bad: bool = False,
+    retry_failed: bool = False,
+    force: bool = False,
+    system: str | None = None,
+    backend: Backend | str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    api_key_env: str | None = None,
+    reference_options: dict[str, Any] | None = None,
+    cache: CacheSpec = None,
+    **options: Any,
+) -> Batch:
+    """Read and check the whole input, check OUT_DIR, and find what is left to do; run nothing.
+
+    Arguments as :func:`attribute_many`.
+
+    Raises:
+        BadInputError: listing every bad record (unless ``skip_bad``).
+        InputError: for an unknown task or executor, options the task does not take, an
+            unreadable input, or an OUT_DIR holding another run (unless ``force``).
+        UnknownNameError, BudgetError: for a bad run-wide option.
+    """
+    if task not in TASKS:
+        raise UnknownNameError.for_choice("task", task, TASKS)
+    if executor not in EXECUTORS:
+        raise UnknownNameError.for_choice("executor", executor, EXECUTORS)
+    unknown = sorted(set(options) - _TASK_OPTIONS[task])
+    if unknown:
+        raise InputError(f"{task} takes no option {', '.join(map(repr, unknown))}")
+    if reference_options is not None and task != "audit":
+        raise InputError("a reference endpoint applies to task 'audit'")
+    if executor == "ray" and isinstance(backend, Backend):
+        raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
+    options.setdefault("level", "sentence" if task == "audit" else "token")
+    _build_options(options)  # run-wide options checked before the input is read
+
+    def check_options(own: dict[str, Any]) -> None:
+        _build_options({**options, **own})
+
+    if isinstance(items, str | os.PathLike):
+        source = str(items)
+        raws = read_records(items)
+        data = Path(items).read_bytes()
+        described = {"path": os.path.abspath(source), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    else:
+        source = "the items"
+        records = list(items)
+        raws = from_dicts(records)
+        data = json.dumps(records, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+        described = {"path": None, "size": len(records), "sha256": hashlib.sha256(data).hexdigest()}
+    todo, problems = check_records(raws, system=system, check_options=check_options)
+    if problems and not skip_bad:
+        raise BadInputError(problems, source)
+    spec = Spec(
+        task=task,
+        backend=backend,
+        backend_options=dict(backend_options or {}),
+        api_key_env=api_key_env,
+        cache=cache,
+        options=options,
+        reference_options=None if reference_options is None else dict(reference_options),
+    )
+    out = None
+    skipped = retained = 0
+    if out_dir is not None:
+        out = OutDir(out_dir)
+        out.claim(_run_json(task, spec, system, described, executor), force=force)
+        finished = out.scan()
+        retry = {key for key, record in finished.items() if record.get("status") != "ok"} if retry_failed else set()
+        out.forget(retry)
+        done_ids = set(finished) - retry
+        skipped = sum(1 for item in todo if item.id in done_ids) + sum(1 for p in problems if p.id in done_ids)
+        retained = sum(1 for key in done_ids if finished[key].get("status") != "ok")
+        todo = [item for item in todo if item.id not in done_ids]
+        problems = [p for p in problems if p.id not in done_ids]
+    return Batch(
+        items=todo,
+        problems=problems,
+        skipped=skipped,
+        retained_errors=retained,
+        spec=spec,
+        executor=executor,
+        workers=workers,
+        address=ray_address,
+        out=out,
+    )
+
+
+def _build_options(options: dict[str, Any]) -> None:
+    """Check options as :func:`attrib.attribute` will (the names resolved, the values in range)."""
+    RunOptions.build(**{key: value for key, value in options.items() if key in _TASK_OPTIONS["explain"]})
+
+
+def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, Any], executor: str) -> dict[str, Any]:
+    """``run.json``: what determines the answers (compared on resume) and what is only informative."""
+    from attrib import __version__
+
+    def plain(value: object) -> object:
+        if isinstance(value, Scheduler):
+            return {"name": value.name, **value.describe()}
+        if isinstance(value, Backend):
+            return value.identity()
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items() if str(k) != "api_key"}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        describe = getattr(value, "describe", None)
+        return describe() if callable(describe) else repr(value)
+
+    options = plain(
+        {
+            **spec.options,
+            "system": system,
+            "backend": spec.backend if not isinstance(spec.backend, Backend) else plain(spec.backend),
+            "backend_options": spec.backend_options,
+            "api_key_env": spec.api_key_env,
+            "reference_options": spec.reference_options,
+        }
+    )
+    return {
+        "attrib_version": __version__,
+        "task": task,
+        "options": json.loads(json.dumps(options, sort_keys=True, default=str)),
+        "executor": executor,
+        "input": described,
+        "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def attribute_many(
+    items: Iterable[Mapping[str, Any]] | str | os.PathLike[str],
+    *,
+    task: str = "explain",
+    out_dir: str | os.PathLike[str] | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    skip_bad: bool = False,
+    retry_failed: bool = False,
+    force: bool = False,
+    system: str | None = None,
+    backend: Backend | str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    api_key_env: str | None = None,
+    reference_options: dict[str, Any] | None = None,
+    cache: CacheSpec = None,
+    progress: bool | None = False,
+    **options: Any,
+) -> Summary:
+    """Attribute (or audit) every record of a dataset; with ``out_dir``, resumably on disk.
+
+    Each item runs through :func:`attrib.attribute` (``task="explain"``) or
+    :func:`attrib.audit` (``task="audit"``) on a backend opened once per process. With
+    ``out_dir`` the batch contract's layout is written (``docs/batch.md``): a re-run
+    skips finished ids, a killed run keeps every finished record.
+
+    Args:
+        items: a path (``.jsonl``, ``.csv``, ``.parquet``) or records as dicts:
+            ``{"id", "prompt"}``, ``{"id", "messages"}`` or ``{"id", "system", "prompt"}``,
+            with optional ``target``, ``options`` (``level``, ``method``, ``budget``,
+            ``max_new_tokens``, ``seed``) and metadata keys.
+        task: ``"explain"`` or ``"audit"`` (the level defaults to ``"sentence"`` there).
+        out_dir: where to write the results, or ``None`` to keep them in memory.
+        executor: ``"local"`` (this process) or ``"ray"`` (Ray actors).
+        workers: Ray actors (default: one per CPU of the Ray runtime).
+        ray_address: a Ray cluster's address; ``None`` starts a local runtime.
+        skip_bad: record bad records as errors and run the rest, instead of refusing the run.
+        retry_failed: run again the items whose records in ``out_dir`` are errors.
+        force: continue an ``out_dir`` that holds a run with other options or input.
+        system: a system prompt for every record without one (records then are chats).
+        backend, backend_options, cache: as in :func:`attrib.attribute`; the Ray executor
+            needs the backend by name.
+        api_key_env: for ``backend="openai"``, the environment variable each worker reads
+            the API key from (so no key travels with the work).
+        reference_options: ``task="audit"`` against a reference endpoint (the same model
+            without the suspected hidden prompt): that ``openai`` backend's options, e.g.
+            ``{"base_url": ..., "model": ...}``; see :func:`attrib.audit`.
+        progress: a progress bar on stderr (items done, items/s, ETA, failures);
+            ``None`` draws it only on a terminal.
+        **options: run-wide options of :func:`attrib.attribute` (method, level, budget,
+            seed, max_new_tokens, perturbation, noise_samples, chat_template).
+
+    Returns:
+        A :class:`Summary` with this run's outcomes (completion order) and counts.
+
+    Raises:
+        BadInputError: listing every bad record, before any model work (unless ``skip_bad``).
+        InputError, UnknownNameError, BudgetError: for bad options, before any model work.
+        AttribError: if the backend cannot be opened; per-item errors are error records.
+    """
+    batch = prepare(
+        items,
+        task=task,
+        out_dir=out_dir,
+        executor=executor,
+        workers=workers,
+        ray_address=ray_address,
+        skip_bad=skip_bad,
+        retry_failed=retry_failed,
+        force=force,
+        system=system,
+        backend=backend,
+        backend_options=backend_options,
+        api_key_env=api_key_env,
+        reference_options=reference_options,
+        cache=cache,
+        **options,
+    )
+    return run_batch(batch, progress=progress)
+
+
+def run_batch(batch: Batch, *, progress: bool | None = False) -> Summary:
+    """Run a prepared batch to the end with an optional progress bar (tqdm, on stderr)."""
+    import importlib
+
+    tqdm: Any = importlib.import_module("tqdm").tqdm  # imported on use: tqdm ships no type information
+    summary = Summary(skipped=batch.skipped)
+    with tqdm(total=batch.total, unit="item", disable=None if progress is None else not progress) as bar:
+        for outcome in batch.outcomes():
+            summary.outcomes.append(outcome)
+            if outcome.ok:
+                summary.ok += 1
+            else:
+                summary.failed += 1
+                bar.set_postfix(failed=summary.failed, refresh=False)
+            bar.update(1)
+    return summary

@@ -1,0 +1,128 @@
+"""One batch worker: the backend opened once, then items run one by one through the ordinary pipeline.
+
+Both executors use it: the local executor in the driver's process, the Ray
+executor inside each actor. A worker is built from a :class:`Spec` (plain,
+picklable values: the backend's *name* and options, never an opened backend),
+so it can be rebuilt on another machine; an API key is read there from the
+environment variable the spec names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from attrib.backend import Backend
+from attrib.batch.inputs import Item
+from attrib.batch.records import error_record, ok_record
+from attrib.caching import CacheSpec
+from attrib.errors import AttribError
+
+__all__ = ["Spec", "Done", "Worker"]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What every item of a run shares.
+
+    Attributes:
+        task: ``"explain"`` (:func:`attrib.attribute`) or ``"audit"`` (:func:`attrib.audit`).
+        backend: a registered backend name, ``None`` for the embedded model, or (local
+            executor only) an opened :class:`~attrib.backend.Backend`.
+        backend_options: keyword arguments of a backend given by name (no secrets).
+        api_key_env: for the ``openai`` backend, the environment variable holding the key,
+            read by each worker; ``None`` leaves the key to the backend's own default.
+        cache: the cache (as ``cache=`` of :func:`attrib.attribute`).
+        options: run-wide options of :func:`attrib.attribute` / :func:`attrib.audit`
+            (method, level, budget, seed, ...); a record's own options override them.
+        reference_options: for an audit against a reference endpoint, the options of that
+            ``openai`` backend (no secrets; its key is read like the audited one's).
+    """
+
+    task: str
+    backend: Backend | str | None
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    api_key_env: str | None = None
+    cache: CacheSpec = None
+    options: dict[str, Any] = field(default_factory=dict)
+    reference_options: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    """A finished item: its compact record, the full result's JSON text when it succeeded, and
+    the id of the process that ran it (``None`` when not known)."""
+
+    record: dict[str, Any]
+    result_json: str | None = None
+    worker: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.record["status"] == "ok")
+
+
+class Worker:
+    """Opens the spec's backend once (cache wrapper included) and runs items on it.
+
+    Raises (on construction):
+        The errors of :func:`attrib.loading.open_backend` (unknown name, missing extra,
+        model not found); per-item errors become error records instead.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        from attrib.loading import open_backend
+
+        self.spec = spec
+        self._stack = contextlib.ExitStack()
+        try:
+            self.backend = self._stack.enter_context(
+                open_backend(spec.backend, self._with_key(spec.backend_options), spec.cache)
+            )
+            self.reference: Backend | None = None
+            if spec.reference_options is not None:
+                reference = open_backend("openai", self._with_key(spec.reference_options), spec.cache)
+                self.reference = self._stack.enter_context(reference)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _with_key(self, options: dict[str, Any]) -> dict[str, Any] | None:
+        """``options`` with the API key read from this process's environment (when the spec names a variable)."""
+        options = dict(options)
+        if self.spec.api_key_env is not None:
+            options["api_key"] = os.environ.get(self.spec.api_key_env)
+        return options or None
+
+    def run(self, item: Item) -> Done:
+        """Attribute one item; an error (ours or a bug's) becomes an error record, never an exception.
+
+        ``KeyboardInterrupt`` and ``SystemExit`` still propagate.
+        """
+        import attrib
+
+        options: dict[str, Any] = {**self.spec.options, **item.options}
+        if item.target is not None:
+            options["target"] = item.target
+        try:
+            if self.spec.task == "audit":
+                chat = item.messages or [{"role": "user", "content": item.prompt or ""}]
+                result = attrib.audit(
+                    messages=chat, backend=self.backend, reference=self.reference, progress=False, **options
+                )
+            else:
+                prompt = item.messages if item.messages is not None else item.prompt or ""
+                result = attrib.attribute(prompt, backend=self.backend, progress=False, **options)
+            record = ok_record(item.id, item.line, item.meta, self.spec.task, result)
+            return Done(record, result.to_json())
+        except AttribError as error:
+            return Done(error_record(item.id, item.line, item.meta, type(error).__name__, str(error)))
+        except Exception as error:  # a bug: recorded with its type name so the run goes on
+            message = f"unexpected {type(error).__name__}: {error}"
+            return Done(error_record(item.id, item.line, item.meta, type(error).__name__, message))
+
+    def close(self) -> None:
+        """Close what the worker opened."""
+        self._stack.close()

@@ -1,0 +1,216 @@
+"""``attrib batch``: explain or audit every record of a dataset into a resumable OUT_DIR.
+
+The flags are explain's and audit's run-wide ones (the same helpers build them);
+the work is :func:`attrib.batch.run.prepare` and :func:`attrib.batch.run.run_batch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from attrib import registry
+from attrib.errors import InputError
+from attrib.segmentation import LEVELS
+
+__all__ = ["add_parser", "batch"]
+
+_EXAMPLES = """\
+examples:
+  attrib batch questions.jsonl -o runs/questions --level word
+  attrib batch chats.jsonl -o runs/audit --task audit --system-file system.txt
+  attrib batch logs.parquet -o runs/logs --backend openai --base-url http://127.0.0.1:8080/v1 \\
+      --model gemma --executor ray --workers 4
+  attrib batch big.jsonl -o runs/big --executor ray --ray-address HEAD:6379
+
+input: JSON Lines (one record a line), .csv or .parquet with the same fields:
+  {"id": "q1", "prompt": "..."}                        a plain prompt (with --task audit: the user turn)
+  {"id": "q2", "messages": [{"role": "system", ...}]}  a chat
+  {"id": "q3", "system": "...", "prompt": "..."}       a system + user chat
+  optional "target" (the output to explain; else generated), "options" (level, method, budget,
+  max_new_tokens, seed); other keys are kept as "meta". Without "id", the id is "line-N".
+
+Every record is checked before any model work; a bad one stops the run with the
+problems listed, unless --skip-bad-lines records each as an error and runs the rest.
+
+OUT_DIR: run.json, records.jsonl (one record per finished item, fsync'ed), items/<id>.json
+(the full results), units.csv and units.parquet (one row per unit). A re-run with the
+same command skips the finished ids (ok records; error records too unless --retry-failed),
+so a killed or interrupted run resumes where it stopped. See docs/batch.md.
+
+exit status: 0 when every item succeeded, 1 when any item failed (or on an error
+before the run), 2 for a malformed command line. The last line on stderr is
+"N ok, M failed, K skipped (already done)".
+
+--executor ray: each worker opens the backend itself (by name and options) and reads
+the API key from the environment variable --api-key-env names on its own node.
+"""
+
+
+def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``batch`` subcommand to ``commands``."""
+    from attrib.cli.parser import _add_backend_arguments
+
+    parser = commands.add_parser(
+        "batch",
+        help="explain or audit every record of a dataset (JSON Lines, CSV, Parquet), resumably",
+        description="Attribute (or audit) every record of a dataset; results stream into OUT_DIR as items finish, "
+        "and a re-run resumes where the last one stopped.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", metavar="INPUT", help="records: .jsonl (one JSON object a line), .csv or .parquet")
+    parser.add_argument("-o", "--out-dir", metavar="OUT_DIR", required=True, help="where the results go")
+    parser.add_argument(
+        "--task", choices=("explain", "audit"), default="explain", help="explain (default) or audit each record"
+    )
+
+    run = parser.add_argument_group("running")
+    run.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="local: this process (default); ray: Ray actors"
+    )
+    run.add_argument("--workers", type=int, metavar="N", help="ray: actors to start (default: one per CPU)")
+    run.add_argument(
+        "--ray-address", metavar="ADDR", help="ray: a running cluster (HEAD:6379 or auto; default: start Ray locally)"
+    )
+    run.add_argument(
+        "--skip-bad-lines", action="store_true", help="record bad records as errors and run the rest (default: stop)"
+    )
+    run.add_argument("--retry-failed", action="store_true", help="run again the items whose records are errors")
+    run.add_argument(
+        "--force", action="store_true", help="continue an OUT_DIR that holds a run with other options or input"
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+    chat = parser.add_argument_group("chats")
+    chat.add_argument("--system", metavar="TEXT", help="a system prompt for every record that has none")
+    chat.add_argument("--system-file", metavar="FILE", help="read that system prompt from FILE")
+    chat.add_argument("--chat-template", metavar="FILE", help="jinja2 chat template (default: the model's)")
+
+    how = parser.add_argument_group("method (every record; a record's own options override them)")
+    how.add_argument("--method", choices=registry.names("method"), default="hipe", help="default hipe")
+    how.add_argument("--level", choices=LEVELS, help="unit level (default: token; sentence for --task audit)")
+    how.add_argument("--threshold", metavar="RULE", help="hipe: relative (default), midrange, or nats")
+    how.add_argument("--max-depth", type=int, metavar="N", help="hipe: deepest refinement depth")
+    how.add_argument("--order", choices=registry.names("order"), help="hipe: refinement order (default best)")
+    how.add_argument("--early-stop", type=int, metavar="K", help="hipe: stop once the top K units are settled")
+    how.add_argument("--budget", type=int, metavar="N", help="maximum scoring calls per item")
+    how.add_argument("--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate (default 16)")
+    how.add_argument("--seed", type=int, default=0, metavar="N", help="seed of sampled coalitions (default 0)")
+    how.add_argument(
+        "--perturbation", choices=registry.names("perturbation"), default="delete", help="explain: default delete"
+    )
+    how.add_argument("--baseline", default=" _", metavar="TEXT", help="replacement token for --perturbation replace")
+    how.add_argument("--noise-samples", type=int, default=0, metavar="K", help="explain: extra unperturbed scores")
+    how.add_argument(
+        "--reference-base-url",
+        metavar="URL",
+        help="audit: reference endpoint, the same model without the suspected hidden prompt",
+    )
+    how.add_argument("--reference-model", metavar="NAME", help="audit: model name at the reference (default: --model)")
+    _add_backend_arguments(parser)
+
+
+def batch(args: argparse.Namespace) -> int:
+    """``attrib batch``: run every record; exit 0 when all succeeded, 1 when any failed."""
+    from attrib.batch import BadInputError, prepare, run_batch
+    from attrib.cli.commands import _backend_options, _cache, _check_texts, _method
+    from attrib.cli.inputs import decode, read_bytes
+
+    _check_texts(args)
+    if args.system is not None and args.system_file is not None:
+        raise InputError("give the system prompt either with --system or with --system-file, not both")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    if args.executor != "ray" and (args.workers is not None or args.ray_address is not None):
+        raise InputError("--workers and --ray-address apply to --executor ray")
+    system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
+    template = decode(*read_bytes(args.chat_template, kind="chat template")) if args.chat_template else None
+    options: dict[str, object] = {
+        "method": _method(args),
+        "max_new_tokens": args.max_new_tokens,
+        "budget": args.budget,
+        "seed": args.seed,
+        "chat_template": template,
+    }
+    if args.level is not None:
+        options["level"] = args.level
+    if args.task == "audit":
+        if args.perturbation != "delete" or args.noise_samples:
+            raise InputError("--perturbation and --noise-samples apply to --task explain")
+    else:
+        perturbation_options = {"baseline": args.baseline} if args.perturbation == "replace" else {}
+        options["perturbation"] = registry.create("perturbation", args.perturbation, **perturbation_options)
+        options["noise_samples"] = args.noise_samples
+    backend_options = _backend_options(args)
+    api_key_env = None
+    if args.backend == "openai":  # the key is read on each worker from the environment, never sent
+        backend_options.pop("api_key", None)
+        api_key_env = args.api_key_env
+    reference_options = None
+    if args.reference_base_url is not None:
+        if args.task != "audit" or args.backend != "openai":
+            raise InputError("--reference-base-url needs --task audit and --backend openai")
+        reference_options = {
+            **backend_options,
+            "base_url": args.reference_base_url,
+            "model": args.reference_model or args.model,
+        }
+    elif args.reference_model is not None:
+        raise InputError("--reference-model goes with --reference-base-url")
+    try:
+        prepared = prepare(
+            args.input,
+            task=args.task,
+            out_dir=args.out_dir,
+            executor=args.executor,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            skip_bad=args.skip_bad_lines,
+            retry_failed=args.retry_failed,
+            force=args.force,
+            system=system,
+            backend=args.backend,
+            backend_options=backend_options,
+            api_key_env=api_key_env,
+            reference_options=reference_options,
+            cache=_cache(args),
+            **options,
+        )
+    except BadInputError as error:
+        for line in error.listing():
+            print(f"attrib: {args.input}: {line}", file=sys.stderr)
+        raise
+    try:
+        summary = run_batch(prepared, progress=False if args.quiet else None)
+    except KeyboardInterrupt:
+        print(
+            f"attrib: interrupted; every finished item is kept in {args.out_dir}; re-run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    bugs = sum(1 for o in summary.outcomes if not o.ok and not _ours(o.record.get("error_type")))
+    if bugs:
+        print(
+            f"attrib: note: {bugs} item(s) failed with an unexpected error (a bug); see records.jsonl", file=sys.stderr
+        )
+    if prepared.retained_errors and not args.retry_failed:
+        print(
+            f"attrib: note: {prepared.retained_errors} error record(s) of an earlier run were kept; "
+            "--retry-failed runs those items again",
+            file=sys.stderr,
+        )
+    print(f"results in {args.out_dir}")
+    print(summary.line(), file=sys.stderr)
+    return 0 if summary.failed == 0 else 1
+
+
+def _ours(error_type: object) -> bool:
+    """Whether ``error_type`` names one of attrib's own errors (or a dead worker), not a bug."""
+    from attrib import errors
+
+    if error_type == "WorkerDiedError":
+        return True
+    found = getattr(errors, str(error_type), None)
+    return isinstance(found, type) and issubclass(found, errors.AttribError)
