@@ -349,9 +349,8 @@ def attribute_many(
 
 def run_batch(batch: Batch, *, progress: bool | None = False) -> Summary:
     """Run a prepared batch to the end with an optional progress bar (tqdm, on stderr)."""
-    import importlib
+    from tqdm import tqdm  # imported on use: ``import attrib`` stays light
 
-    tqdm: Any = importlib.import_module("tqdm").tqdm  # imported on use: tqdm ships no type information
     summary = Summary(skipped=batch.skipped)
     with tqdm(total=batch.total, unit="item", disable=None if progress is None else not progress) as bar:
         for outcome in batch.outcomes():
