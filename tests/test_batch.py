@@ -332,3 +332,15 @@ def test_a_full_disk_is_a_one_line_error_and_the_journal_keeps_what_was_synced(
     summary = run(RECORDS[:4], out_dir=tmp_path, force=True)
     assert summary.skipped == 3 and summary.ok == 1
     assert sorted(r["id"] for r in lines(tmp_path)) == ["q1", "q2", "q3", "q4"]
+
+
+def test_ray_actors_give_llama_cpp_their_own_cpus_unless_the_user_set_threads():
+    from attrib.batch.ray_executor import _within_cpus
+    from attrib.batch.worker import Spec
+
+    assert _within_cpus(Spec("explain", "llama"), 1).backend_options == {"n_threads": 1}
+    assert _within_cpus(Spec("explain", None), 2).backend_options == {"n_threads": 2}
+    user = Spec("explain", "llama", backend_options={"n_threads": 4})
+    assert _within_cpus(user, 1) is user
+    toy = Spec("explain", "toy")
+    assert _within_cpus(toy, 1) is toy

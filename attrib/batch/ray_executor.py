@@ -17,6 +17,7 @@ killing them all. Ray is imported only here, when this executor is chosen.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import Counter, deque
@@ -45,7 +46,7 @@ class BatchActor:
         self.worker: Worker | None = None
         self.failure: tuple[str, str] | None = None
         try:
-            self.worker = Worker(spec)
+            self.worker = Worker(_within_cpus(spec, _assigned_cpus()))
         except AttribError as error:
             self.failure = (type(error).__name__, str(error))
 
@@ -58,6 +59,26 @@ class BatchActor:
             raise BackendError("this worker has no backend")
         done = self.worker.run(item)
         return Done(done.record, done.result_json, os.getpid())
+
+
+def _assigned_cpus() -> int:
+    """The CPUs Ray reserved for this actor (at least one)."""
+    import ray
+
+    context: Any = ray.get_runtime_context()
+    return max(1, int(context.get_assigned_resources().get("CPU", 1)))
+
+
+def _within_cpus(spec: Spec, cpus: int) -> Spec:
+    """The spec with llama.cpp's threads set to the actor's CPUs, unless the user set them.
+
+    llama.cpp otherwise starts one thread per core of the machine in every actor, so N
+    actors on N cores oversubscribe it N times. (torch reads ``OMP_NUM_THREADS``, which
+    Ray sets to the actor's CPUs.)
+    """
+    if spec.backend not in (None, "llama") or "n_threads" in spec.backend_options:
+        return spec
+    return dataclasses.replace(spec, backend_options={**spec.backend_options, "n_threads": cpus})
 
 
 def _ray() -> tuple[Any, tuple[type[BaseException], ...]]:
