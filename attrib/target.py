@@ -143,7 +143,10 @@ def split_contrast(
     """
     if contrast == output_text:
         raise InputError(f"contrast {contrast!r} equals the output; pass a different alternative output")
-    contrast_layout, ids, text = prompt.with_target(backend, contrast)
+    with warnings.catch_warnings():
+        # a merge the output shares was warned about with the output; one it does not is refused below
+        warnings.simplefilter("ignore")
+        contrast_layout, ids, text = prompt.with_target(backend, contrast)
     if contrast_layout.tokenization.ids != layout.tokenization.ids:
         shown = "" if output_text is None else f" {output_text!r}"
         raise InputError(

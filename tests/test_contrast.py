@@ -7,6 +7,8 @@ contrastive run is then the target's scores minus the contrast's, column by colu
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
@@ -19,7 +21,7 @@ from attrib.backends.toy import ToyBackend
 from attrib.coalitions import Hierarchical
 from attrib.errors import BudgetError, InputError
 from attrib.hipe import HiPe
-from attrib.result import Attribution
+from attrib.result import Attribution, Contrast
 
 PROMPT = "The code is 7328. The old code was 4528. Which code opens the door? The code is"
 TARGET, CONTRAST = " 7328", " 4528"
@@ -163,6 +165,7 @@ def test_a_chat_is_explained_against_the_contrast():
     np.testing.assert_allclose(both.shapley.empty_logprobs[m:], foil.shapley.empty_logprobs)
 
 
+@pytest.mark.filterwarnings("ignore:the prompt's last 1 character")  # the default template's cue merges
 def test_the_audit_takes_a_contrast_and_judges_hidden_influence_on_the_output_alone():
     both = attrib.audit("Which code opens the door?", system="The code is 7328.", backend=_toy(), contrast=CONTRAST)
     alone = attrib.audit("Which code opens the door?", system="The code is 7328.", backend=_toy(), target=TARGET)
@@ -236,3 +239,31 @@ def test_the_budget_counts_variants_and_the_dry_run_counts_the_same():
         attrib.attribute(PROMPT, backend=_toy(), method="itp", level="word", contrast=CONTRAST, budget=3)
     with pytest.raises(BudgetError):
         attrib.plan(PROMPT, backend=_toy(), method="itp", level="word", contrast=CONTRAST, budget=3)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "attrib", *args], capture_output=True, timeout=600)
+
+
+def test_the_command_line_takes_a_contrast_for_explain_audit_and_dry_runs(tmp_path):
+    out = tmp_path / "r.json"
+    proc = _cli("explain", PROMPT, "--backend", "toy", "--contrast", " no", "--level", "sentence", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert 'contrast: " no"' in proc.stdout.decode()
+    assert Attribution.from_json(out).contrast == Contrast(text=" no", start=1)
+    proc = _cli("audit", "Is it open?", "--system", "Say yes.", "--backend", "toy", "--contrast", " no", "--quiet")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert 'contrast: "\\n no"' in proc.stdout.decode()  # the template's newline merges into both answers
+    assert proc.stderr.decode().count("merge with the target's first token") == 1
+    proc = _cli("explain", PROMPT, "--backend", "toy", "--contrast", " no", "--dry-run")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "1-token contrast: 2 requests a call" in proc.stdout.decode()
+
+
+def test_the_command_line_refuses_a_contrast_equal_to_the_output_in_one_line():
+    proc = _cli("explain", PROMPT, "--backend", "toy", "--contrast", " yes")
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "attrib: error: contrast ' yes' equals the output; pass a different alternative output"
+    ]

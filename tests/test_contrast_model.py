@@ -1,0 +1,71 @@
+"""Contrastive attribution on the embedded model: a short needle with a distractor, the API and the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import attrib
+
+pytestmark = pytest.mark.model
+
+NEEDLE = " The access code for the machine shop is 7328."
+DISTRACTOR = "The access code for the archive room is 4528."
+PROMPT = (
+    f"{DISTRACTOR} The library opens at nine.{NEEDLE} Lunch is served at noon.\n\n"
+    "Question: What is the access code for the machine shop?\nAnswer: The access code for the machine shop is"
+)
+
+
+@pytest.fixture(scope="module")
+def runs(llama):
+    contrastive = attrib.attribute(PROMPT, backend=llama, method="itp", level="sentence", target=" 7328", contrast=" 4528")
+    plain = attrib.attribute(PROMPT, backend=llama, method="itp", level="sentence", target=" 7328")
+    return contrastive, plain
+
+
+def _score(result, text):
+    (index,) = [i for i, unit in enumerate(result.units) if unit.text == text]
+    return float(result.unit_scores[index])
+
+
+def test_the_needle_favours_the_target_and_the_distractor_the_contrast(runs):
+    contrastive, _ = runs
+    assert _score(contrastive, NEEDLE) > 1.0
+    assert _score(contrastive, DISTRACTOR) < -1.0
+    assert contrastive.top(1)[0].unit.text == NEEDLE
+    assert contrastive.top(1, absolute=True)[0].unit.text in (NEEDLE, DISTRACTOR)
+
+
+def test_the_output_columns_are_the_plain_run_and_prefix_reuse_pays_for_the_contrast(runs):
+    contrastive, plain = runs
+    m = contrastive.contrast.start
+    assert contrastive.output_tokens[:m] == plain.output_tokens
+    assert contrastive.scores[:, :m] == pytest.approx(plain.scores, abs=1e-4)
+    assert contrastive.stats.calls == plain.stats.calls
+    extra = contrastive.stats.tokens_evaluated - plain.stats.tokens_evaluated
+    n_contrast = len(contrastive.output_tokens) - m
+    # the contrast's request follows its variant's and reuses the prompt: only its own tokens are new
+    assert 0 < extra <= contrastive.stats.calls * (n_contrast + 1)
+
+
+def test_the_command_line_round_trip(tmp_path):
+    out, page = tmp_path / "r.json", tmp_path / "r.html"
+    proc = subprocess.run(
+        [sys.executable, "-m", "attrib", "explain", PROMPT, "--target", " 7328", "--contrast", " 4528",
+         "--method", "itp", "--level", "sentence", "--json", str(out), "--html", str(page), "--quiet"],
+        capture_output=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    text = proc.stdout.decode()
+    assert 'contrast: " 4528"' in text
+    assert "positive: the unit makes" in text
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["contrast"]["text"] == " 4528"
+    result = attrib.Attribution.from_json(out)
+    assert result.top(1)[0].unit.text == NEEDLE
+    assert "Scores are contrastive" in page.read_text(encoding="utf-8")
