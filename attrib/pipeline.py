@@ -263,7 +263,7 @@ def run(
     )
 
 
-def _unsigned(row: Sequence[float], output: Output) -> np.ndarray:
+def _unsigned(row: Sequence[float] | np.ndarray, output: Output) -> np.ndarray:
     """A scorer's row as each column's own log-probability: the contrast's columns, which the
     scorer negates (see :mod:`attrib.scoring`), turned back; shape (len(row),), nats."""
     values = np.array(row, dtype=np.float64)

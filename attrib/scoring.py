@@ -270,7 +270,9 @@ class Scorer:
         for index in range(0, len(sent), per_call):
             logprobs = self._row(results[index], len(self.output_ids), "output")
             if self.contrast_ids:
-                logprobs = np.concatenate([logprobs, -self._row(results[index + 1], len(self.contrast_ids), "contrast")])
+                logprobs = np.concatenate(
+                    [logprobs, -self._row(results[index + 1], len(self.contrast_ids), "contrast")]
+                )
             rows.append(logprobs)
         self.calls += len(requests)
         self.tokens_evaluated += sum(int(r.tokens_evaluated) for r in results)

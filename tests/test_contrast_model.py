@@ -22,7 +22,9 @@ PROMPT = (
 
 @pytest.fixture(scope="module")
 def runs(llama):
-    contrastive = attrib.attribute(PROMPT, backend=llama, method="itp", level="sentence", target=" 7328", contrast=" 4528")
+    contrastive = attrib.attribute(
+        PROMPT, backend=llama, method="itp", level="sentence", target=" 7328", contrast=" 4528"
+    )
     plain = attrib.attribute(PROMPT, backend=llama, method="itp", level="sentence", target=" 7328")
     return contrastive, plain
 
@@ -54,12 +56,9 @@ def test_the_output_columns_are_the_plain_run_and_prefix_reuse_pays_for_the_cont
 
 def test_the_command_line_round_trip(tmp_path):
     out, page = tmp_path / "r.json", tmp_path / "r.html"
-    proc = subprocess.run(
-        [sys.executable, "-m", "attrib", "explain", PROMPT, "--target", " 7328", "--contrast", " 4528",
-         "--method", "itp", "--level", "sentence", "--json", str(out), "--html", str(page), "--quiet"],
-        capture_output=True,
-        timeout=600,
-    )
+    flags = ["--target", " 7328", "--contrast", " 4528", "--method", "itp", "--level", "sentence", "--quiet"]
+    command = [sys.executable, "-m", "attrib", "explain", PROMPT, *flags, "--json", str(out), "--html", str(page)]
+    proc = subprocess.run(command, capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()
     text = proc.stdout.decode()
     assert 'contrast: " 4528"' in text

@@ -18,7 +18,9 @@ REDUNDANT = "The capital is Paris. The seat of government is Paris. Cats sleep. 
 
 
 def _contrastive(level: str = "sentence"):
-    return attrib.attribute(PROMPT, backend=AnswerToy(SENSITIVITY, TARGET), method="itp", level=level, contrast=CONTRAST)
+    return attrib.attribute(
+        PROMPT, backend=AnswerToy(SENSITIVITY, TARGET), method="itp", level=level, contrast=CONTRAST
+    )
 
 
 def _sampled(method: str, budget: int):
