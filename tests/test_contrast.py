@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
@@ -267,3 +268,20 @@ def test_the_command_line_refuses_a_contrast_equal_to_the_output_in_one_line():
     assert [line for line in err.splitlines() if line.strip()] == [
         "attrib: error: contrast ' yes' equals the output; pass a different alternative output"
     ]
+
+
+def test_a_contrastive_result_validates_against_the_shipped_schema():
+    from tests.test_result_schema import check
+
+    result = attrib.attribute(PROMPT, backend=_toy(), method="shapley", level="sentence", contrast=CONTRAST)
+    check(result)
+    check(result.to_dict())
+
+
+@pytest.mark.parametrize("name", ["result-v1-hipe.json", "result-v1-audit.json"])
+def test_files_written_before_the_contrast_load_without_one(name):
+    result = Attribution.from_json(Path(__file__).resolve().parent / "data" / name)
+    assert result.contrast is None
+    assert result.output_columns == slice(0, len(result.output_tokens))
+    assert result.contrast_logprob is None
+    assert "contrast" not in result.to_dict()
