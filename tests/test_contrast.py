@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
