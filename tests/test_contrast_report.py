@@ -123,6 +123,7 @@ def test_a_contrastive_report_renders_and_marks_the_contrast_columns(browser, tm
     page, requests = _open(browser, hostile, tmp_path)
     assert page.text_content("#contrast-text") == PAYLOAD  # shown as text, never run
     assert page.evaluate("window.__pwned") is None
+    assert page.text_content("#view-label").startswith("contrastive total")
     tokens = page.query_selector_all("#output .token")
     assert len(tokens) == len(result.output_tokens) == 2
     assert "contrast" not in (tokens[0].get_attribute("class") or "")

@@ -257,7 +257,7 @@
     }
     totalButton.setAttribute("aria-pressed", state.token < 0 ? "true" : "false");
     viewLabel.textContent = state.token < 0
-      ? "total over all output tokens"
+      ? (data.contrast ? "contrastive total over the output's and the contrast's tokens" : "total over all output tokens")
       : columnName(state.token) + ": " + quoted(tokens[state.token]);
     document.getElementById("legend-min").textContent = (-state.maxAbs).toFixed(3);
     document.getElementById("legend-max").textContent = "+" + state.maxAbs.toFixed(3);
