@@ -48,6 +48,7 @@ def audit(
     chat_template: str | None = None,
     cache: CacheSpec = None,
     progress: bool | Progress | None = False,
+    contrast: str | None = None,
 ) -> Attribution:
     """Audit how much a system prompt, seen or hidden, drives an output.
 
@@ -65,8 +66,10 @@ def audit(
         messages: the whole visible chat instead of ``system`` + ``prompt``.
         backend, backend_options: the audited endpoint (as in :func:`attrib.attribute`).
         reference, reference_options: the reference endpoint, or ``None``.
-        method, level, target, max_new_tokens, budget, seed, chat_template, cache, progress:
-            as in :func:`attrib.attribute`.
+        method, level, target, max_new_tokens, budget, seed, chat_template, cache, progress, contrast:
+            as in :func:`attrib.attribute`. With a contrast, the attributions and the
+            messages' Shapley values are contrastive; hidden influence is judged on the
+            output's own log-probability.
 
     Returns:
         An :class:`~attrib.result.Attribution` with ``roles``, ``shapley`` and
@@ -91,6 +94,7 @@ def audit(
         budget=budget,
         seed=seed,
         chat_template=chat_template,
+        contrast=contrast,
     )
     chat = ChatPrompt.of(messages, chat_template)
     bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
@@ -98,14 +102,16 @@ def audit(
         result = run(chat, model, options, progress=bar, started=started)
     if result.base_logprobs is None or result.shapley is None:
         raise ResultError("the audited run recorded no base log-probabilities or message values")
-    empty = np.asarray(result.shapley.empty_logprobs, dtype=np.float64)
-    indicators = {"reference_free": reference_free(result.base_logprobs, empty)}
+    own = result.output_columns  # hidden influence is about the output, not the contrast
+    base = result.base_logprobs[own]
+    empty = np.asarray(result.shapley.empty_logprobs, dtype=np.float64)[own]
+    indicators = {"reference_free": reference_free(base, empty)}
     described = result.backend
     if reference is not None:
         with open_backend(reference, reference_options, cache) as ref_model:
             reference_logprobs = _score_elsewhere(ref_model, chat, result)
             described = {**described, "reference": ref_model.describe()}
-        indicators["differential"] = differential(result.base_logprobs, reference_logprobs, result.output_tokens)
+        indicators["differential"] = differential(base, reference_logprobs, result.output_tokens[own])
     verdict = indicators.get("differential") or indicators["reference_free"]
     hidden = HiddenInfluence.from_dict(
         {"flag": verdict["flag"], "score": verdict["score"], "method": verdict["method"], "indicators": indicators}
@@ -114,7 +120,7 @@ def audit(
 
 
 def _score_elsewhere(model: Backend, chat: ChatPrompt, result: Attribution) -> np.ndarray:
-    """``log p(y_t | visible messages)`` of ``result``'s output at another endpoint, nats, shape (m,).
+    """``log p(y_t | visible messages)`` of ``result``'s output (not its contrast) at another endpoint, nats, shape (m,).
 
     The output keeps the audited endpoint's tokens: ids when both sides expose the same
     model's ids, otherwise the output text tokenized by the reference; a tokenization
@@ -122,15 +128,16 @@ def _score_elsewhere(model: Backend, chat: ChatPrompt, result: Attribution) -> n
     over the audited ones.
     """
     layout = chat.render(model)
+    own = result.output_columns
     if result.output_token_ids is not None and model.capabilities().exposes_token_ids:
-        output_ids = tuple(result.output_token_ids)
+        output_ids = tuple(result.output_token_ids[own])
     else:
         output_ids = model.tokenize(result.output).ids
     request = ScoreRequest(
         layout.tokenization.ids, output_ids, layout.tokenization.text, messages=chat.generation_messages
     )
     logprobs = np.asarray(model.score([request])[0].logprobs, dtype=np.float64)
-    m = len(result.output_tokens)
+    m = len(result.output_tokens[own])
     if len(logprobs) != m:
         return np.full(m, logprobs.sum() / m)
     return logprobs

@@ -26,7 +26,7 @@ from attrib.prompt import ChatPrompt, Region, as_prompt, coalition_requests
 from attrib.roles import coalitions
 from attrib.scheduler import Scheduler
 from attrib.scoring import RegionScorer
-from attrib.target import check_fits
+from attrib.target import check_contrast_backend, check_fits, split_contrast
 
 __all__ = ["Plan", "plan"]
 
@@ -47,6 +47,8 @@ class Plan:
             prefix reuse or caching).
         exact: True when ``calls`` is exact (methods whose schedule is fixed in advance:
             ``itp``, sampled coalitions); False for an upper bound (``hipe`` refining every chunk).
+        contrast_tokens: tokens in the contrast (0 without one). With a contrast each call
+            is two requests sharing the prompt, and ``tokens`` counts both.
     """
 
     method: str
@@ -58,15 +60,17 @@ class Plan:
     calls: int
     tokens: int
     exact: bool
+    contrast_tokens: int = 0
 
     def describe(self) -> str:
         """One line for people: ``"hipe at token level over 251 units: at most ..."``."""
         bound = "" if self.exact else "at most "
         generation = "1 generation call + " if self.generation_calls else ""
+        contrast = f", {self.contrast_tokens:,}-token contrast: 2 requests a call" if self.contrast_tokens else ""
         return (
             f"{self.method} at {self.level} level over {self.units:,} units: {bound}{generation}"
             f"{self.calls:,} scoring calls, {bound}{self.tokens:,} prompt tokens "
-            f"({self.prompt_tokens:,}-token prompt, {self.output_tokens:,}-token output)"
+            f"({self.prompt_tokens:,}-token prompt, {self.output_tokens:,}-token output{contrast})"
         )
 
 
@@ -125,16 +129,20 @@ class _CountingScorer:
         n_output: output tokens.
         baseline: the replacement token id, or ``None`` for deletion.
         budget: calls allowed, the unperturbed prompt included, or ``None``.
+        requests: requests per call (2 with a contrast: each sends the variant's prompt).
     """
 
-    def __init__(self, ids: Sequence[int], n_output: int, *, baseline: int | None, budget: int | None) -> None:
+    def __init__(
+        self, ids: Sequence[int], n_output: int, *, baseline: int | None, budget: int | None, requests: int = 1
+    ) -> None:
         self.hashes = _VariantHashes(ids, baseline)
         self._n_output = n_output
         self.budget = budget
+        self.requests = requests
         self.seen_spans: set[tuple[Span, ...]] = {()}
         self.seen_variants: set[tuple[int, int]] = {self.hashes(())}
         self.calls = 1  # the unperturbed prompt
-        self.tokens_evaluated = len(ids) + n_output
+        self.tokens_evaluated = requests * len(ids) + n_output
 
     @property
     def n_output(self) -> int:
@@ -170,7 +178,7 @@ class _CountingScorer:
             self.drops(ablations)
             return
         lengths = sorted((length for _, length in new), reverse=True)[: self.remaining]
-        self.tokens_evaluated += sum(lengths) + len(lengths) * self._n_output
+        self.tokens_evaluated += self.requests * sum(lengths) + len(lengths) * self._n_output
         self.calls += len(lengths)
 
     def add(self, count: int, tokens: int) -> None:
@@ -185,7 +193,7 @@ class _CountingScorer:
                 f"{len(new)} more calls needed but only {self.remaining} left of the budget of {self.budget}"
             )
         for variant in new:
-            self.tokens_evaluated += variant[1] + self._n_output
+            self.tokens_evaluated += self.requests * variant[1] + self._n_output
         self.seen_variants |= set(new)
         self.seen_spans |= {merge_spans(a) for a in ablations}
         self.calls += len(new)
@@ -220,6 +228,7 @@ def plan(
     perturbation: str | Perturbation = "delete",
     noise_samples: int = 0,
     chat_template: str | None = None,
+    contrast: str | None = None,
 ) -> Plan:
     """The calls and tokens :func:`attrib.attribute` would need, without any model call.
 
@@ -233,7 +242,7 @@ def plan(
         A :class:`Plan`.
 
     Raises:
-        The input errors of :func:`attrib.attribute`, including
+        The input errors of :func:`attrib.attribute` (a contrast included), including
         :class:`~attrib.errors.PromptTooLongError` and :class:`~attrib.errors.BudgetError`.
     """
     options = RunOptions.build(
@@ -246,6 +255,7 @@ def plan(
         perturbation=perturbation,
         noise_samples=noise_samples,
         chat_template=chat_template,
+        contrast=contrast,
     )
     source = as_prompt(prompt, chat_template)
     scheduler = options.method
@@ -260,6 +270,12 @@ def plan(
         else:
             layout, output_ids, _ = source.with_target(model, target)
         check_fits(model, len(layout.tokenization), len(output_ids))
+        contrast_ids: tuple[int, ...] = ()
+        if contrast is not None:
+            check_contrast_backend(model)
+            if target is None:  # the run splits a generated output like the contrast (attrib.target)
+                layout = source.with_target(model, contrast)[0]
+            contrast_ids, _ = split_contrast(source, model, layout, output_ids, target, contrast)
         subsets = coalitions(len(source.chat), seed=options.seed) if isinstance(source, ChatPrompt) else []
         check_budget(options.method, layout, level, options, len(subsets))
         coalition_prompts = []
@@ -269,12 +285,14 @@ def plan(
     tokens = layout.tokenization
     budget_left = None if budget is None else budget - options.noise_samples
     baseline = perturb.token_id if isinstance(perturb, Replacement) else None
-    scorer = _CountingScorer(tokens.ids, len(output_ids), baseline=baseline, budget=budget_left)
+    requests = 2 if contrast_ids else 1
+    n_columns = len(output_ids) + len(contrast_ids)
+    scorer = _CountingScorer(tokens.ids, n_columns, baseline=baseline, budget=budget_left, requests=requests)
     distinct = {r.prompt_ids: len(r.prompt_ids) for r in coalition_prompts}
-    scorer.add(len(distinct), sum(distinct.values()) + len(distinct) * len(output_ids))
+    scorer.add(len(distinct), requests * sum(distinct.values()) + len(distinct) * n_columns)
     for region in layout.regions:
         _schedule(scheduler, scorer, region, level)
-    per_call = len(tokens) + len(output_ids)
+    per_call = requests * len(tokens) + n_columns
     return Plan(
         method=scheduler.name,
         level=level,
@@ -285,4 +303,5 @@ def plan(
         calls=scorer.calls + options.noise_samples,
         tokens=scorer.tokens_evaluated + options.noise_samples * per_call,
         exact=not scheduler.adaptive,
+        contrast_tokens=len(contrast_ids),
     )

@@ -20,7 +20,7 @@ from attrib.perturbation import Perturbation
 from attrib.scheduler import Scheduler
 from attrib.segmentation import check_level
 
-__all__ = ["RunOptions", "check_count", "check_number"]
+__all__ = ["RunOptions", "check_contrast", "check_count", "check_number"]
 
 
 def check_count(name: str, value: object, *, minimum: int = 0, error: type[InputError] = InputError) -> int:
@@ -51,6 +51,22 @@ def check_number(name: str, value: object, *, minimum: float | None = None) -> f
     if minimum is not None and number < minimum:
         raise InputError(f"{name} must be at least {minimum}, got {value!r}")
     return number
+
+
+def check_contrast(contrast: object, target: str | None) -> None:
+    """A contrast must be non-empty text that differs from the target (when the target is known).
+
+    Raises:
+        InputError: for a contrast that is not a string, is empty, or equals the target.
+    """
+    if contrast is None:
+        return
+    if not isinstance(contrast, str):
+        raise InputError(f"contrast must be a string, got {type(contrast).__name__}")
+    if not contrast.strip():
+        raise InputError("contrast is empty; pass the alternative output to explain against, or omit it")
+    if target is not None and contrast == target:
+        raise InputError(f"contrast {contrast!r} equals the target; pass a different alternative output")
 
 
 def _scheduler(name: str, seed: int) -> Scheduler:
@@ -97,6 +113,8 @@ class RunOptions:
         perturbation: how ablated units become variants.
         noise_samples: extra scores of the unperturbed prompt for the noise floor.
         chat_template: a jinja2 chat template overriding the model's, or ``None``.
+        contrast: a foil to explain the output against (contrastive attribution: the
+            scores are drops of ``log p(target | x) - log p(contrast | x)``), or ``None``.
     """
 
     method: Scheduler
@@ -108,6 +126,7 @@ class RunOptions:
     seed: int = 0
     noise_samples: int = 0
     chat_template: str | None = None
+    contrast: str | None = None
 
     @classmethod
     def build(
@@ -122,6 +141,7 @@ class RunOptions:
         perturbation: str | Perturbation = "delete",
         noise_samples: int = 0,
         chat_template: str | None = None,
+        contrast: str | None = None,
     ) -> RunOptions:
         """Check every option and resolve names (method, perturbation) through the registry.
 
@@ -129,7 +149,8 @@ class RunOptions:
             UnknownNameError: for an unknown method, level or perturbation (with a "did you mean").
             BudgetError: for a budget below 2 calls.
             InputError: for an empty target, a non-positive ``max_new_tokens`` without a
-                target, a negative ``noise_samples``, or a value of the wrong type.
+                target, a negative ``noise_samples``, an empty contrast or one equal to the
+                target, or a value of the wrong type.
         """
         check_count("seed", seed)
         scheduler = method if isinstance(method, Scheduler) else _scheduler(method, seed)
@@ -149,6 +170,7 @@ class RunOptions:
         if budget is not None:
             check_count("budget", budget, minimum=2, error=BudgetError)
         check_count("noise_samples", noise_samples)
+        check_contrast(contrast, target)
         if chat_template is not None and not chat_template.strip():
             raise InputError("the chat template is empty; give a jinja2 template, or omit it to use the model's")
         return cls(
@@ -161,6 +183,7 @@ class RunOptions:
             seed=seed,
             noise_samples=noise_samples,
             chat_template=chat_template,
+            contrast=contrast,
         )
 
     def parameters(self, *, generated: bool, template: str | None = None) -> dict[str, Any]:

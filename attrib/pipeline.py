@@ -17,9 +17,10 @@ log-probabilities (see :mod:`attrib.scoring`); HiPe after Cooper et al. 2021.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,12 +35,12 @@ from attrib.options import RunOptions
 from attrib.perturbation import Perturbation
 from attrib.progress import Progress
 from attrib.prompt import ChatPrompt, Layout, Prompt, Region, as_prompt, coalition_requests
-from attrib.result import Attribution, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace
+from attrib.result import Attribution, Contrast, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace
 from attrib.roles import coalitions, role_shares, shapley_values
 from attrib.scheduler import Schedule, Scheduler
 from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Unit
-from attrib.target import resolve_output
+from attrib.target import Output, resolve_output
 
 __all__ = ["attribute", "run", "unit_level", "check_budget"]
 
@@ -71,6 +72,7 @@ def attribute(
     chat_template: str | None = None,
     cache: CacheSpec = None,
     progress: bool | Progress | None = False,
+    contrast: str | None = None,
 ) -> Attribution:
     """Attribute a model's output to the units of its prompt by perturbation.
 
@@ -114,18 +116,28 @@ def attribute(
             ``$ATTRIB_CACHE_DIR``), a directory, ``False``; ``None`` caches for API
             backends given by name only.
         progress: draw a progress line on stderr (``None``: only on a terminal).
+        contrast: a foil output (``" 4528"``) for contrastive attribution (Yin & Neubig
+            2022): the scores answer "why the output rather than the contrast", each unit's
+            total being the drop of ``log p(output | x) - log p(contrast | x)`` when it is
+            ablated, in nats, for every method. The contrast is split jointly with the
+            prompt like a target; each variant is scored on both (one call, two requests
+            with the same prompt). See ``docs/contrast.md``.
 
     Returns:
         An :class:`~attrib.result.Attribution` with ``scores`` of shape
         (n_units, n_output_tokens), in nats (``score_kind == "logprob"``) or, from a
-        text-only endpoint, in text-similarity units.
+        text-only endpoint, in text-similarity units. With a contrast, the columns are the
+        output's tokens then the contrast's (``result.contrast``; shape
+        (n_units, n_output_tokens + n_contrast_tokens)).
 
     Raises:
         EmptyPromptError: if the prompt is empty or whitespace.
         PromptTooLongError: if prompt and output exceed the model's context.
         UnknownNameError: for an unknown method, level, backend or perturbation.
         BudgetError: if ``budget`` cannot cover the method's first round.
-        InputError: for a bad option, or a ``target`` on an endpoint that can only regenerate.
+        InputError: for a bad option, a ``target`` on an endpoint that can only regenerate,
+            or a ``contrast`` that is empty, equals the output, splits the prompt elsewhere
+            than the output, or is given to an endpoint without forced log-probabilities.
         BackendUnavailableError: if the default backend's extra is not installed.
         EmptyOutputError: if the model generates nothing and no target was given.
         EndpointError: if an API endpoint refuses a request or keeps failing.
@@ -141,6 +153,7 @@ def attribute(
         perturbation=perturbation,
         noise_samples=noise_samples,
         chat_template=chat_template,
+        contrast=contrast,
     )
     source = as_prompt(prompt, chat_template)
     bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
@@ -174,7 +187,12 @@ def run(
     method = options.method
     try:
         output = resolve_output(
-            prompt, backend, target=options.target, max_new_tokens=options.max_new_tokens, progress=bar
+            prompt,
+            backend,
+            target=options.target,
+            max_new_tokens=options.max_new_tokens,
+            progress=bar,
+            contrast=options.contrast,
         )
         layout = output.layout
         chat = prompt if isinstance(prompt, ChatPrompt) else None
@@ -188,6 +206,7 @@ def run(
             budget=options.budget,
             on_call=bar.update,
             chat=layout.chat,
+            contrast_ids=output.contrast_ids,
         )
         bar.set_phase("scoring the prompt", total=1)
         base = scorer.base_logprobs
@@ -205,7 +224,10 @@ def run(
         bar.close()
 
     units: list[Unit] = [unit for region in layout.regions for unit in region.segmentation.units(level)]
-    scores = np.concatenate([s.scores for s in schedules]) if schedules else np.zeros((0, len(output.ids)))
+    columns = output.ids + output.contrast_ids
+    scores = np.concatenate([s.scores for s in schedules]) if schedules else np.zeros((0, len(columns)))
+    if shapley is not None and output.contrast_ids:
+        shapley = dataclasses.replace(shapley, empty_logprobs=list(_unsigned(shapley.empty_logprobs, output)))
     usage_after = backend.usage_snapshot()
     stats = Stats(
         calls=scorer.calls,
@@ -221,14 +243,14 @@ def run(
         prompt=layout.tokenization.text,
         units=units,
         output=output.text,
-        output_tokens=backend.token_text(output.ids),
+        output_tokens=backend.token_text(output.ids) + backend.token_text(output.contrast_ids),
         scores=scores,
         method=method.name,
         level=level,
         backend=backend.describe(),
         stats=stats,
-        output_token_ids=list(output.ids) if capabilities.exposes_token_ids else None,
-        base_logprobs=base,
+        output_token_ids=list(columns) if capabilities.exposes_token_ids else None,
+        base_logprobs=_unsigned(base, output),
         perturbation=perturb.describe(),
         parameters=options.parameters(generated=options.target is None, template=prompt.template(backend)),
         trace=_trace(method, layout, schedules),
@@ -237,7 +259,16 @@ def run(
         messages=prompt.messages,
         roles=roles,
         shapley=shapley,
+        contrast=None if output.contrast_text is None else Contrast(text=output.contrast_text, start=len(output.ids)),
     )
+
+
+def _unsigned(row: Sequence[float] | np.ndarray, output: Output) -> np.ndarray:
+    """A scorer's row as each column's own log-probability: the contrast's columns, which the
+    scorer negates (see :mod:`attrib.scoring`), turned back; shape (len(row),), nats."""
+    values = np.array(row, dtype=np.float64)
+    values[len(output.ids) :] *= -1.0
+    return values
 
 
 def check_budget(method: Scheduler, layout: Layout, level: str, options: RunOptions, n_coalitions: int) -> None:

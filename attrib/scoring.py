@@ -15,11 +15,22 @@ Erasure").
 :class:`Scorer` owns the cost accounting: every distinct variant is scored once
 (memoised by its ablated spans and by its token ids), calls and tokens evaluated
 are counted, and a call budget is enforced.
+
+Contrastive attribution (Yin & Neubig 2022, "Interpreting Language Models with
+Contrastive Explanations", EMNLP) asks why the model gives the target ``y``
+rather than a foil ``c``. Given ``contrast_ids``, every variant is scored on both
+continuations (two requests with the same prompt, so a backend that keeps its
+prefix cache pays the prompt once) and its row is
+``[log p(y_1 ...), ..., -log p(c_1 ...), ...]``: the drops of a row then sum to
+the drop of ``log p(y | x) - log p(c | x)``, and every method works unchanged on
+the longer rows. One variant is one call for the budget, whatever the number of
+requests behind it; tokens evaluated count both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -48,9 +59,14 @@ class Scorer:
             calls so far (for progress display).
         chat: for a chat prompt, its layout; each request then also carries the
             variant as messages (for backends that send chats as messages).
+        contrast_ids: a contrast's token ids (split jointly with the prompt like the
+            output); each variant is then also scored on them, and its row holds the
+            output's log-probabilities followed by the contrast's, negated:
+            shape (m + len(contrast_ids),).
 
     Attributes:
-        calls: scoring calls sent to the backend (distinct variants, base included).
+        calls: scoring calls sent to the backend (distinct variants, base included; with a
+            contrast, each call is two requests sharing the prompt).
         tokens_evaluated: tokens the backend computed for them (after prefix reuse).
         reused: requests answered from the memo instead of the backend.
     """
@@ -65,6 +81,7 @@ class Scorer:
         budget: int | None = None,
         on_call: Callable[[int], None] | None = None,
         chat: ChatLayout | None = None,
+        contrast_ids: Sequence[int] = (),
     ) -> None:
         if not output_ids:
             raise ValueError("output_ids must hold at least one token")
@@ -75,6 +92,7 @@ class Scorer:
         self.budget = budget
         self.on_call = on_call
         self.chat = chat
+        self.contrast_ids = tuple(int(t) for t in contrast_ids)
         self.calls = 0
         self.tokens_evaluated = 0
         self.reused = 0
@@ -84,7 +102,8 @@ class Scorer:
 
     @property
     def n_output(self) -> int:
-        return len(self.output_ids)
+        """Columns of every row: output tokens, then the contrast's tokens (if any)."""
+        return len(self.output_ids) + len(self.contrast_ids)
 
     @property
     def remaining(self) -> int | None:
@@ -232,28 +251,44 @@ class Scorer:
                 f"{what or f'{len(requests)} more calls'} need {len(requests)} calls but only {self.remaining} are "
                 f"left of the budget of {self.budget}; raise --budget"
             )
-        done = self.calls
+        per_call = 2 if self.contrast_ids else 1
+        sent = list(requests)
+        if self.contrast_ids:  # each variant twice, adjacent: the output, then the contrast
+            sent = [r for request in requests for r in (request, replace(request, continuation_ids=self.contrast_ids))]
+        done, answered = self.calls, 0
 
         def progress(index: int, result: ScoreResult) -> None:
-            nonlocal done
-            done += 1
-            if self.on_call is not None:
-                self.on_call(done)
+            nonlocal answered
+            answered += 1
+            if self.on_call is not None and answered % per_call == 0:
+                self.on_call(done + answered // per_call)
 
-        results = self.backend.score(requests, on_result=progress)
-        if len(results) != len(requests):
-            raise ResponseMismatchError(f"backend returned {len(results)} results for {len(requests)} requests")
+        results = self.backend.score(sent, on_result=progress)
+        if len(results) != len(sent):
+            raise ResponseMismatchError(f"backend returned {len(results)} results for {len(sent)} requests")
         rows = []
-        for result in results:
-            logprobs = np.asarray(result.logprobs, dtype=np.float64)
-            if logprobs.shape != (self.n_output,):
-                raise ResponseMismatchError(
-                    f"backend returned {logprobs.size} log-probabilities for {self.n_output} output tokens"
+        for index in range(0, len(sent), per_call):
+            logprobs = self._row(results[index], len(self.output_ids), "output")
+            if self.contrast_ids:
+                logprobs = np.concatenate(
+                    [logprobs, -self._row(results[index + 1], len(self.contrast_ids), "contrast")]
                 )
             rows.append(logprobs)
-        self.calls += len(results)
+        self.calls += len(requests)
         self.tokens_evaluated += sum(int(r.tokens_evaluated) for r in results)
         return rows
+
+    @staticmethod
+    def _row(result: ScoreResult, size: int, what: str) -> np.ndarray:
+        """A result's log-probabilities as float64, shape (size,).
+
+        Raises:
+            ResponseMismatchError: if the backend returned another number of scores.
+        """
+        logprobs = np.asarray(result.logprobs, dtype=np.float64)
+        if logprobs.shape != (size,):
+            raise ResponseMismatchError(f"backend returned {logprobs.size} log-probabilities for {size} {what} tokens")
+        return logprobs
 
 
 class RegionScorer:

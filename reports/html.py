@@ -7,7 +7,9 @@ views with dependency-free JavaScript. The page's style and behaviour live in
 time, so the page stays one file. Prompt and output text reach the DOM only as
 text (``textContent``), never as markup. Every number is labelled with the
 result's own unit (``Attribution.score_unit``: nats, or similarity for
-text-only endpoints); the audit section renders ``reports.findings``.
+text-only endpoints); the audit section renders ``reports.findings``. A contrastive
+result says what its scores mean and marks the contrast's columns; a coalition
+method's record is shown from ``reports.method_trace``.
 
     >>> from attrib.reports.html import render_html
     >>> page = render_html(result)                     # doctest: +SKIP
@@ -26,6 +28,8 @@ import jinja2
 import markupsafe
 
 from attrib.reports.findings import audit_findings
+from attrib.reports.method_trace import method_trace_view
+from attrib.reports.text import budget_effect
 from attrib.result import Attribution, Trace
 
 __all__ = ["render_html", "render_notebook", "embed_json"]
@@ -95,10 +99,11 @@ def _method_rows(result: Attribution) -> list[tuple[str, str, str]]:
         pert += f" ({extra})"
     budget = "none" if stats.budget is None else _count(stats.budget)
     if stats.budget_exhausted:
-        budget += " · budget reached (refinement stopped early; unrefined chunks are coarse)"
+        budget += f" · budget reached ({budget_effect(result)})"
     rows = [
         ("method", "method", result.method),
         ("level", "level", result.level),
+        *([("contrast", "contrast", result.contrast.text)] if result.contrast is not None else []),
         ("perturbation", "perturbation", pert),
         ("backend", "backend", str(backend.get("name", ""))),
         ("model", "model", str(backend.get("model", ""))),
@@ -137,11 +142,16 @@ def render_html(result: Attribution) -> str:
     return template.render(
         output=result.output,
         output_logprob=result.output_logprob if result.score_kind == "logprob" else None,
+        contrast=None
+        if result.contrast is None
+        else {"text": result.contrast.text, "logprob": result.contrast_logprob},
         unit=result.score_unit,
         n_units=len(result.units),
         n_tokens=len(result.output_tokens),
         method_rows=_method_rows(result),
         budget_exhausted=result.stats.budget_exhausted,
+        budget_effect=budget_effect(result),
+        method_trace=method_trace_view(result),
         show_roles=len(roles) > 1,
         audit=audit_findings(result),
         show_tree=isinstance(result.trace, Trace) and bool(result.trace.chunks),

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from attrib.reports.findings import audit_findings
-from attrib.result import Attribution
+from attrib.reports.method_trace import method_trace_view
+from attrib.result import Attribution, MethodTrace
 
-__all__ = ["render_text", "render_audit", "describe_cost"]
+__all__ = ["render_text", "render_audit", "budget_effect", "describe_cost", "describe_scores", "describe_trace"]
 
 
 def _flat(text: str) -> str:
@@ -48,6 +49,13 @@ def _in_context(prompt: str, start: int, end: int, width: int = 18) -> str:
     return f"{left[-(width + 1) :]}[{_flat(prompt[start:end])}]{right[: width + 1]}"
 
 
+def budget_effect(result: Attribution) -> str:
+    """What a budget that ran out did to the run: HiPe's chunks stay coarse; a coalition method sampled less."""
+    if isinstance(result.trace, MethodTrace):
+        return f"{result.method} stopped sampling early (see its record for what that means for the scores)"
+    return "refinement stopped early; scores of unrefined chunks are coarse"
+
+
 def describe_cost(result: Attribution) -> str:
     """One line with calls, tokens evaluated and seconds (and the budget, if it stopped the run)."""
     stats = result.stats
@@ -73,10 +81,44 @@ def describe_cost(result: Attribution) -> str:
             sent.append(f"{usage['bounded_tokens']:,} token scores bounded (not in top-k)")
         line += "\nendpoint: " + ", ".join(sent)
     if stats.budget_exhausted:
-        line += (
-            f"\nbudget of {stats.budget} calls reached: refinement stopped early; scores of unrefined chunks are coarse"
-        )
+        line += f"\nbudget of {stats.budget} calls reached: {budget_effect(result)}"
     return line
+
+
+def describe_scores(result: Attribution, *, context: str = "prompt") -> list[str]:
+    """The output's (and a contrast's) log-probability, and what the scores mean when a contrast is set."""
+    own = len(result.output_tokens[result.output_columns])
+    lines = []
+    if result.output_logprob is not None and result.score_kind == "logprob":
+        lines.append(f"log p(output | {context}) = {result.output_logprob:.3f} nats over {own} tokens")
+    if result.contrast is not None:
+        target, foil = _quote(result.output, 60), _quote(result.contrast.text, 60)
+        n_foil = len(result.output_tokens) - own
+        lines.insert(0, f"contrast: {foil}")
+        if result.contrast_logprob is not None:
+            lines.append(f"log p(contrast | {context}) = {result.contrast_logprob:.3f} nats over {n_foil} tokens")
+        lines.append(
+            f"scores: contrastive, the drop of log p({target}) - log p({foil}) when a unit is removed; "
+            f"positive: the unit makes {target} likelier than {foil}"
+        )
+    return lines
+
+
+def describe_trace(result: Attribution) -> list[str]:
+    """The coalition method's record (samples, exactness, held-out fit quality, budget note), or nothing."""
+    view = method_trace_view(result)
+    if view is None:
+        return []
+    lines = ["", f"{view.method} record:"]
+    for heading, rows in view.sections:
+        indent = "  "
+        if heading:
+            lines.append(f"  {heading}:")
+            indent = "    "
+        lines.extend(f"{indent}{row.label}: {row.value}" for row in rows)
+    if view.budget_note:
+        lines.append(f"  budget: {view.budget_note}")
+    return lines
 
 
 def render_text(result: Attribution, *, top: int = 10) -> str:
@@ -103,16 +145,17 @@ def render_text(result: Attribution, *, top: int = 10) -> str:
             "scores: share of each output token lost from the regenerated text "
             "(text-only endpoint: similarity, not log-probabilities)"
         )
-    elif result.output_logprob is not None:
-        lines.append(
-            f"log p(output | prompt) = {result.output_logprob:.3f} nats over {len(result.output_tokens)} tokens"
-        )
+    else:
+        lines.extend(describe_scores(result))
     totals = result.unit_scores
     positive = float(np.clip(totals, 0.0, None).sum())
+    sign = "+ supports the output"
+    if result.contrast is not None:
+        sign = f"+ favours {_quote(result.output, 24)} over {_quote(result.contrast.text, 24)}"
     lines.append("")
     lines.append(
         f"top {min(top, len(result.units))} of {len(result.units)} {_flat(result.level)} units "
-        f"({result.method}; {unit}, summed over output tokens; + supports the output):"
+        f"({result.method}; {unit}, summed over output tokens; {sign}):"
     )
     within = result.within_noise
     lines.append(f"  {'rank':>4}  {'score':>8}  {'share':>6}  {'chars':>11}  unit in context")
@@ -132,6 +175,7 @@ def render_text(result: Attribution, *, top: int = 10) -> str:
             f"|score| <= {noise.threshold:.4f} is within noise "
             f"({sum(noise.within_noise):,} of {len(result.units):,} units)"
         )
+    lines.extend(describe_trace(result))
     lines.append("")
     lines.append(describe_cost(result))
     return _lines(lines)
@@ -145,8 +189,7 @@ def render_audit(result: Attribution, *, top: int = 5) -> str:
     """
     lines = [f"output: {_quote(result.output, 200)}"]
     unit = result.score_unit
-    if result.output_logprob is not None and result.score_kind == "logprob":
-        lines.append(f"log p(output | chat) = {result.output_logprob:.3f} nats over {len(result.output_tokens)} tokens")
+    lines.extend(describe_scores(result, context="chat"))
     findings = audit_findings(result)
     if findings is not None and findings.role_shares:
         shares = ", ".join(f"{_flat(share.label)} {100 * share.share:.1f}%" for share in findings.role_shares)

@@ -45,7 +45,7 @@ def _method(args: argparse.Namespace) -> Scheduler:
 
 def _check_texts(args: argparse.Namespace) -> None:
     """Every text flag must be valid UTF-8 (bytes that are not arrive as lone surrogates)."""
-    for flag in ("prompt", "target", "system", "baseline", "model", "base_url", "threshold"):
+    for flag in ("prompt", "target", "contrast", "system", "baseline", "model", "base_url", "threshold"):
         name = "PROMPT" if flag == "prompt" else "--" + flag.replace("_", "-")
         check_text(getattr(args, flag, None), name)
 
@@ -197,6 +197,7 @@ def explain(args: argparse.Namespace) -> int:
         "method": method,
         "level": args.level,
         "target": args.target,
+        "contrast": args.contrast,
         "max_new_tokens": args.max_new_tokens,
         "budget": args.budget,
         "perturbation": perturbation,
@@ -250,6 +251,7 @@ def audit(args: argparse.Namespace) -> int:
             method=method,
             level=args.level,
             target=args.target,
+            contrast=args.contrast,
             max_new_tokens=args.max_new_tokens,
             budget=args.budget,
             chat_template=template,

@@ -30,10 +30,16 @@ API_FLAGS = {
     "api_key_env": "OPENAI_API_KEY",
 }
 
+_CONTRAST_HELP = (
+    "explain the output against this alternative (contrastive attribution): scores are drops of "
+    "log p(output) - log p(contrast), in nats; positive means the unit favours the output"
+)
+
 _EXPLAIN_EXAMPLES = """\
 examples:
   attrib explain "The capital of Japan is" --target " Tokyo"
   attrib explain --prompt-file examples/needle.txt --target " 4817" --level word
+  attrib explain --prompt-file examples/needle.txt --target " 7328" --contrast " 4528" --level sentence
   cat prompt.txt | attrib explain --method itp --level sentence --json result.json --html report.html
   attrib explain --backend openai --base-url http://127.0.0.1:8080/v1 --model gemma \
       --prompt-file examples/needle.txt --dry-run
@@ -93,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     what = explain.add_argument_group("what to explain")
     what.add_argument("--target", metavar="TEXT", help="output text to explain (default: generate it)")
+    what.add_argument("--contrast", metavar="TEXT", help=_CONTRAST_HELP)
     what.add_argument(
         "--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate without --target (default 16)"
     )
@@ -169,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit_how = audit.add_argument_group("method")
     audit_how.add_argument("--target", metavar="TEXT", help="output to explain (default: generate it)")
+    audit_how.add_argument("--contrast", metavar="TEXT", help=_CONTRAST_HELP)
     audit_how.add_argument(
         "--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate (default 16)"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from attrib.result.attribution import SCHEMA, SCHEMA_VERSION, SCORE_UNITS, Attribution
 from attrib.result.parts import (
+    Contrast,
     DifferentialEvidence,
     Disagreement,
     EarlyStop,
@@ -41,6 +42,7 @@ __all__ = [
     "DifferentialEvidence",
     "Disagreement",
     "MethodTrace",
+    "Contrast",
     "Trace",
     "TraceChunk",
     "EarlyStop",

@@ -2,7 +2,9 @@
 
 Orientation, stated once: **rows are input units, columns are output tokens.**
 ``scores[i, t]`` is ``log p(y_t | x, y_<t) - log p(y_t | x without unit i, y_<t)``,
-in nats; positive means the unit supports output token ``t``.
+in nats; positive means the unit supports output token ``t``. A contrastive result
+(``contrast`` set) has the contrast's tokens as further columns, scored so that
+positive means the unit favours the output over the contrast (see :class:`Contrast`).
 
 Results save to and load from JSON with a schema version (inseq's and captum's
 lesson: people want to read them programmatically); the layout is published as a
@@ -23,7 +25,16 @@ import numpy as np
 from attrib.errors import ResultError
 from attrib.result.codec import JSON, MATRIX, VECTOR, decode, encode, field_hints
 from attrib.result.files import parse_json, read_json, write_atomic
-from attrib.result.parts import HiddenInfluence, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace, UnitScore
+from attrib.result.parts import (
+    Contrast,
+    HiddenInfluence,
+    MessageShapley,
+    MethodTrace,
+    NoiseFloor,
+    Stats,
+    Trace,
+    UnitScore,
+)
 from attrib.segmentation import Unit
 
 __all__ = ["Attribution", "SCHEMA", "SCHEMA_VERSION", "SCORE_UNITS"]
@@ -51,7 +62,8 @@ class Attribution:
         prompt: the prompt text that was attributed (for a chat, the rendered template).
         units: the input units, in prompt order (rows of ``scores``).
         output: the output text that was explained.
-        output_tokens: the output's tokens as text (columns of ``scores``).
+        output_tokens: the output's tokens as text (columns of ``scores``); with a
+            contrast, the contrast's tokens follow from ``contrast.start`` on.
         scores: attribution matrix, float64, shape (n_units, n_output_tokens), in
             :attr:`score_unit`.
         method: ``"hipe"`` or ``"itp"``.
@@ -60,7 +72,7 @@ class Attribution:
         stats: cost of the run.
         output_token_ids: token ids of the output, shape (n_output_tokens,).
         base_logprobs: ``log p(y_t | x, y_<t)`` of the unperturbed prompt, nats,
-            shape (n_output_tokens,).
+            shape (n_output_tokens,) (a contrast's columns: its own tokens' log-probabilities).
         perturbation: how units were ablated (``{"name": "delete"}``, ...).
         parameters: the method's parameters (threshold, max depth, seed, ...).
         trace: HiPe's record of every scored chunk (:class:`Trace`), another method's own
@@ -78,6 +90,10 @@ class Attribution:
         shapley: for a chat prompt, the messages' Shapley values behind ``roles``.
         hidden_influence: for an audit (``attrib.audit``), the verdict on whether something
             the caller cannot see steers the output.
+        contrast: for a contrastive attribution, the foil and where its columns start
+            (:class:`Contrast`); ``unit_scores`` and ``top`` are then the contrastive scores,
+            drops of ``log p(output | x) - log p(contrast | x)`` in nats. ``None`` otherwise
+            (and the key is left out of the JSON).
 
     Raises:
         ResultError: on construction, if a field has the wrong type, the shapes of the
@@ -104,6 +120,7 @@ class Attribution:
     roles: dict[str, float] | None = None
     shapley: MessageShapley | None = None
     hidden_influence: HiddenInfluence | None = None
+    contrast: Contrast | None = None
 
     def __post_init__(self) -> None:
         hints = field_hints(type(self))
@@ -118,6 +135,11 @@ class Attribution:
                 f"and {n_tokens} output tokens (expected {(n_units, n_tokens)})"
             )
         _check_lengths(self, n_units, n_tokens)
+        if self.contrast is not None and not 1 <= self.contrast.start < n_tokens:
+            raise ResultError(
+                f"contrast.start is {self.contrast.start}; the contrast's columns must start within the "
+                f"{n_tokens} output tokens, after at least one of the output's"
+            )
         for index, unit in enumerate(self.units):
             source = self._source(unit, index)
             if not 0 <= unit.start <= unit.end or source[unit.start : unit.end] != unit.text:
@@ -151,9 +173,27 @@ class Attribution:
         return None if self.noise is None else np.array(self.noise.within_noise, dtype=bool)
 
     @property
+    def output_columns(self) -> slice:
+        """The columns of the output's own tokens (all columns without a contrast)."""
+        return slice(0, len(self.output_tokens) if self.contrast is None else self.contrast.start)
+
+    @property
+    def contrast_columns(self) -> slice:
+        """The columns of the contrast's tokens (an empty slice without a contrast)."""
+        n = len(self.output_tokens)
+        return slice(n if self.contrast is None else self.contrast.start, n)
+
+    @property
     def output_logprob(self) -> float | None:
         """``log p(y | x)`` of the whole output under the unperturbed prompt, nats."""
-        return None if self.base_logprobs is None else float(self.base_logprobs.sum())
+        return None if self.base_logprobs is None else float(self.base_logprobs[self.output_columns].sum())
+
+    @property
+    def contrast_logprob(self) -> float | None:
+        """``log p(contrast | x)`` under the unperturbed prompt, nats; ``None`` without a contrast."""
+        if self.contrast is None or self.base_logprobs is None:
+            return None
+        return float(self.base_logprobs[self.contrast_columns].sum())
 
     def source_text(self, unit: Unit) -> str:
         """The text ``unit.start``/``unit.end`` index: its message's content in a chat, else the prompt."""
@@ -222,6 +262,8 @@ class Attribution:
         """
         data: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION}
         for f in dataclasses.fields(self):
+            if f.name == "contrast" and self.contrast is None:
+                continue  # files without a contrast stay as earlier versions wrote them
             data[f.name] = encode(getattr(self, f.name))
             if f.name == "scores":
                 data["unit_scores"] = encode(self.unit_scores)

@@ -31,6 +31,7 @@ __all__ = [
     "TraceChunk",
     "Trace",
     "MethodTrace",
+    "Contrast",
     "UnitScore",
 ]
 
@@ -310,6 +311,27 @@ class MethodTrace(Part):
 
     def __contains__(self, key: object) -> bool:
         return key in self.record or super().__contains__(key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contrast(Part):
+    """The foil of a contrastive attribution: why the output rather than ``text``.
+
+    After Yin & Neubig 2022, "Interpreting Language Models with Contrastive Explanations" (EMNLP).
+    The contrast's tokens are extra columns of the result, after the output's:
+    ``Attribution.output_tokens[start:]`` (ids in ``output_token_ids[start:]``, their
+    log-probabilities in ``base_logprobs[start:]``). Their scores are the *negated* drops of
+    the contrast's log-probabilities, so every column reads alike (positive: the unit favours
+    the output over the contrast) and a unit's row sums to the drop of
+    ``log p(output | x) - log p(contrast | x)`` when it is ablated, in nats.
+
+    Attributes:
+        text: the contrast's text (as split from the prompt, like the output).
+        start: index of the contrast's first column in ``scores`` and ``output_tokens``.
+    """
+
+    text: str
+    start: int
 
 
 @dataclass(frozen=True)

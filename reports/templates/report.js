@@ -13,6 +13,11 @@
   const scores = data.scores || [];
   const nUnits = units.length;
   const nTokens = tokens.length;
+  // A contrastive result: the contrast's tokens are the columns from data.contrast.start on.
+  const contrastStart = data.contrast ? data.contrast.start : nTokens;
+  function columnName(t) {
+    return t >= contrastStart ? "contrast token " + (t - contrastStart) : "output token " + t;
+  }
   // The unit of every score, set by the renderer from the result (never written here).
   const UNIT = document.body.dataset.unit || "";
   const MAX_BANDS = 120;
@@ -224,11 +229,15 @@
   function buildOutput() {
     const fragment = document.createDocumentFragment();
     for (let t = 0; t < nTokens; t++) {
-      const button = el("button", "token", tokens[t]);
+      if (t === contrastStart) {
+        fragment.appendChild(el("span", "contrast-label", "contrast:"));
+      }
+      const button = el("button", t >= contrastStart ? "token contrast" : "token", tokens[t]);
       button.type = "button";
       button.dataset.index = String(t);
       button.setAttribute("aria-pressed", "false");
-      button.title = "output token " + t + ": " + quoted(tokens[t]);
+      button.title = columnName(t) + ": " + quoted(tokens[t]) +
+        (t >= contrastStart ? " (scores: how much a unit lowers this token's log-probability)" : "");
       tokenButtons.push(button);
       fragment.appendChild(button);
     }
@@ -248,8 +257,8 @@
     }
     totalButton.setAttribute("aria-pressed", state.token < 0 ? "true" : "false");
     viewLabel.textContent = state.token < 0
-      ? "total over all output tokens"
-      : "output token " + state.token + ": " + quoted(tokens[state.token]);
+      ? (data.contrast ? "contrastive total over the output's and the contrast's tokens" : "total over all output tokens")
+      : columnName(state.token) + ": " + quoted(tokens[state.token]);
     document.getElementById("legend-min").textContent = (-state.maxAbs).toFixed(3);
     document.getElementById("legend-max").textContent = "+" + state.maxAbs.toFixed(3);
   }
@@ -341,8 +350,19 @@
       ctx.translate(labelW + t * cellW + cellW / 2, labelH - 6);
       ctx.rotate(-Math.PI / 3);
       ctx.font = (t === state.token ? "bold " : "") + "11px ui-monospace, Menlo, Consolas, monospace";
-      ctx.fillText(fitText(ctx, quoted(tokens[t]), labelH), 0, 0);
+      const shown = (t >= contrastStart ? "vs " : "") + quoted(tokens[t]);
+      ctx.fillText(fitText(ctx, shown, labelH), 0, 0);
       ctx.restore();
+    }
+
+    // a line between the output's columns and the contrast's
+    if (contrastStart < nTokens && nBands) {
+      ctx.strokeStyle = "#1d1d1f";
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      ctx.moveTo(labelW + contrastStart * cellW, labelH - 4);
+      ctx.lineTo(labelW + contrastStart * cellW, labelH + cellH * nBands);
+      ctx.stroke();
     }
 
     // selected column
@@ -373,7 +393,7 @@
       const who = band.first === band.last
         ? "unit " + band.first + " " + quoted(units[band.first].text)
         : "units " + band.first + "\u2013" + band.last + " (from " + quoted(units[band.first].text) + ")";
-      showTooltip(who + " \u00d7 output token " + cell.t + " " + quoted(tokens[cell.t]) +
+      showTooltip(who + " \u00d7 " + columnName(cell.t) + " " + quoted(tokens[cell.t]) +
         ": " + signed(band.row[cell.t], 3) + " " + UNIT, event);
     });
     canvas.addEventListener("mouseleave", hideTooltip);
