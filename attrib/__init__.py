@@ -55,7 +55,7 @@ from attrib.itp import ITP
 from attrib.loading import default_backend
 from attrib.perturbation import Deletion, Replacement
 from attrib.pipeline import attribute
-from attrib.result import Attribution, Stats, UnitScore
+from attrib.result import Attribution, Contrast, Stats, UnitScore
 from attrib.segmentation import LEVELS, Segmentation, Tokenization, Unit
 
 __version__ = "0.1.0"
@@ -68,6 +68,7 @@ __all__ = [
     "Plan",
     "default_backend",
     "Attribution",
+    "Contrast",
     "Stats",
     "UnitScore",
     "Unit",
