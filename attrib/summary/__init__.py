@@ -34,6 +34,7 @@ from attrib.summary.stats import (
     system_group,
     system_message,
     top_index,
+    user_text,
 )
 
 __all__ = [
@@ -68,6 +69,7 @@ class DatasetSummary:
             it first)``, most frequent first.
         plain: items counted in ``first_units``.
         top: how many ``first_units`` were kept (the ``--top`` option).
+        plain_rows: the plain-prompt items (no system message), in record order.
     """
 
     out_dir: str
@@ -86,6 +88,12 @@ class DatasetSummary:
     first_units: tuple[tuple[str, int], ...]
     plain: int
     top: int
+    plain_rows: tuple[ItemRow, ...] = ()
+
+    @property
+    def rows(self) -> tuple[ItemRow, ...]:
+        """Every ok item: the system groups' rows, then the plain prompts'."""
+        return tuple(row for group in self.system_groups for row in group.rows) + self.plain_rows
 
     @property
     def flag_rate(self) -> float:
@@ -107,6 +115,7 @@ class DatasetSummary:
             "plain_prompts": {
                 "items": self.plain,
                 "first_units": [{"text": text, "count": count} for text, count in self.first_units],
+                "rows": [row.to_dict() for row in self.plain_rows],
             },
         }
 
@@ -146,6 +155,7 @@ def _aggregate(out_dir: str, records: Records, items: list[Item], top: int) -> D
     firsts: Counter[str] = Counter()
     roles: dict[str, list[float]] = defaultdict(list)
     plain = 0
+    plain_rows: list[ItemRow] = []
     flagged: list[str] = []
     audited = 0
     for item in items:
@@ -157,6 +167,7 @@ def _aggregate(out_dir: str, records: Records, items: list[Item], top: int) -> D
             plain += 1
             totals = [float(t) for t in result.unit_scores]
             firsts[result.units[top_index(totals)].text.strip()] += 1
+            plain_rows.append(_plain_row(item))
         for role, share in (result.roles or {}).items():
             roles[role].append(float(share))
         if result.hidden_influence is not None:
@@ -185,4 +196,20 @@ def _aggregate(out_dir: str, records: Records, items: list[Item], top: int) -> D
         first_units=tuple(sorted(firsts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]),
         plain=plain,
         top=top,
+        plain_rows=tuple(plain_rows),
+    )
+
+
+def _plain_row(item: Item) -> ItemRow:
+    result = item.result
+    hidden = result.hidden_influence
+    return ItemRow(
+        item.id,
+        str(item.record.get("file", "")),
+        user_text(result),
+        result.output,
+        None,
+        None,
+        None,
+        None if hidden is None else bool(hidden.flag),
     )
