@@ -14,7 +14,8 @@ criterion), per label, and the run's cost.
 The options are those of ``attrib batch examples/support/questions.jsonl --task audit
 --level sentence --max-new-tokens 8 --system-file examples/support/system.txt``,
 so the cache makes that run free afterwards. A re-run into the same OUT_DIR skips
-finished ids.
+finished ids; a second process started with ``--reverse`` into the same OUT_DIR works
+from the other end (two processes keep both cores busy).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,9 @@ def compact_record(result: Attribution, record: dict[str, Any], line: int, task:
         "id": record["id"],
         "status": "ok",
         "line": line,
-        "meta": {k: v for k, v in record.items() if k not in ("id", "prompt", "messages", "system", "target", "options")},
+        "meta": {
+            k: v for k, v in record.items() if k not in ("id", "prompt", "messages", "system", "target", "options")
+        },
         "output": result.output,
         "output_logprob": result.output_logprob,
         "method": result.method,
@@ -91,7 +94,11 @@ def compact_record(result: Attribution, record: dict[str, Any], line: int, task:
         "hidden_influence": None
         if hidden is None
         else {"flagged": hidden.flag, "score": hidden.score, "kind": hidden.method},
-        "cost": {"calls": result.stats.calls, "tokens_evaluated": result.stats.tokens_evaluated, "seconds": result.stats.seconds},
+        "cost": {
+            "calls": result.stats.calls,
+            "tokens_evaluated": result.stats.tokens_evaluated,
+            "seconds": result.stats.seconds,
+        },
         "file": f"items/{key}.json",
     }
 
@@ -100,7 +107,14 @@ def error_record(record: dict[str, Any], line: int, error: BaseException) -> dic
     """The ``records.jsonl`` entry of a failed item."""
     message = str(error).splitlines()[0] if str(error) else type(error).__name__
     meta = {k: v for k, v in record.items() if k not in ("id", "prompt", "messages", "system", "target", "options")}
-    return {"id": record["id"], "status": "error", "line": line, "meta": meta, "error": message, "error_type": type(error).__name__}
+    return {
+        "id": record["id"],
+        "status": "error",
+        "line": line,
+        "meta": meta,
+        "error": message,
+        "error_type": type(error).__name__,
+    }
 
 
 class OutDir:
@@ -144,19 +158,30 @@ def run(
     backend: Any = None,
     cache: CacheSpec = True,
     log: bool = False,
+    lines: Sequence[int] | None = None,
 ) -> OutDir:
-    """Attribute every record not yet finished in ``out`` and write it there (the batch layout)."""
+    """Attribute every record not yet finished in ``out`` and write it there (the batch layout).
+
+    ``lines`` gives each record's line number in its file (default 1, 2, ...). Finished
+    ids are read again before each item, so two processes can work through the same
+    list from both ends into one OUT_DIR (each record line is one appended write).
+    """
     writer = OutDir(out)
-    done = writer.finished()
-    for line, record in enumerate(records, 1):
+    for position, record in enumerate(records):
+        line = lines[position] if lines is not None else position + 1
         record = {"id": f"line-{line}", **record}
-        if record["id"] in done:
+        if record["id"] in writer.finished():
             continue
         started = time.perf_counter()
         try:
             if task == "audit":
                 result = attrib.audit(
-                    record["prompt"], system=system, level=level, max_new_tokens=max_new_tokens, backend=backend, cache=cache
+                    record["prompt"],
+                    system=system,
+                    level=level,
+                    max_new_tokens=max_new_tokens,
+                    backend=backend,
+                    cache=cache,
                 )
             else:
                 result = attrib.attribute(
@@ -181,19 +206,21 @@ def run(
 
 def _label_unit(result: Attribution, record: dict[str, Any]) -> int | None:
     """The unit index of the record's labelled system unit (a 1-based index or the unit's text)."""
-    system = [i for i, u in enumerate(result.units) if result.messages and result.messages[u.message]["role"] == "system"]
+    system = [
+        i for i, u in enumerate(result.units) if result.messages and result.messages[u.message]["role"] == "system"
+    ]
     position = resolve_label(record["label"], [result.units[i].text.strip() for i in system])
     return None if position is None else system[position - 1]
 
 
-def load_questions(limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """The dataset's records; with ``limit``, a seeded random subset of that size (file order kept)."""
-    lines = (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
-    if limit is None or limit >= len(records):
-        return records
-    chosen = sorted(random.Random(seed).sample(range(len(records)), limit))
-    return [records[i] for i in chosen]
+def load_questions(limit: int | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], list[int]]:
+    """The dataset's records and their line numbers; with ``limit``, a seeded random subset
+    of that size (file order kept)."""
+    text = (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    numbered = [(n, json.loads(line)) for n, line in enumerate(text, 1) if line.strip()]
+    if limit is not None and limit < len(numbered):
+        numbered = [numbered[i] for i in sorted(random.Random(seed).sample(range(len(numbered)), limit))]
+    return [record for _, record in numbered], [n for n, _ in numbered]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,14 +228,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--out", type=Path, required=True, help="OUT_DIR to write (resumed if it exists)")
     parser.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many questions")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset")
+    parser.add_argument(
+        "--reverse", action="store_true", help="from the last question (a second process into the same OUT_DIR)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the dataset summary as JSON here")
     args = parser.parse_args(argv)
     from attrib.summary import summarize
 
     system = (DATA / "system.txt").read_text(encoding="utf-8").strip()
-    questions = load_questions(args.limit, args.seed)
+    questions, lines = load_questions(args.limit, args.seed)
+    if args.reverse:
+        questions, lines = questions[::-1], lines[::-1]
     started = time.perf_counter()
-    run(questions, args.out, system=system, log=True)
+    run(questions, args.out, system=system, log=True, lines=lines)
+    if args.reverse:
+        return 0
     summary = summarize(args.out)
     print(summary.render())
     print(f"wall time of this invocation: {time.perf_counter() - started:.0f} s")

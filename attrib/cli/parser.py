@@ -11,6 +11,7 @@ import argparse
 from typing import NoReturn
 
 from attrib import registry
+from attrib.cli import summarize
 from attrib.segmentation import LEVELS
 
 __all__ = ["build_parser", "HIPE_FLAGS", "API_FLAGS"]
@@ -199,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("result", metavar="RESULT.json", help="a result written by 'attrib explain --json'")
     report.add_argument("-o", "--output", metavar="OUT.html", required=True, help="where to write the HTML page")
+
+    summarize.add_parser(commands)
     return parser
 
 

@@ -175,9 +175,7 @@ def _aggregate(out_dir: str, records: Records, items: list[Item], top: int) -> D
             if result.hidden_influence.flag:
                 flagged.append(item.id)
     error_types = Counter(str(r.get("error_type", "Error")) for r in records.errors)
-    errors = tuple(
-        {key: r.get(key) for key in ("id", "line", "error", "error_type")} for r in records.errors
-    )
+    errors = tuple({key: r.get(key) for key in ("id", "line", "error", "error_type")} for r in records.errors)
     ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
     return DatasetSummary(
         out_dir=out_dir,

@@ -62,7 +62,11 @@ def render_text(summary: DatasetSummary) -> str:
         lines.append("")
         lines.append(
             f"Hidden influence: {len(summary.flagged)}/{summary.audited} flagged ({summary.flag_rate:.1%})"
-            + (": " + ", ".join(summary.flagged[:20]) + (" …" if len(summary.flagged) > 20 else "") if summary.flagged else "")
+            + (
+                ": " + ", ".join(summary.flagged[:20]) + (" …" if len(summary.flagged) > 20 else "")
+                if summary.flagged
+                else ""
+            )
         )
     if summary.first_units:
         lines.append("")
