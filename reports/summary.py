@@ -13,7 +13,8 @@ Per-item links: with ``item_reports=True`` each ok item's full report is written
 with :meth:`Attribution.to_html` to ``items/<key>.html`` beside the page, and the
 page links there; otherwise the page links to the item's JSON in the OUT_DIR
 (relative to the page). A link is only made for a result file the OUT_DIR layout
-allows (``items/<key>.json``, ``<key>`` of ``[A-Za-z0-9._%~-]``).
+allows (``items/<key>.json``, ``<key>`` without a slash, backslash or leading dot);
+links are URL-quoted.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from attrib.summary import DatasetSummary
 __all__ = ["render_summary_html", "write_summary_html"]
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
-_ITEM_FILE = re.compile(r"items/([A-Za-z0-9._%~-]+)\.json")
+_ITEM_FILE = re.compile(r"items/([^/\\\x00]+)\.json")
 
 
 @lru_cache(maxsize=4)
@@ -57,7 +58,7 @@ def _environment() -> jinja2.Environment:
 def item_key(file: str) -> str | None:
     """The ``<key>`` of a record's ``items/<key>.json``, ``None`` for any other path."""
     match = _ITEM_FILE.fullmatch(file)
-    return None if match is None or match.group(1) in (".", "..") else match.group(1)
+    return None if match is None or match.group(1).startswith(".") else match.group(1)
 
 
 def render_summary_html(summary: DatasetSummary, *, links: dict[str, str] | None = None) -> str:
