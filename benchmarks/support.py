@@ -223,6 +223,90 @@ def load_questions(limit: int | None = None, seed: int = 0) -> tuple[list[dict[s
     return [record for _, record in numbered], [n for n, _ in numbered]
 
 
+_WORD = re.compile(r"[a-z0-9@.%-]+")
+_COMMON = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "any",
+        "you",
+        "our",
+        "your",
+        "can",
+        "with",
+        "are",
+        "our",
+        "from",
+        "over",
+        "all",
+        "get",
+        "every",
+        "one",
+        "that",
+        "this",
+        "sold",
+        "ship",
+        "page",
+        "customers",
+        "customer",
+    ]
+)
+
+
+def fact_words(fact: str, question: str) -> set[str]:
+    """Words of the labelled fact a copied answer would carry: 3+ characters, not in the question, not common."""
+    asked = set(_WORD.findall(question.lower()))
+    words = {w.strip(".") for w in _WORD.findall(fact.lower())}
+    return {w for w in words if len(w) >= 2 and (len(w) >= 3 or w.isdigit()) and w not in asked and w not in _COMMON}
+
+
+def answered_from_fact(output: str, fact: str, question: str) -> bool:
+    """True when the output carries a word of its labelled fact that the question does not (a copied answer)."""
+    said = {w.strip(".") for w in _WORD.findall(output.lower())}
+    return bool(fact_words(fact, question) & said)
+
+
+def report(out: Path, examples: int = 6) -> str:
+    """The measurement: labelled accuracy (overall, per label, split by whether the output
+    copied its fact), cost per item, and a few misses."""
+    from attrib.summary import summarize
+
+    summary = summarize(out)
+    [group] = summary.system_groups
+    accuracy = group.accuracy
+    assert accuracy is not None
+    facts = (DATA / "system.txt").read_text(encoding="utf-8").splitlines()
+    split: dict[bool, list[int]] = {True: [0, 0], False: [0, 0]}
+    misses = []
+    for row in group.rows:
+        if row.label is None:
+            continue
+        copied = answered_from_fact(row.output, facts[row.label - 1], row.user)
+        split[copied][0] += 1
+        split[copied][1] += row.top_position == row.label
+        if row.top_position != row.label:
+            misses.append(row)
+    n = max(summary.ok, 1)
+    lines = [
+        f"items: {summary.ok} ok, {summary.failed} failed",
+        f"top system unit = labelled sentence: {accuracy.correct}/{accuracy.n} ({accuracy.accuracy:.1%})",
+        "per label: " + ", ".join(f"{k}: {c}/{m}" for k, (m, c) in sorted(accuracy.per_label.items())),
+    ]
+    for copied, (m, c) in split.items():
+        what = "copied a word of its fact" if copied else "did not copy its fact"
+        lines.append(f"  output {what}: {c}/{m}" + (f" ({c / m:.1%})" if m else ""))
+    lines.append(
+        f"cost: {summary.calls} calls, {summary.tokens_evaluated} tokens evaluated, {summary.seconds:.0f} s of work "
+        f"({summary.calls / n:.1f} calls, {summary.tokens_evaluated / n:.0f} tokens, {summary.seconds / n:.1f} s per item)"
+    )
+    lines.append(f"hidden influence flagged: {len(summary.flagged)}/{summary.audited}")
+    lines.append("misses (id, question -> output; label / top unit):")
+    for row in misses[:examples]:
+        lines.append(f"  {row.id}: {row.user!r} -> {row.output!r}; label {row.label} / top {row.top_position}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.support", description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", type=Path, required=True, help="OUT_DIR to write (resumed if it exists)")
@@ -232,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         "--reverse", action="store_true", help="from the last question (a second process into the same OUT_DIR)"
     )
     parser.add_argument("--json", type=Path, default=None, help="write the dataset summary as JSON here")
+    parser.add_argument("--report", action="store_true", help="only print the measurement of OUT_DIR as it stands")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report(args.out))
+        return 0
     from attrib.summary import summarize
 
     system = (DATA / "system.txt").read_text(encoding="utf-8").strip()
@@ -245,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     summary = summarize(args.out)
     print(summary.render())
+    print(report(args.out))
     print(f"wall time of this invocation: {time.perf_counter() - started:.0f} s")
     if args.json is not None:
         write_atomic(args.json, json.dumps(summary.to_dict(), indent=2) + "\n")
