@@ -9,7 +9,7 @@ Questions are templates x paraphrases: for each fact, a handful of phrasings,
 each optionally given an opening ("Hi,", "Hello there!"), a closing ("Thanks!"),
 a lower-case or typo variant, chosen by a seeded random generator, so the file is
 reproducible: ``python examples/support/make.py`` rewrites it byte for byte.
-Sentence 2 (the answering instruction) governs every answer and labels none.
+Sentence 11 (the answering instruction) governs every answer and labels none.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ QUESTIONS: dict[int, list[str]] = {
         "Who are you?",
         "What does your company make and sell?",
     ],
-    3: [
+    2: [
         "When is the support desk open?",
         "What are your opening hours?",
         "When can I call support?",
@@ -48,7 +48,7 @@ QUESTIONS: dict[int, list[str]] = {
         "What hours is customer service open?",
         "When does your support team work?",
     ],
-    4: [
+    3: [
         "How long do I have to return a kettle?",
         "Can I return a product I don't like?",
         "What is your refund policy?",
@@ -60,7 +60,7 @@ QUESTIONS: dict[int, list[str]] = {
         "Is it too late to return an item I bought a month ago?",
         "How do refunds work?",
     ],
-    5: [
+    4: [
         "How long does shipping take?",
         "When will my order arrive?",
         "How many days is delivery?",
@@ -72,7 +72,7 @@ QUESTIONS: dict[int, list[str]] = {
         "How soon will I get my package?",
         "How many business days does delivery take?",
     ],
-    6: [
+    5: [
         "What email address can I write to?",
         "How can I contact a real person?",
         "What is your support email?",
@@ -84,7 +84,7 @@ QUESTIONS: dict[int, list[str]] = {
         "Is there an email for help?",
         "Who do I write to with a complaint?",
     ],
-    7: [
+    6: [
         "How long is the warranty on a kettle?",
         "Does my kettle have a warranty?",
         "What warranty do your kettles come with?",
@@ -96,7 +96,7 @@ QUESTIONS: dict[int, list[str]] = {
         "Do kettles come with a guarantee?",
         "How long does the kettle warranty last?",
     ],
-    8: [
+    7: [
         "Is there a discount code for new customers?",
         "Do you have a discount for first-time buyers?",
         "Is there a coupon code?",
@@ -108,7 +108,7 @@ QUESTIONS: dict[int, list[str]] = {
         "What code do I use for my first purchase?",
         "Do first orders get a discount?",
     ],
-    9: [
+    8: [
         "Where can I buy a replacement lid?",
         "Do you sell spare filters?",
         "I lost the lid of my kettle, where can I get a new one?",
@@ -120,7 +120,7 @@ QUESTIONS: dict[int, list[str]] = {
         "Where can I order a new filter?",
         "Is there a page for spare parts?",
     ],
-    10: [
+    9: [
         "Do you offer free shipping?",
         "Is shipping free?",
         "How much do I have to spend for free delivery?",
@@ -132,7 +132,7 @@ QUESTIONS: dict[int, list[str]] = {
         "Do you charge for delivery?",
         "Above what amount is shipping free?",
     ],
-    11: [
+    10: [
         "Which countries do you ship to?",
         "Do you ship to France?",
         "Can you deliver to Austria?",
