@@ -1,11 +1,12 @@
-"""The ``attrib`` command line: ``explain``, ``audit``, ``report`` and ``batch``.
+"""The ``attrib`` command line: ``explain``, ``audit``, ``report``, ``batch`` and ``summarize``.
 
 User errors print one line, ``attrib: error: ...``, and exit with status 1
 (2 for a malformed command line); there is no traceback for them.
 
 * :mod:`attrib.cli.parser`: commands, flags and help (choices from the registry);
 * :mod:`attrib.cli.inputs`: reading prompts and files, writing outputs;
-* :mod:`attrib.cli.commands`: what each command does.
+* :mod:`attrib.cli.commands`: what each command does;
+* :mod:`attrib.cli.summarize`: the ``summarize`` command (parser section and handler).
 """
 
 from __future__ import annotations
@@ -20,13 +21,19 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``attrib`` command; return the exit status."""
-    from attrib.cli import commands
+    from attrib.cli import commands, summarize
     from attrib.cli.batch import batch
     from attrib.cli.parser import build_parser
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"explain": commands.explain, "audit": commands.audit, "report": commands.report, "batch": batch}
+    handlers = {
+        "explain": commands.explain,
+        "audit": commands.audit,
+        "report": commands.report,
+        "batch": batch,
+        "summarize": summarize.run,
+    }
     try:
         return handlers[args.command](args)
     except AttribError as error:

@@ -11,6 +11,7 @@ import argparse
 from typing import NoReturn
 
 from attrib import registry
+from attrib.cli import summarize
 from attrib.segmentation import LEVELS
 
 __all__ = ["build_parser", "HIPE_FLAGS", "API_FLAGS"]
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     from attrib.cli.batch import add_parser as add_batch
 
     add_batch(commands)
+    summarize.add_parser(commands)
     return parser
 
 
