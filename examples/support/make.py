@@ -4,6 +4,11 @@ Every question is answerable from exactly one sentence of ``system.txt``; its
 ``label`` is that sentence's 1-based index (sentences are the file's lines, one
 fact or instruction per line, the way attrib's sentence level splits them) and
 ``fact`` repeats the sentence's text so the file can be read on its own.
+``target`` is the reply a support assistant logged for the question: the fact
+in the assistant's words. Audits of logged conversations explain the answer
+that was given, so a batch over this file explains these replies (the
+embedded model is a small base model, whose own replies rarely answer; a run
+without targets measures that instead, see docs/summary.md).
 
 Questions are templates x paraphrases: for each fact, a handful of phrasings,
 each optionally given an opening ("Hi,", "Hello there!"), a closing ("Thanks!"),
@@ -146,6 +151,61 @@ QUESTIONS: dict[int, list[str]] = {
     ],
 }
 
+#: 1-based sentence index -> replies a support assistant logged for such a question: the
+#: fact in the assistant's own words (what a deployed, chat-tuned assistant would say).
+ANSWERS: dict[int, list[str]] = {
+    1: [
+        "We sell electric kettles and teapots online.",
+        "Brightkettle is an online shop for electric kettles and teapots.",
+        "You are talking to Brightkettle's support: we sell kettles and teapots.",
+    ],
+    2: [
+        "Our support desk is open Monday to Friday, 8 am to 6 pm.",
+        "Support is available from 8 am to 6 pm, Monday to Friday.",
+        "You can reach the desk Monday to Friday between 8 am and 6 pm.",
+    ],
+    3: [
+        "You can return any product within 45 days for a full refund.",
+        "Returns are accepted for 45 days, with a full refund.",
+        "You have 45 days to send it back and get all your money back.",
+    ],
+    4: [
+        "Standard shipping takes 3 to 5 business days.",
+        "Your order arrives in 3 to 5 business days.",
+        "Delivery takes 3 to 5 business days with standard shipping.",
+    ],
+    5: [
+        "Please write to help@brightkettle.example to reach a person.",
+        "You can contact a person at help@brightkettle.example.",
+        "Send an email to help@brightkettle.example and a person will answer.",
+    ],
+    6: [
+        "Every kettle has a 2-year warranty.",
+        "Your kettle is covered by a 2-year warranty.",
+        "The warranty on our kettles lasts 2 years.",
+    ],
+    7: [
+        "As a first-time customer you get 15% off with the code KETTLE15.",
+        "Use the code KETTLE15 for 15% off your first order.",
+        "New customers save 15% with KETTLE15.",
+    ],
+    8: [
+        "Replacement lids and filters are on our Spare Parts page.",
+        "You can buy spare lids and filters on the Spare Parts page.",
+        "Lids and filters are sold on our Spare Parts page.",
+    ],
+    9: [
+        "Orders over 60 euros ship for free.",
+        "Shipping is free for orders above 60 euros.",
+        "Spend more than 60 euros and shipping is free.",
+    ],
+    10: [
+        "We ship to Germany, France, Austria and the Netherlands.",
+        "We deliver to Germany, France, Austria and the Netherlands.",
+        "Our shipping countries are Germany, France, Austria and the Netherlands.",
+    ],
+}
+
 OPENINGS = ["", "", "", "Hi, ", "Hello! ", "Hey, ", "Good morning, ", "Hello there, ", "Quick question: "]
 CLOSINGS = ["", "", "", " Thanks!", " Thank you.", " Thanks a lot.", " Cheers."]
 
@@ -190,7 +250,11 @@ def records(seed: int = SEED, per_label: int = PER_LABEL) -> list[dict[str, obje
                 texts.append(candidate)
         out.extend({"prompt": t, "label": label, "fact": facts[label - 1]} for t in texts)
     rng.shuffle(out)
-    return [{"id": f"q{n:03d}", **r} for n, r in enumerate(out, 1)]
+    replies = random.Random(seed + 1)  # its own generator: the questions stay as they were
+    return [
+        {"id": f"q{n:03d}", "prompt": r["prompt"], "target": replies.choice(ANSWERS[int(str(r["label"]))]), **r}
+        for n, r in enumerate(out, 1)
+    ]
 
 
 def main() -> None:
