@@ -34,6 +34,7 @@ def test_the_file_is_what_make_py_writes():
 def test_every_question_is_unique_labelled_and_names_its_fact():
     questions = _questions()
     facts = (DATA / "system.txt").read_text(encoding="utf-8").splitlines()
+    answers = _make().ANSWERS
     assert 200 <= len(questions) <= 300
     assert len({q["id"] for q in questions}) == len(questions)
     assert len({q["prompt"] for q in questions}) == len(questions)
@@ -41,7 +42,8 @@ def test_every_question_is_unique_labelled_and_names_its_fact():
     assert sorted(counts) == list(range(1, 11)) and len(set(counts.values())) == 1
     for q in questions:
         assert q["fact"] == facts[q["label"] - 1]
-        assert set(q) == {"id", "prompt", "label", "fact"}
+        assert set(q) == {"id", "prompt", "target", "label", "fact"}
+        assert q["target"] in answers[q["label"]]
 
 
 @pytest.mark.filterwarnings("ignore:the prompt's last")  # the toy tokenizer joins the turn's newline
