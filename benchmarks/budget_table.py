@@ -167,8 +167,9 @@ def _fronts(groups: dict[Row, list[Record]]) -> list[str]:
     lines = [
         "## Pareto front: faithfulness against calls",
         "",
-        "Per level and task, the method-and-budget runs that no other run beats on both mean calls and the "
-        "faithfulness measure (LDS: higher is better; deletion AUC: lower is better).",
+        "Per level and task, among the method-and-budget runs that cover every case of the task at that level, "
+        "the runs that no other run beats on both mean calls and the faithfulness measure (LDS: higher is "
+        "better; deletion AUC: lower is better).",
         "",
         "| level | task | measure | front (method@budget: calls, value) |",
         "|---|---|---|---|",
@@ -179,6 +180,8 @@ def _fronts(groups: dict[Row, list[Record]]) -> list[str]:
             rows = sorted((row for row in groups if row[0] == task and row[1] == level), key=_order)
             if not rows:
                 continue
+            seeds = {r["seed"] for row in rows for r in groups[row]}
+            rows = [row for row in rows if {r["seed"] for r in groups[row]} == seeds]
             found = True
             for measure, higher in (("lds", True), ("deletion_auc", False)):
                 points = []
@@ -196,19 +199,21 @@ def _hierarchical(groups: dict[Row, list[Record]]) -> list[str]:
         "## Hierarchical coalitions against both parents at equal budgets",
         "",
         "`hierarchical` (HiPe, then Shapley sampling among HiPe's top 6 units) against `hipe` and `shapley` "
-        "under the same budget; each cell is hit@1 / copies' share (redundancy) / deletion AUC / LDS. "
+        "under the same budget, on the cases all three ran; each cell is hit@1 / copies' share (redundancy) / deletion AUC / LDS. "
         "Beats both: better than both parents on LDS and on deletion AUC.",
         "",
-        "| level | task | budget | hipe | shapley | hierarchical | beats both |",
-        "|---|---|---:|---|---|---|---|",
+        "| level | task | budget | cases | hipe | shapley | hierarchical | beats both |",
+        "|---|---|---:|---:|---|---|---|---|",
     ]
     found = False
     for level in ("sentence", "token"):
         for task in ("redundancy", "needle", "padded"):
             budgets = sorted({row[3] or 0 for row in groups if row[:3] == (task, level, "hierarchical")})
             for budget in budgets:
-                parts = {m: groups.get((task, level, m, budget)) for m in ("hipe", "shapley", "hierarchical")}
-                if any(not v for v in parts.values()):
+                parts = {m: groups.get((task, level, m, budget), []) for m in ("hipe", "shapley", "hierarchical")}
+                common = set.intersection(*({r["seed"] for r in v} for v in parts.values()))
+                parts = {m: [r for r in v if r["seed"] in common] for m, v in parts.items()}
+                if not common:
                     continue
                 found = True
                 s = {m: _summary(v or []) for m, v in parts.items()}
@@ -222,7 +227,7 @@ def _hierarchical(groups: dict[Row, list[Record]]) -> list[str]:
                     h["lds"] > s[m]["lds"] and h["deletion_auc"] < s[m]["deletion_auc"] for m in ("hipe", "shapley")
                 )
                 lines.append(
-                    f"| {level} | {task} | {budget} | {cell(s['hipe'])} | {cell(s['shapley'])} | {cell(h)} | "
+                    f"| {level} | {task} | {budget} | {len(common)} | {cell(s['hipe'])} | {cell(s['shapley'])} | {cell(h)} | "
                     f"{'yes' if beats else 'no'} |"
                 )
     return lines + [""] if found else []
