@@ -71,6 +71,27 @@ def _groups(records: Sequence[Record]) -> dict[Row, list[Record]]:
     return groups
 
 
+def _refused(groups: dict[Row, list[Record]]) -> list[str]:
+    """One line per method and budget the pipeline refused (its first round exceeds the budget)."""
+    lines = []
+    for (task, level, method, budget), runs in sorted(
+        groups.items(), key=lambda kv: (kv[0][1], kv[0][0], _order(kv[0]))
+    ):
+        refused = [r for r in runs if "refused" in r]
+        if refused:
+            lines.append(
+                f"- {task}, {level} level, `{method}` at budget {_budget(budget)}: {refused[0]['refused']} "
+                f"({len(refused)} case{'s' if len(refused) > 1 else ''})"
+            )
+    if not lines:
+        return []
+    return (
+        ["## Refused runs", "", "The pipeline refuses a method whose first round the budget cannot cover:", ""]
+        + lines
+        + [""]
+    )
+
+
 def _summary(runs: list[Record]) -> dict[str, float]:
     return {
         "cases": float(len(runs)),
@@ -83,6 +104,12 @@ def _summary(runs: list[Record]) -> dict[str, float]:
         "tokens": _mean(r["tokens_evaluated"] for r in runs),
         "seconds": _mean(r["seconds"] for r in runs),
     }
+
+
+def _measured(groups: dict[Row, list[Record]]) -> dict[Row, list[Record]]:
+    """The groups without refused runs (and without groups left empty)."""
+    kept = {row: [r for r in runs if "refused" not in r] for row, runs in groups.items()}
+    return {row: runs for row, runs in kept.items() if runs}
 
 
 def _main_tables(groups: dict[Row, list[Record]]) -> list[str]:
@@ -241,7 +268,8 @@ def report(records: list[Record], *, written: str | None = None, machine_line: s
         written: the date the table says it was written (default today, ``YYYY-MM-DD``).
         machine_line: the machine description (default :func:`benchmarks.table.machine`).
     """
-    groups = _groups(records)
+    every = _groups(records)
+    groups = _measured(every)
     lines = [
         "# Every method at equal call budgets (issue 17)",
         "",
@@ -265,4 +293,5 @@ def report(records: list[Record], *, written: str | None = None, machine_line: s
     lines += _per_case(groups)
     lines += _fronts(groups)
     lines += _hierarchical(groups)
+    lines += _refused(every)
     return "\n".join(lines).rstrip("\n") + "\n"

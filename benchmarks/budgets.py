@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from attrib.errors import BudgetError
 from benchmarks.runner import append, load_records
 
 if TYPE_CHECKING:
@@ -288,6 +289,10 @@ def run(
         tasks, levels, methods, budgets: the grid; ``itp`` runs once per case, unbudgeted.
         count: cases per task (``None``: :data:`DEFAULT_CASES` of the level).
 
+    A method whose first round the budget cannot cover (Shapley sampling needs one
+    call per unit for one permutation) is recorded with ``refused``, the pipeline's
+    message, and no measurements.
+
     Returns:
         The new records.
     """
@@ -302,10 +307,15 @@ def run(
             case = build(task, seed, backend)
             evaluator: Evaluator | None = None
             for method, budget in todo:
-                record, result = measure(case, level, method, budget, backend, None)
-                if evaluator is None:
-                    evaluator = Evaluator(result, cached, case, seed=1000 + seed)
-                record.update(evaluate(record, evaluator))
+                try:
+                    record, result = measure(case, level, method, budget, backend, None)
+                except BudgetError as error:
+                    record = {"task": task, "level": level, "seed": seed, "method": method, "budget": budget}
+                    record["refused"] = str(error)
+                else:
+                    if evaluator is None:
+                        evaluator = Evaluator(result, cached, case, seed=1000 + seed)
+                    record.update(evaluate(record, evaluator))
                 append(out, record)
                 done.add(_key(record))
                 new.append(record)
@@ -315,7 +325,7 @@ def run(
 
 def _say(record: dict[str, Any]) -> None:
     parts = [f"{record['task']} {record['level']} seed {record['seed']} {record['method']} budget {record['budget']}"]
-    for key in ("calls", "seconds", "hit1", "share", "deletion_auc", "lds"):
+    for key in ("calls", "seconds", "hit1", "share", "deletion_auc", "lds", "refused"):
         if key in record:
             value = record[key]
             parts.append(f"{key}={round(value, 3) if isinstance(value, float) else value}")

@@ -96,3 +96,23 @@ def test_the_committed_records_cover_the_redundancy_criterion():
     records = [json.loads(line) for line in (RESULTS / "budgets.jsonl").read_text().splitlines() if line]
     redundancy = {r["seed"] for r in records if r["task"] == "redundancy" and r["level"] == "sentence"}
     assert len(redundancy) >= 10
+
+
+def test_a_method_the_budget_cannot_start_is_recorded_as_refused(tmp_path):
+    toy = _toy_for(CHECKED_SEEDS[0])
+    new = budgets.run(
+        toy,
+        toy,
+        tmp_path / "runs.jsonl",
+        tasks=["redundancy"],
+        levels=["token"],
+        methods=["shapley", "kernelshap"],
+        budgets=[32],
+        count=1,
+    )
+    refused = {r["method"]: r for r in new}
+    assert "needs at least" in refused["shapley"]["refused"] and "lds" not in refused["shapley"]
+    assert "refused" not in refused["kernelshap"] and refused["kernelshap"]["calls"] <= 32
+    text = budget_table.report(new, written="2026-01-01", machine_line="test machine")
+    assert "## Refused runs" in text and "`shapley` at budget 32" in text
+    assert "| kernelshap | 32 | 1 |" in text
