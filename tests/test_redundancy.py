@@ -57,3 +57,13 @@ def test_the_checked_seeds_are_at_least_ten():
 def test_bad_distractor_count_is_refused():
     with pytest.raises(ValueError, match="n_distractors"):
         make_redundancy_case(0, n_distractors=0)
+
+
+@pytest.mark.model
+def test_the_embedded_model_answers_every_checked_seed(llama):
+    def generate(prompt: str) -> str:
+        return llama.detokenize(llama.generate(llama.tokenize(prompt).ids, max_new_tokens=5).ids)
+
+    answers = {seed: right for seed, _, right in check_cases(max(CHECKED_SEEDS) + 1, generate)}
+    assert all(answers[seed] for seed in CHECKED_SEEDS)
+    assert [seed for seed, right in answers.items() if not right] == [4]
