@@ -112,6 +112,29 @@ def _measured(groups: dict[Row, list[Record]]) -> dict[Row, list[Record]]:
     return {row: runs for row, runs in kept.items() if runs}
 
 
+def _coverage(groups: dict[Row, list[Record]]) -> list[str]:
+    """What was run: per level, each task's case count and the budgets recorded (the grid is 32, 64, 128)."""
+    parts = []
+    for level in ("sentence", "token"):
+        tasks = []
+        for task in ("redundancy", "needle", "padded"):
+            rows = [row for row in groups if row[:2] == (task, level)]
+            if rows:
+                seeds = {r["seed"] for row in rows for r in groups[row]}
+                budgets = sorted({row[3] for row in rows if row[3] is not None})
+                tasks.append(f"{task} {len(seeds)} cases at budgets {', '.join(map(str, budgets))}")
+        if tasks:
+            parts.append(f"{level} level: " + "; ".join(tasks))
+    if not parts:
+        return []
+    return [
+        "Recorded so far (the grid is budgets 32, 64 and 128; the rest was not run on this machine): "
+        + ". ".join(parts)
+        + ".",
+        "",
+    ]
+
+
 def _main_tables(groups: dict[Row, list[Record]]) -> list[str]:
     lines: list[str] = []
     for level in ("sentence", "token"):
@@ -289,6 +312,7 @@ def report(records: list[Record], *, written: str | None = None, machine_line: s
         "`--report-only` rewrites it from `budgets.jsonl`.",
         "",
     ]
+    lines += _coverage(groups)
     lines += _main_tables(groups)
     lines += _per_case(groups)
     lines += _fronts(groups)
