@@ -32,7 +32,7 @@ from attrib.reports.method_trace import method_trace_view
 from attrib.reports.text import budget_effect
 from attrib.result import Attribution, Trace
 
-__all__ = ["render_html", "render_notebook", "embed_json"]
+__all__ = ["render_html", "render_notebook", "embed_json", "template_asset", "template_environment"]
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -40,14 +40,14 @@ _TEMPLATES = Path(__file__).resolve().parent / "templates"
 _SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
-@lru_cache(maxsize=2)
-def _asset(name: str) -> str:
-    """The text of a file of ``templates/`` (the page's CSS or JavaScript), read once."""
+@lru_cache(maxsize=8)
+def template_asset(name: str) -> str:
+    """The text of a file of ``templates/`` (a page's CSS or JavaScript), read once."""
     return (_TEMPLATES / name).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     """The Jinja environment (autoescaping on), built once."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
@@ -138,7 +138,7 @@ def render_html(result: Attribution) -> str:
     """
     data = result.to_dict()
     roles = list(dict.fromkeys(unit.role for unit in result.units))
-    template = _environment().get_template("report.html.j2")
+    template = template_environment().get_template("report.html.j2")
     return template.render(
         output=result.output,
         output_logprob=result.output_logprob if result.score_kind == "logprob" else None,
@@ -155,8 +155,8 @@ def render_html(result: Attribution) -> str:
         show_roles=len(roles) > 1,
         audit=audit_findings(result),
         show_tree=isinstance(result.trace, Trace) and bool(result.trace.chunks),
-        css=markupsafe.Markup(_asset("report.css")),  # our own files, inlined as they are
-        script=markupsafe.Markup(_asset("report.js")),
+        css=markupsafe.Markup(template_asset("report.css")),  # our own files, inlined as they are
+        script=markupsafe.Markup(template_asset("report.js")),
         data_json=markupsafe.Markup(embed_json(data)),  # <, >, & are escaped as JSON escapes
     )
 

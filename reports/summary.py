@@ -22,37 +22,18 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from functools import lru_cache
 from pathlib import Path
 
-import jinja2
 import markupsafe
 
-from attrib.reports.html import embed_json
+from attrib.reports.html import embed_json, template_asset, template_environment
 from attrib.result import Attribution
 from attrib.result.files import write_atomic
 from attrib.summary import DatasetSummary
 
 __all__ = ["render_summary_html", "write_summary_html"]
 
-_TEMPLATES = Path(__file__).resolve().parent / "templates"
 _ITEM_FILE = re.compile(r"items/([^/\\\x00]+)\.json")
-
-
-@lru_cache(maxsize=4)
-def _asset(name: str) -> str:
-    return (_TEMPLATES / name).read_text(encoding="utf-8")
-
-
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def item_key(file: str) -> str | None:
@@ -77,11 +58,11 @@ def render_summary_html(summary: DatasetSummary, *, links: dict[str, str] | None
     """
     data = summary.to_dict()
     data["links"] = dict(links or {})
-    template = _environment().get_template("summary.html.j2")
+    template = template_environment().get_template("summary.html.j2")
     return template.render(
         summary=summary,
-        css=markupsafe.Markup(_asset("summary.css")),  # our own files, inlined as they are
-        script=markupsafe.Markup(_asset("summary.js")),
+        css=markupsafe.Markup(template_asset("summary.css")),  # our own files, inlined as they are
+        script=markupsafe.Markup(template_asset("summary.js")),
         data_json=markupsafe.Markup(embed_json(data)),  # <, >, & are escaped as JSON escapes
     )
 
