@@ -344,3 +344,13 @@ def test_ray_actors_give_llama_cpp_their_own_cpus_unless_the_user_set_threads():
     assert _within_cpus(user, 1) is user
     toy = Spec("explain", "toy")
     assert _within_cpus(toy, 1) is toy
+
+
+def test_a_second_run_into_an_out_dir_in_use_is_refused_until_the_first_ends(tmp_path: Path) -> None:
+    first = prepare(RECORDS[:2], out_dir=tmp_path, backend="toy", backend_options=TOY, level="word")
+    with pytest.raises(InputError, match="in use by another attrib batch run"):
+        prepare(RECORDS[:2], out_dir=tmp_path, backend="toy", backend_options=TOY, level="word")
+    assert len(list(first.outcomes())) == 2  # the first run finishes and lets go
+    again = prepare(RECORDS[:2], out_dir=tmp_path, backend="toy", backend_options=TOY, level="word")
+    assert (again.skipped, again.total) == (2, 0)
+    list(again.outcomes())

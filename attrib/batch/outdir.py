@@ -79,6 +79,43 @@ class OutDir:
         except OSError as error:
             raise InputError(f"cannot create output directory {self.path}: {error.strerror}") from None
         self.records_path = self.path / "records.jsonl"
+        self._lock: int | None = None
+
+    # ----------------------------------------------------------------- the lock
+
+    def lock(self) -> None:
+        """Hold OUT_DIR for this run: a second batch into the same directory is refused.
+
+        An advisory ``flock`` on ``OUT_DIR/.lock``: the operating system releases it when
+        the process ends, however it ends (SIGKILL included), so a killed run never leaves
+        a stale lock. On systems without ``fcntl`` (Windows) nothing is locked.
+
+        Raises:
+            InputError: if another process holds it.
+        """
+        if self._lock is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        with self._writing():
+            handle = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(handle)
+            raise InputError(
+                f"{self.path} is in use by another attrib batch run; wait for it to end, or use another "
+                "output directory"
+            ) from None
+        self._lock = handle
+
+    def release(self) -> None:
+        """Let another run use OUT_DIR (the end of this one)."""
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor drops the flock
+            self._lock = None
 
     # ----------------------------------------------------------------- run.json
 
@@ -89,8 +126,10 @@ class OutDir:
         time may differ (an upgraded attrib or a moved input resumes).
 
         Raises:
-            InputError: naming what differs, unless ``force`` (then ``run.json`` is replaced).
+            InputError: naming what differs, unless ``force`` (then ``run.json`` is replaced);
+                if another run holds OUT_DIR (:meth:`lock`).
         """
+        self.lock()
         path = self.path / "run.json"
         if path.exists() and not force:
             try:

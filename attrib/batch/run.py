@@ -111,7 +111,10 @@ class Batch:
                 yield outcome
         finally:
             if self.out is not None:
-                self.out.write_units()
+                try:
+                    self.out.write_units()
+                finally:
+                    self.out.release()
 
     def _keep(self, done: Done) -> Outcome:
         item_id = str(done.record["id"])
@@ -200,10 +203,14 @@ def prepare(
     skipped = retained = 0
     if out_dir is not None:
         out = OutDir(out_dir)
-        out.claim(_run_json(task, spec, system, described, executor), force=force)
-        finished = out.scan()
-        retry = {key for key, record in finished.items() if record.get("status") != "ok"} if retry_failed else set()
-        out.forget(retry)
+        try:  # held (OutDir.lock) from here until the outcomes end
+            out.claim(_run_json(task, spec, system, described, executor), force=force)
+            finished = out.scan()
+            retry = {key for key, record in finished.items() if record.get("status") != "ok"} if retry_failed else set()
+            out.forget(retry)
+        except BaseException:
+            out.release()
+            raise
         done_ids = set(finished) - retry
         skipped = sum(1 for item in todo if item.id in done_ids) + sum(1 for p in problems if p.id in done_ids)
         retained = sum(1 for key in done_ids if finished[key].get("status") != "ok")
