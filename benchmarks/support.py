@@ -1,150 +1,44 @@
 """The support-assistant dataset: is each question's labelled sentence its top system unit?
 
-Runs the questions of ``examples/support/questions.jsonl`` through
-:func:`attrib.audit` with the system prompt of ``examples/support/system.txt``
-(sentence level, the embedded model, the persistent response cache), writes an
-OUT_DIR in the batch layout (``records.jsonl`` + ``items/<key>.json``, see
-``docs/batch.md``) and summarises it with :func:`attrib.summary.summarize`: the
-share of items whose labelled sentence is the top system unit (issue 16's
-criterion), per label, and the run's cost.
+Runs the questions of ``examples/support/questions.jsonl`` as ``attrib batch`` does
+(:func:`attrib.attribute_many`, task ``audit``) with the system prompt of
+``examples/support/system.txt`` (sentence level, the embedded model, the persistent
+response cache) into an OUT_DIR, and summarises it with
+:func:`attrib.summary.summarize`: the share of items whose labelled sentence is the
+top system unit (issue 16's criterion), per label, split by whether the output used
+a word of its fact, and the run's cost.
 
-    nice -n 10 python -m benchmarks.support -o runs/support             # every question
-    nice -n 10 python -m benchmarks.support -o runs/support --limit 100 # a seeded random subset
+    python -m benchmarks.support -o runs/support --targets      # explain the logged replies
+    python -m benchmarks.support -o runs/gen --limit 100        # the model's own replies, a seeded subset
+    python -m benchmarks.support -o runs/support --report       # the measurement of an OUT_DIR
 
-The options are those of ``attrib batch examples/support/questions.jsonl --task audit
---level sentence --max-new-tokens 8 --system-file examples/support/system.txt``,
-so the cache makes that run free afterwards. A re-run into the same OUT_DIR skips
-finished ids; a second process started with ``--reverse`` into the same OUT_DIR works
-from the other end (two processes keep both cores busy).
+With ``--targets`` this is ``attrib batch examples/support/questions.jsonl --task
+audit --level sentence --system-file examples/support/system.txt``; without, each
+record's ``target`` is dropped, so the audit explains what the model generates
+(``--max-new-tokens 8``). A re-run into the same OUT_DIR skips finished ids.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import random
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import attrib
+from attrib.batch import Summary
 from attrib.caching import CacheSpec
-from attrib.errors import AttribError
-from attrib.result import Attribution
 from attrib.result.files import write_atomic
-from attrib.summary.stats import resolve_label
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "support"
 MAX_NEW_TOKENS = 8
 LEVEL = "sentence"
-
-_SAFE = re.compile(r"[A-Za-z0-9._-]")
-
-
-def item_key(record_id: str) -> str:
-    """A filesystem-safe file stem for ``record_id``: ``[A-Za-z0-9._-]`` kept, others
-    percent-encoded, with a short hash suffix when anything was altered (never ``..``)."""
-    encoded = "".join(c if _SAFE.fullmatch(c) else "".join(f"%{b:02X}" for b in c.encode()) for c in record_id)
-    if encoded != record_id or encoded in ("", ".", "..") or encoded.startswith("."):
-        digest = hashlib.sha256(record_id.encode()).hexdigest()[:8]
-        encoded = f"{encoded.replace('.', '%2E')}~{digest}"
-    return encoded
-
-
-def compact_record(result: Attribution, record: dict[str, Any], line: int, task: str, key: str) -> dict[str, Any]:
-    """The ``records.jsonl`` entry of a finished item (the batch contract's ok record)."""
-    roles = [None if result.messages is None else result.messages[u.message]["role"] for u in result.units]
-    top = [
-        {
-            "unit": s.index,
-            "text": s.unit.text,
-            "score": s.score,
-            "message": None if result.messages is None else s.unit.message,
-            "role": roles[s.index],
-        }
-        for s in result.top(5)
-    ]
-    totals = result.unit_scores
-    system = [i for i, role in enumerate(roles) if role == "system"]
-    best = max(system, key=lambda i: (totals[i], -i)) if system else None
-    hidden = result.hidden_influence
-    return {
-        "id": record["id"],
-        "status": "ok",
-        "line": line,
-        "meta": {
-            k: v for k, v in record.items() if k not in ("id", "prompt", "messages", "system", "target", "options")
-        },
-        "output": result.output,
-        "output_logprob": result.output_logprob,
-        "method": result.method,
-        "level": result.level,
-        "task": task,
-        "top": top,
-        "roles": result.roles,
-        "system_top": None
-        if best is None
-        else {"unit": best, "text": result.units[best].text, "score": float(totals[best])},
-        "hidden_influence": None
-        if hidden is None
-        else {"flagged": hidden.flag, "score": hidden.score, "kind": hidden.method},
-        "cost": {
-            "calls": result.stats.calls,
-            "tokens_evaluated": result.stats.tokens_evaluated,
-            "seconds": result.stats.seconds,
-        },
-        "file": f"items/{key}.json",
-    }
-
-
-def error_record(record: dict[str, Any], line: int, error: BaseException) -> dict[str, Any]:
-    """The ``records.jsonl`` entry of a failed item."""
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
-    meta = {k: v for k, v in record.items() if k not in ("id", "prompt", "messages", "system", "target", "options")}
-    return {
-        "id": record["id"],
-        "status": "error",
-        "line": line,
-        "meta": meta,
-        "error": message,
-        "error_type": type(error).__name__,
-    }
-
-
-class OutDir:
-    """A minimal writer of the batch layout: items written atomically before their record line."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        (path / "items").mkdir(parents=True, exist_ok=True)
-        self.records = path / "records.jsonl"
-
-    def finished(self) -> set[str]:
-        """Ids with a complete record line (a torn last line is ignored)."""
-        if not self.records.exists():
-            return set()
-        done: set[str] = set()
-        for line in self.records.read_text(encoding="utf-8").splitlines():
-            try:
-                done.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-        return done
-
-    def append(self, entry: dict[str, Any], result: Attribution | None = None) -> None:
-        """Write the item's JSON (if any), then append its record line, flushed and fsync'ed."""
-        if result is not None:
-            result.to_json(self.path / entry["file"])
-        with self.records.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(entry, ensure_ascii=False, allow_nan=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
 
 
 def run(
@@ -157,60 +51,30 @@ def run(
     max_new_tokens: int = MAX_NEW_TOKENS,
     backend: Any = None,
     cache: CacheSpec = True,
-    log: bool = False,
-    lines: Sequence[int] | None = None,
-) -> OutDir:
-    """Attribute every record not yet finished in ``out`` and write it there (the batch layout).
+    targets: bool = True,
+    force: bool = False,
+    progress: bool = False,
+) -> Summary:
+    """Run ``records`` into ``out`` through :func:`attrib.attribute_many` (bad records become
+    error records); ``targets=False`` drops each record's ``target`` so the output is generated.
 
-    ``lines`` gives each record's line number in its file (default 1, 2, ...). Finished
-    ids are read again before each item, so two processes can work through the same
-    list from both ends into one OUT_DIR (each record line is one appended write).
+    Raises:
+        InputError: if ``out`` holds another run (unless ``force``) or is in use.
     """
-    writer = OutDir(out)
-    for position, record in enumerate(records):
-        line = lines[position] if lines is not None else position + 1
-        record = {"id": f"line-{line}", **record}
-        if record["id"] in writer.finished():
-            continue
-        started = time.perf_counter()
-        try:
-            if task == "audit":
-                result = attrib.audit(
-                    record["prompt"],
-                    system=system,
-                    level=level,
-                    max_new_tokens=max_new_tokens,
-                    backend=backend,
-                    cache=cache,
-                )
-            else:
-                result = attrib.attribute(
-                    record["prompt"], level=level, max_new_tokens=max_new_tokens, backend=backend, cache=cache
-                )
-        except AttribError as error:
-            writer.append(error_record(record, line, error))
-            continue
-        entry = compact_record(result, record, line, task, item_key(str(record["id"])))
-        writer.append(entry, result)
-        if log:
-            top = entry["system_top"]
-            hit = top is not None and record.get("label") is not None and top["unit"] == _label_unit(result, record)
-            print(
-                f"{record['id']} {'HIT ' if hit else 'miss'} {time.perf_counter() - started:5.1f}s "
-                f"{record['prompt'][:50]!r} -> {result.output!r}",
-                file=sys.stderr,
-                flush=True,
-            )
-    return writer
-
-
-def _label_unit(result: Attribution, record: dict[str, Any]) -> int | None:
-    """The unit index of the record's labelled system unit (a 1-based index or the unit's text)."""
-    system = [
-        i for i, u in enumerate(result.units) if result.messages and result.messages[u.message]["role"] == "system"
-    ]
-    position = resolve_label(record["label"], [result.units[i].text.strip() for i in system])
-    return None if position is None else system[position - 1]
+    items = [record if targets else {k: v for k, v in record.items() if k != "target"} for record in records]
+    return attrib.attribute_many(
+        items,
+        out_dir=out,
+        task=task,
+        system=system,
+        level=level,
+        max_new_tokens=max_new_tokens,
+        backend=backend,
+        cache=cache,
+        skip_bad=True,
+        force=force,
+        progress=progress,
+    )
 
 
 def load_questions(limit: int | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], list[int]]:
@@ -313,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many questions")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset")
     parser.add_argument(
-        "--reverse", action="store_true", help="from the last question (a second process into the same OUT_DIR)"
+        "--targets", action="store_true", help="explain each record's logged reply (else the model's own, generated)"
     )
     parser.add_argument("--json", type=Path, default=None, help="write the dataset summary as JSON here")
     parser.add_argument("--report", action="store_true", help="only print the measurement of OUT_DIR as it stands")
@@ -324,13 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     from attrib.summary import summarize
 
     system = (DATA / "system.txt").read_text(encoding="utf-8").strip()
-    questions, lines = load_questions(args.limit, args.seed)
-    if args.reverse:
-        questions, lines = questions[::-1], lines[::-1]
+    questions, _ = load_questions(args.limit, args.seed)
     started = time.perf_counter()
-    run(questions, args.out, system=system, log=True, lines=lines)
-    if args.reverse:
-        return 0
+    run(questions, args.out, system=system, targets=args.targets, progress=True)
     summary = summarize(args.out)
     print(summary.render())
     print(report(args.out))

@@ -1,8 +1,7 @@
 """Test helpers for dataset summaries: OUT_DIRs in the batch layout, written with the toy backend.
 
-The OUT_DIRs are written by ``benchmarks.support.run`` (the benchmark's small writer
-of the batch contract), so the summary is tested on files shaped as ``attrib batch``
-writes them.
+The OUT_DIRs are written by ``attrib.attribute_many`` (through ``benchmarks.support.run``),
+so the summary is tested on what ``attrib batch`` writes.
 """
 
 from __future__ import annotations
@@ -42,5 +41,5 @@ def write_out_dir(out: Path) -> Path:
         {"id": "p2", "prompt": "Red sky at night. Blue sea."},
         {"id": "p3", "prompt": ""},
     ]
-    run(plain, out, system=None, task="explain", backend=toy(), cache=False, lines=[5, 6, 7])
+    run(plain, out, system=None, task="explain", backend=toy(), cache=False, force=True)
     return out

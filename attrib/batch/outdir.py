@@ -45,15 +45,15 @@ _KEY_LENGTH = 120
 def item_key(item_id: str) -> str:
     """A filesystem-safe file stem for ``item_id``: ``[A-Za-z0-9._-]`` kept, others percent-encoded.
 
-    An altered id (or a very long, dot-only or ``-``-led one) gets ``_h`` and 8 hex digits
-    of the id's sha256 as a suffix, so it cannot meet an unaltered id's key; the key is
-    never ``.`` or ``..``.
+    An altered id (or a very long, ``.``-led or ``-``-led one) gets ``_h`` and 8 hex digits
+    of the id's sha256 as a suffix, so it cannot meet an unaltered id's key; the key never
+    starts with ``.`` (no hidden files, never ``.`` or ``..``) or ``-``.
     """
     encoded = "".join(c if _SAFE.fullmatch(c) else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in item_id)
-    if encoded == item_id and len(item_id) <= _KEY_LENGTH and item_id.strip(".") and not item_id.startswith("-"):
+    if encoded == item_id and len(item_id) <= _KEY_LENGTH and not item_id.startswith((".", "-")):
         return item_id
-    if not encoded.strip("."):
-        encoded = encoded.replace(".", "%2E")
+    if encoded.startswith("."):  # never a hidden file, never "." or ".."
+        encoded = "%2E" + encoded[1:]
     if encoded.startswith("-"):  # never read as a command-line option
         encoded = "%2D" + encoded[1:]
     digest = hashlib.sha256(item_id.encode("utf-8")).hexdigest()[:8]
