@@ -115,7 +115,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 def batch(args: argparse.Namespace) -> int:
     """``attrib batch``: run every record; exit 0 when all succeeded, 1 when any failed."""
     from attrib.batch import BadInputError, prepare, run_batch
-    from attrib.cli.commands import _backend_options, _cache, _check_texts, _method
+    from attrib.cli.commands import _backend_options, _cache, _check_texts, _method, _perturbation
     from attrib.cli.inputs import decode, read_bytes
 
     _check_texts(args)
@@ -140,8 +140,7 @@ def batch(args: argparse.Namespace) -> int:
         if args.perturbation != "delete" or args.noise_samples:
             raise InputError("--perturbation and --noise-samples apply to --task explain")
     else:
-        perturbation_options = {"baseline": args.baseline} if args.perturbation == "replace" else {}
-        options["perturbation"] = registry.create("perturbation", args.perturbation, **perturbation_options)
+        options["perturbation"] = _perturbation(args)
         options["noise_samples"] = args.noise_samples
     backend_options = _backend_options(args)
     api_key_env = None

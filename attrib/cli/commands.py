@@ -50,6 +50,12 @@ def _check_texts(args: argparse.Namespace) -> None:
         check_text(getattr(args, flag, None), name)
 
 
+def _perturbation(args: argparse.Namespace) -> Any:
+    """The perturbation ``--perturbation`` names (``--baseline`` is the replacement's token)."""
+    options = {"baseline": args.baseline} if args.perturbation == "replace" else {}
+    return registry.create("perturbation", args.perturbation, **options)
+
+
 def _cache(args: argparse.Namespace) -> CacheSpec:
     """The cache the flags ask for: on by default, ``--cache-dir DIR``, or off with ``--no-cache``."""
     if args.cache_dir is not None and args.no_cache:
@@ -191,8 +197,7 @@ def explain(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise InputError(f"--top must be 0 or more, got {args.top}")
     method = _method(args)
-    perturbation_options = {"baseline": args.baseline} if args.perturbation == "replace" else {}
-    perturbation = registry.create("perturbation", args.perturbation, **perturbation_options)
+    perturbation = _perturbation(args)
     common: dict[str, Any] = {
         "method": method,
         "level": args.level,
