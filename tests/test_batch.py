@@ -15,6 +15,7 @@ from attrib.batch.inputs import check_records, from_dicts, read_records
 from attrib.batch.outdir import OutDir, item_key
 from attrib.batch.worker import Done
 from attrib.errors import InputError
+from attrib.summary import summarize
 
 # The toy tokenizer merges a chat template's last newline into a target's first token (warned).
 pytestmark = pytest.mark.filterwarnings("ignore:the prompt's last")
@@ -354,3 +355,43 @@ def test_a_second_run_into_an_out_dir_in_use_is_refused_until_the_first_ends(tmp
     again = prepare(RECORDS[:2], out_dir=tmp_path, backend="toy", backend_options=TOY, level="word")
     assert (again.skipped, again.total) == (2, 0)
     list(again.outcomes())
+
+
+def test_contrast_run_wide_or_per_record_equals_a_single_contrastive_call(tmp_path: Path) -> None:
+    records = [
+        {"id": "wide", "prompt": "Paris is the capital."},
+        {"id": "own", "prompt": "Paris is the capital.", "contrast": " maybe"},
+        {"id": "targeted", "prompt": "The otter and Paris.", "target": " yes", "options": {"level": "sentence"}},
+    ]
+    summary = run(records, contrast=" no", out_dir=tmp_path)
+    by_id = {o.id: o for o in summary.outcomes}
+    for item_id, prompt, own in [
+        ("wide", "Paris is the capital.", {"contrast": " no"}),
+        ("own", "Paris is the capital.", {"contrast": " maybe"}),
+        ("targeted", "The otter and Paris.", {"contrast": " no", "target": " yes", "level": "sentence"}),
+    ]:
+        alone = attrib.attribute(prompt, backend="toy", backend_options=TOY, **{"level": "word", **own})
+        batched = by_id[item_id].result
+        assert batched.contrast is not None and batched.contrast.text == own["contrast"]
+        assert batched.scores.tolist() == alone.scores.tolist()
+        assert by_id[item_id].record["contrast"] == own["contrast"]
+    assert json.loads((tmp_path / "run.json").read_text())["options"]["contrast"] == " no"
+    dataset = summarize(tmp_path)
+    assert dataset.contrastive == 3 and dataset.to_dict()["counts"]["contrastive"] == 3
+    assert "3 contrastive items" in dataset.render()
+
+
+def test_a_bad_contrast_is_listed_up_front_and_no_contrast_is_a_plain_record() -> None:
+    bad = [
+        {"id": "empty", "prompt": "Paris", "contrast": "  "},
+        {"id": "number", "prompt": "Paris", "contrast": 7},
+        {"id": "same", "prompt": "Paris", "target": " no", "contrast": " no"},
+    ]
+    with pytest.raises(BadInputError) as caught:
+        run(bad)
+    listing = caught.value.listing()
+    assert listing[0].startswith("line 1: 'contrast' must be a non-empty string")
+    assert listing[1].startswith("line 2: 'contrast' must be a non-empty string")
+    assert listing[2].startswith("line 3: contrast ' no' equals the target")
+    plain = run([{"id": "p", "prompt": "Paris"}]).outcomes[0]
+    assert plain.record["contrast"] is None and plain.result.contrast is None

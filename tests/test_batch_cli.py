@@ -223,3 +223,19 @@ def test_audit_task_with_a_system_file_and_flags_that_do_not_apply(
     ):
         assert main([*argv, *extra]) == 1
         assert message in capsys.readouterr().err
+
+
+def test_contrast_flag_reaches_every_item_and_a_resume_with_another_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        [json.dumps({"id": "a", "prompt": "Paris"}), json.dumps({"id": "b", "prompt": "Paris", "contrast": " maybe"})],
+    )
+    out = tmp_path / "out"
+    assert main(["batch", str(source), "-o", str(out), "--backend", "toy", "--contrast", " no", "--quiet"]) == 0
+    assert [r["contrast"] for r in records(out)] == [" no", " maybe"]
+    capsys.readouterr()
+    assert main(["batch", str(source), "-o", str(out), "--backend", "toy", "--contrast", " nope", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "contrast" in err and len(err.strip().splitlines()) == 1

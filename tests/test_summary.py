@@ -179,3 +179,15 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["summarize", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("attrib: error:") and err.count("\n") == 1
+
+
+def test_contrastive_items_are_counted_and_the_page_says_what_their_scores_mean(tmp_path, out_dir):
+    from attrib.batch import attribute_many
+    from tests.summary_helpers import toy
+
+    attribute_many(
+        [{"id": "c", "system": SYSTEM, "prompt": "Which rule?"}], backend=toy(), contrast=" no", out_dir=tmp_path
+    )
+    page = render_summary_html(summarize(tmp_path))
+    assert 'id="contrastive"' in page and "log p(output) &minus; log p(contrast)" in page
+    assert 'id="contrastive"' not in render_summary_html(summarize(out_dir))

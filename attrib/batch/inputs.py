@@ -1,8 +1,8 @@
 """A batch's input: records read from JSON Lines, CSV or Parquet, and checked up front with line numbers.
 
 Each record is a plain prompt (``prompt``), a chat (``messages``) or a system +
-user shorthand (``system`` + ``prompt``), with an optional ``id``, ``target`` and
-per-record ``options``; every other key is kept as metadata (see
+user shorthand (``system`` + ``prompt``), with an optional ``id``, ``target``,
+``contrast`` and per-record ``options``; every other key is kept as metadata (see
 ``docs/batch.md`` and the batch contract). The whole input is checked before any
 model is loaded, so a malformed line 3,712 is reported before hours of work.
 """
@@ -26,7 +26,7 @@ __all__ = ["Item", "Problem", "BadInputError", "OPTION_KEYS", "read_records", "f
 OPTION_KEYS = frozenset({"level", "method", "budget", "max_new_tokens", "seed"})
 
 #: Keys with a meaning; every other key of a record is metadata.
-_KEYS = frozenset({"id", "prompt", "messages", "system", "target", "options"})
+_KEYS = frozenset({"id", "prompt", "messages", "system", "target", "contrast", "options"})
 
 #: Problems listed in full before the rest are only counted.
 SHOWN_PROBLEMS = 20
@@ -42,6 +42,8 @@ class Item:
         prompt: the plain prompt, or ``None`` for a chat.
         messages: the chat as ``{"role", "content"}`` dicts, or ``None`` for a plain prompt.
         target: the output to explain, or ``None`` to generate it.
+        contrast: the alternative output to explain it against (contrastive attribution),
+            or ``None`` for the run-wide one (if any).
         options: the record's own options (keys of :data:`OPTION_KEYS`).
         meta: every other key of the record, as given.
     """
@@ -51,6 +53,7 @@ class Item:
     prompt: str | None
     messages: list[dict[str, str]] | None
     target: str | None = None
+    contrast: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -280,6 +283,9 @@ def _item(
     target = record.get("target")
     if target is not None and (not isinstance(target, str) or not target):
         raise InputError("'target' must be a non-empty string; omit it to generate the output")
+    contrast = record.get("contrast")
+    if contrast is not None and (not isinstance(contrast, str) or not contrast.strip()):
+        raise InputError("'contrast' must be a non-empty string (the alternative output); omit it for none")
     options = record.get("options", {})
     if not isinstance(options, Mapping):
         raise InputError(f"'options' must be an object, got {type(options).__name__}")
@@ -290,7 +296,8 @@ def _item(
         )
     options = dict(options)
     if check_options is not None:
-        check_options({**options, **({"target": target} if target is not None else {})})
+        named = {"target": target, "contrast": contrast}
+        check_options({**options, **{key: value for key, value in named.items() if value is not None}})
     chat: list[dict[str, str]] | None = None
     system_text = own_system if own_system is not None else system
     if messages is not None:
@@ -306,6 +313,7 @@ def _item(
         prompt=None if chat is not None else str(prompt),
         messages=chat,
         target=target,
+        contrast=contrast,
         options=options,
         meta=meta,
     )

@@ -23,7 +23,8 @@ def ok_record(item_id: str, line: int, meta: dict[str, Any], task: str, result: 
     """The compact record of a finished item (without ``file``, which the OUT_DIR writer adds).
 
     Scores are unit totals over the output tokens, in the result's score unit (nats for
-    log-probabilities).
+    log-probabilities); with a ``contrast`` they are totals of the margin
+    ``log p(output) - log p(contrast)``.
     """
     chat = result.messages is not None
     top = [
@@ -44,6 +45,7 @@ def ok_record(item_id: str, line: int, meta: dict[str, Any], task: str, result: 
         "meta": meta,
         "output": result.output,
         "output_logprob": result.output_logprob,
+        "contrast": None if result.contrast is None else result.contrast.text,
         "method": result.method,
         "level": result.level,
         "task": task,

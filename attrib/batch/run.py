@@ -42,9 +42,19 @@ EXECUTORS = {"local": "attrib.batch.local:run_local", "ray": "attrib.batch.ray_e
 #: Run-wide options each task accepts (beyond backend, cache and progress).
 _TASK_OPTIONS = {
     "explain": frozenset(
-        {"method", "level", "max_new_tokens", "budget", "seed", "perturbation", "noise_samples", "chat_template"}
+        {
+            "method",
+            "level",
+            "max_new_tokens",
+            "budget",
+            "seed",
+            "perturbation",
+            "noise_samples",
+            "chat_template",
+            "contrast",
+        }
     ),
-    "audit": frozenset({"method", "level", "max_new_tokens", "budget", "seed", "chat_template"}),
+    "audit": frozenset({"method", "level", "max_new_tokens", "budget", "seed", "chat_template", "contrast"}),
 }
 
 
@@ -231,7 +241,8 @@ def prepare(
 
 def _build_options(options: dict[str, Any]) -> None:
     """Check options as :func:`attrib.attribute` will (the names resolved, the values in range)."""
-    RunOptions.build(**{key: value for key, value in options.items() if key in _TASK_OPTIONS["explain"]})
+    checked = _TASK_OPTIONS["explain"] | {"target"}
+    RunOptions.build(**{key: value for key, value in options.items() if key in checked})
 
 
 def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, Any], executor: str) -> dict[str, Any]:
@@ -302,8 +313,9 @@ def attribute_many(
     Args:
         items: a path (``.jsonl``, ``.csv``, ``.parquet``) or records as dicts:
             ``{"id", "prompt"}``, ``{"id", "messages"}`` or ``{"id", "system", "prompt"}``,
-            with optional ``target``, ``options`` (``level``, ``method``, ``budget``,
-            ``max_new_tokens``, ``seed``) and metadata keys.
+            with optional ``target``, ``contrast`` (the alternative output of a
+            contrastive attribution; overrides a run-wide ``contrast``), ``options``
+            (``level``, ``method``, ``budget``, ``max_new_tokens``, ``seed``) and metadata keys.
         task: ``"explain"`` or ``"audit"`` (the level defaults to ``"sentence"`` there).
         out_dir: where to write the results, or ``None`` to keep them in memory.
         executor: ``"local"`` (this process) or ``"ray"`` (Ray actors).
@@ -323,7 +335,7 @@ def attribute_many(
         progress: a progress bar on stderr (items done, items/s, ETA, failures);
             ``None`` draws it only on a terminal.
         **options: run-wide options of :func:`attrib.attribute` (method, level, budget,
-            seed, max_new_tokens, perturbation, noise_samples, chat_template).
+            seed, max_new_tokens, perturbation, noise_samples, chat_template, contrast).
 
     Returns:
         A :class:`Summary` with this run's outcomes (completion order) and counts.

@@ -106,6 +106,8 @@ class Worker:
         options: dict[str, Any] = {**self.spec.options, **item.options}
         if item.target is not None:
             options["target"] = item.target
+        if item.contrast is not None:
+            options["contrast"] = item.contrast
         try:
             if self.spec.task == "audit":
                 chat = item.messages or [{"role": "user", "content": item.prompt or ""}]

@@ -28,8 +28,9 @@ input: JSON Lines (one record a line), .csv or .parquet with the same fields:
   {"id": "q1", "prompt": "..."}                        a plain prompt (with --task audit: the user turn)
   {"id": "q2", "messages": [{"role": "system", ...}]}  a chat
   {"id": "q3", "system": "...", "prompt": "..."}       a system + user chat
-  optional "target" (the output to explain; else generated), "options" (level, method, budget,
-  max_new_tokens, seed); other keys are kept as "meta". Without "id", the id is "line-N".
+  optional "target" (the output to explain; else generated), "contrast" (the alternative to
+  explain it against; overrides --contrast), "options" (level, method, budget, max_new_tokens,
+  seed); other keys are kept as "meta". Without "id", the id is "line-N".
 
 Every record is checked before any model work; a bad one stops the run with the
 problems listed, unless --skip-bad-lines records each as an error and runs the rest.
@@ -50,7 +51,7 @@ the API key from the environment variable --api-key-env names on its own node.
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the ``batch`` subcommand to ``commands``."""
-    from attrib.cli.parser import _add_backend_arguments
+    from attrib.cli.parser import _CONTRAST_HELP, _add_backend_arguments
 
     parser = commands.add_parser(
         "batch",
@@ -98,6 +99,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     how.add_argument("--budget", type=int, metavar="N", help="maximum scoring calls per item")
     how.add_argument("--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate (default 16)")
     how.add_argument("--seed", type=int, default=0, metavar="N", help="seed of sampled coalitions (default 0)")
+    how.add_argument("--contrast", metavar="TEXT", help=_CONTRAST_HELP + ' (a record\'s own "contrast" overrides it)')
     how.add_argument(
         "--perturbation", choices=registry.names("perturbation"), default="delete", help="explain: default delete"
     )
@@ -136,6 +138,8 @@ def batch(args: argparse.Namespace) -> int:
     }
     if args.level is not None:
         options["level"] = args.level
+    if args.contrast is not None:
+        options["contrast"] = args.contrast
     if args.task == "audit":
         if args.perturbation != "delete" or args.noise_samples:
             raise InputError("--perturbation and --noise-samples apply to --task explain")

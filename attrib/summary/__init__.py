@@ -70,6 +70,8 @@ class DatasetSummary:
         plain: items counted in ``first_units``.
         top: how many ``first_units`` were kept (the ``--top`` option).
         plain_rows: the plain-prompt items (no system message), in record order.
+        contrastive: ok items attributed against a contrast; their scores (and so the
+            shares and ranks above) are of the margin ``log p(output) - log p(contrast)``.
     """
 
     out_dir: str
@@ -89,6 +91,7 @@ class DatasetSummary:
     plain: int
     top: int
     plain_rows: tuple[ItemRow, ...] = ()
+    contrastive: int = 0
 
     @property
     def rows(self) -> tuple[ItemRow, ...]:
@@ -106,7 +109,13 @@ class DatasetSummary:
             "schema": "attrib.summary",
             "schema_version": 1,
             "out_dir": self.out_dir,
-            "counts": {"ok": self.ok, "failed": self.failed, "error_types": dict(self.error_types), "torn": self.torn},
+            "counts": {
+                "ok": self.ok,
+                "failed": self.failed,
+                "error_types": dict(self.error_types),
+                "torn": self.torn,
+                "contrastive": self.contrastive,
+            },
             "errors": list(self.errors),
             "cost": {"calls": self.calls, "tokens_evaluated": self.tokens_evaluated, "seconds": self.seconds},
             "system_groups": [g.to_dict() for g in self.system_groups],
@@ -195,6 +204,7 @@ def _aggregate(out_dir: str, records: Records, items: list[Item], top: int) -> D
         plain=plain,
         top=top,
         plain_rows=tuple(plain_rows),
+        contrastive=sum(1 for item in items if item.result.contrast is not None),
     )
 
 

@@ -47,6 +47,10 @@ def render_text(summary: DatasetSummary) -> str:
         lines.append("  errors: " + ", ".join(f"{name} {count}" for name, count in summary.error_types.items()))
     if summary.torn:
         lines.append("  the last record line was cut (a killed run); it was skipped")
+    if summary.contrastive:
+        lines.append(
+            f"  {summary.contrastive} contrastive items: their scores are drops of log p(output) - log p(contrast)"
+        )
     lines.append(
         f"  cost: {summary.calls} calls, {summary.tokens_evaluated} tokens evaluated, {summary.seconds:.1f} s of work"
     )
