@@ -149,6 +149,10 @@ class _CountingScorer:
         return self._n_output
 
     @property
+    def contrast_start(self) -> int | None:
+        return None  # the dry run scores nothing: every drop is 0 whatever the columns
+
+    @property
     def remaining(self) -> int | None:
         return None if self.budget is None else max(0, self.budget - self.calls)
 

@@ -65,6 +65,12 @@ class SpanScorer(Protocol):
         ...
 
     @property
+    def contrast_start(self) -> int | None:
+        """The first column of the contrast's tokens in every row (a contrastive margin:
+        ``[log p(y_t)..., -log p(c_t)...]``), or ``None`` without a contrast."""
+        ...
+
+    @property
     def calls(self) -> int:
         """Scoring calls sent so far (distinct variants, the unperturbed prompt included)."""
         ...

@@ -106,6 +106,11 @@ class Scorer:
         return len(self.output_ids) + len(self.contrast_ids)
 
     @property
+    def contrast_start(self) -> int | None:
+        """The first contrast column of every row, or ``None`` without a contrast."""
+        return len(self.output_ids) if self.contrast_ids else None
+
+    @property
     def remaining(self) -> int | None:
         """Calls left under the budget, or ``None`` without a budget."""
         return None if self.budget is None else max(0, self.budget - self.calls)
@@ -313,6 +318,10 @@ class RegionScorer:
     @property
     def n_output(self) -> int:
         return self.scorer.n_output
+
+    @property
+    def contrast_start(self) -> int | None:
+        return self.scorer.contrast_start
 
     @property
     def calls(self) -> int:

@@ -285,3 +285,28 @@ def test_files_written_before_the_contrast_load_without_one(name):
     assert result.output_columns == slice(0, len(result.output_tokens))
     assert result.contrast_logprob is None
     assert "contrast" not in result.to_dict()
+
+
+def test_contrastive_hipe_refines_the_regions_that_favour_the_contrast_too():
+    """A margin's drop is negative where the evidence favours the contrast; HiPe judges
+    chunks by the drop's magnitude there, so it reaches ``4528`` and ``old`` (which favour
+    the contrast) as it reaches ``7328``, and their scores equal leave-one-out's."""
+    filler = " ".join(f"Line {n} says nothing much at all." for n in range(6))
+    prompt = f"The code is 7328. {filler} The old code was 4528. {filler} Which code opens the door? The code is"
+    hipe = attrib.attribute(prompt, backend=_toy(), method="hipe", level="word", contrast=CONTRAST)
+    itp = attrib.attribute(prompt, backend=_toy(), method="itp", level="word", contrast=CONTRAST)
+    leaves = {prompt[c["char_start"] : c["char_end"]].strip(" .") for c in hipe.trace["chunks"] if c["leaf"]}
+    assert {"7328", "4528", "old"} <= leaves
+    scores = {u.text.strip(" .?"): float(s) for u, s in zip(hipe.units, hipe.unit_scores, strict=True)}
+    assert scores["7328"] == pytest.approx(3.0) and scores["4528"] == pytest.approx(-2.0)
+    assert scores["old"] == pytest.approx(-1.0)
+    assert hipe.stats.calls < itp.stats.calls
+    np.testing.assert_allclose(sorted(hipe.unit_scores)[:2], sorted(itp.unit_scores)[:2], atol=1e-9)
+
+
+def test_hipe_salience_is_the_drop_or_each_answers_moved_magnitude():
+    from attrib.hipe.chunks import salience
+
+    drops = np.array([[3.0, -3.0], [0.5, 0.5], [-1.0, 2.0]])  # [output column, contrast column]
+    np.testing.assert_allclose(salience(drops, None), [0.0, 1.0, 1.0])
+    np.testing.assert_allclose(salience(drops, 1), [6.0, 1.0, 3.0])

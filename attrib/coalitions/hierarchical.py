@@ -61,6 +61,10 @@ class CappedScorer:
         return self.scorer.n_output
 
     @property
+    def contrast_start(self) -> int | None:
+        return self.scorer.contrast_start
+
+    @property
     def calls(self) -> int:
         return self.scorer.calls
 

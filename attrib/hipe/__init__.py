@@ -61,6 +61,14 @@ enter the top ``top_k``. With ``order="best"`` the stop ends the run as soon as 
 top units are settled; with ``order="depth"`` leaves appear only at the last
 depths, so it saves little.
 
+Contrastive runs (rows are margins: the output's drops, then the contrast's
+negated; the scorer's ``contrast_start`` marks where) judge every chunk by how
+much it moves either answer, ``|drop of log p(y)| + |drop of log p(c)|``
+(:func:`~attrib.hipe.chunks.salience`), not by the margin: a chunk holding
+evidence for the output and evidence for the contrast would net to zero and
+never be searched. Bounds, ceilings, thresholds and the early stop work on that
+quantity (the monotonicity assumption made of each side); scores keep their signs.
+
 All drops are summed over output tokens (nats); the matrix keeps the per-token
 columns. The package's files, one idea each: :mod:`~attrib.hipe.chunks` (the chunk
 tree), :mod:`~attrib.hipe.thresholds`, :mod:`~attrib.hipe.orders` and

@@ -19,7 +19,24 @@ import numpy as np
 
 from attrib.perturbation import Span
 
-__all__ = ["Chunk", "ChunkTree", "children", "first_spans", "token_map"]
+__all__ = ["Chunk", "ChunkTree", "children", "first_spans", "salience", "token_map"]
+
+
+def salience(drops: np.ndarray, contrast_start: int | None) -> np.ndarray:
+    """What HiPe refines by, nats, shape (rows,), from drops of shape (rows, n_output).
+
+    Without a contrast: the drop summed over the output tokens. With one (the columns
+    from ``contrast_start`` on hold the contrast's negated drops): ``|drop of log p(y)|
+    + |drop of log p(c)|``, how much the chunk moves either answer. The margin itself
+    (their difference) would hide a chunk that holds evidence for the output *and*
+    evidence for the contrast, which cancel; a unit that moves both answers alike
+    (the question) is refined too, and scores near zero once refined.
+    """
+    if contrast_start is None:
+        total: np.ndarray = drops.sum(axis=1)
+        return total
+    both: np.ndarray = np.abs(drops[:, :contrast_start].sum(axis=1)) + np.abs(drops[:, contrast_start:].sum(axis=1))
+    return both
 
 
 @dataclass(eq=False)
@@ -33,6 +50,9 @@ class Chunk:
         drops: attribution of ablating the chunk, nats, shape (n_output_tokens,).
         leaf: True if the chunk is a single unit of the requested level.
         refined: True once its children were scored.
+        contrast_start: in a contrastive run, the first column of the contrast's tokens
+            (``drops`` is then a margin's: the output's drops, then the contrast's negated);
+            ``None`` otherwise.
     """
 
     start: int
@@ -42,11 +62,18 @@ class Chunk:
     drops: np.ndarray
     leaf: bool
     refined: bool = False
+    contrast_start: int | None = None
 
     @property
     def score(self) -> float:
         """Drop in the whole output's log-probability when the chunk is ablated, nats."""
         return float(self.drops.sum())
+
+    @property
+    def salience(self) -> float:
+        """What refinement judges the chunk by, nats: its :attr:`score`; in a contrastive run
+        the magnitude of its drop on each side, summed (:func:`salience`)."""
+        return float(salience(self.drops[None, :], self.contrast_start)[0])
 
     @property
     def length(self) -> int:
@@ -150,17 +177,28 @@ class ChunkTree:
         n_tokens: prompt length in tokens.
         n_output: number of output tokens (columns of every chunk's drops).
         leaf_group: a chunk of at most this many units is cut straight into its units.
+        contrast_start: in a contrastive run, the first contrast column (chunks are then
+            judged by :func:`salience`'s two-sided magnitude); ``None`` otherwise.
     """
 
-    def __init__(self, hierarchy: Sequence[Sequence[int]], n_tokens: int, n_output: int, *, leaf_group: int) -> None:
+    def __init__(
+        self,
+        hierarchy: Sequence[Sequence[int]],
+        n_tokens: int,
+        n_output: int,
+        *,
+        leaf_group: int,
+        contrast_start: int | None = None,
+    ) -> None:
         self.hierarchy = hierarchy
         self.units = hierarchy[-1]
         self.n_tokens = n_tokens
         self.n_output = n_output
         self.leaf_group = leaf_group
+        self.contrast_start = contrast_start
         self.chunks: list[Chunk] = []
         self._index: dict[Span, int] = {}
-        # bound[t]: the smallest drop of any scored chunk that holds token t, nats.
+        # bound[t]: the smallest salience of any scored chunk that holds token t, nats.
         self.bound = np.full(n_tokens, np.inf)
 
     def first_spans(self) -> list[Span]:
@@ -190,18 +228,19 @@ class ChunkTree:
             parent: index of the chunk it was cut from, or ``None``.
             drops: attribution of ablating the span, nats, shape (n_output,).
         """
-        chunk = Chunk(span[0], span[1], depth, parent, drops, self.is_leaf(span))
+        chunk = Chunk(span[0], span[1], depth, parent, drops, self.is_leaf(span), contrast_start=self.contrast_start)
         self._index[span] = len(self.chunks)
         self.chunks.append(chunk)
         inside = self.bound[chunk.start : chunk.end]
-        np.minimum(inside, chunk.score, out=inside)
+        np.minimum(inside, chunk.salience, out=inside)
         return chunk
 
     def ceiling(self, chunk: Chunk) -> float:
-        """The largest drop any unit inside ``chunk`` could still have, nats.
+        """The largest drop (salience) any unit inside ``chunk`` could still have, nats.
 
         Under the monotonicity assumption a token's drop is bounded by the smallest
         drop of the chunks around it; the ceiling is the largest such bound inside.
+        In a contrastive run the same assumption is made of each side's magnitude.
         """
         return float(self.bound[chunk.start : chunk.end].max())
 
@@ -214,8 +253,8 @@ class ChunkTree:
         return [c for c in self.chunks if not c.leaf and not c.refined]
 
     def kth_leaf_drop(self, k: int) -> float | None:
-        """The ``k``-th largest drop among the leaves, nats, or ``None`` while fewer are scored."""
-        leaves = sorted((c.score for c in self.chunks if c.leaf), reverse=True)
+        """The ``k``-th largest salience among the leaves, nats, or ``None`` while fewer are scored."""
+        leaves = sorted((c.salience for c in self.chunks if c.leaf), reverse=True)
         return leaves[k - 1] if len(leaves) >= k else None
 
     def per_token(self) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from attrib import registry
 from attrib.errors import InputError
-from attrib.hipe.chunks import Chunk, ChunkTree
+from attrib.hipe.chunks import Chunk, ChunkTree, salience
 from attrib.hipe.thresholds import Quantity, Threshold
 
 __all__ = ["Order", "BestFirst", "DepthOrder", "ORDERS", "get_order"]
@@ -105,13 +105,12 @@ class DepthOrder(Order):
 
     def quantity(self, tree: ChunkTree, peers: Sequence[Chunk]) -> Quantity:
         def per_token() -> np.ndarray:
-            per_token: np.ndarray = tree.per_token().sum(axis=1)
-            return per_token
+            return salience(tree.per_token(), tree.contrast_start)
 
-        return Quantity(self.judges, peers, [c.score for c in peers], per_token)
+        return Quantity(self.judges, peers, [c.salience for c in peers], per_token)
 
     def rank(self, tree: ChunkTree, passed: list[Chunk]) -> list[Chunk]:
-        return sorted(passed, key=lambda c: -c.score)
+        return sorted(passed, key=lambda c: -c.salience)
 
 
 @dataclass(frozen=True)

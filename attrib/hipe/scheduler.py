@@ -170,7 +170,13 @@ class HiPe(Scheduler):
         Raises:
             BudgetError: if the budget cannot cover the first chunks.
         """
-        tree = ChunkTree(segmentation.hierarchy(level), segmentation.n_tokens, scorer.n_output, leaf_group=self.group)
+        tree = ChunkTree(
+            segmentation.hierarchy(level),
+            segmentation.n_tokens,
+            scorer.n_output,
+            leaf_group=self.group,
+            contrast_start=scorer.contrast_start,
+        )
         first = tree.first_spans()
         if scorer.remaining is not None and scorer.count_new([[s] for s in first]) > scorer.remaining:
             raise BudgetError(
