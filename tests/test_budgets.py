@@ -116,3 +116,22 @@ def test_a_method_the_budget_cannot_start_is_recorded_as_refused(tmp_path):
     text = budget_table.report(new, written="2026-01-01", machine_line="test machine")
     assert "## Refused runs" in text and "`shapley` at budget 32" in text
     assert "| kernelshap | 32 | 1 |" in text
+
+
+def test_the_contrast_table_is_rewritten_byte_for_byte_and_measure_reads_both_sides(tmp_path):
+    from types import SimpleNamespace
+
+    from benchmarks import contrast
+
+    out = tmp_path / "contrast.md"
+    assert contrast.main(["--report-only", "--cases", str(RESULTS / "contrast.jsonl"), "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == (RESULTS / "contrast.md").read_text(encoding="utf-8")
+
+    def result(scores: list[float], calls: int) -> SimpleNamespace:
+        units = [SimpleNamespace(start=10 * i, end=10 * i + 10) for i in range(len(scores))]
+        return SimpleNamespace(units=units, unit_scores=scores, stats=SimpleNamespace(calls=calls, tokens_evaluated=9))
+
+    hipe, itp = result([3.0, 0.1, -1.5, 0.0], 4), result([3.0, 0.2, -2.0, 0.1], 5)
+    record = contrast.measure(hipe, itp, fact=(0, 10), foil=(20, 30))
+    assert record["fact"] and record["foil"] and record["foil_itp"]
+    assert record["foil_error"] == 0.5 and record["calls"] == 4 and record["itp_calls"] == 5
