@@ -244,13 +244,16 @@ def _fronts(groups: dict[Row, list[Record]]) -> list[str]:
     return lines + [""] if found else []
 
 
-def _hierarchical(groups: dict[Row, list[Record]]) -> list[str]:
+def _hierarchical(groups: dict[Row, list[Record]], every: dict[Row, list[Record]]) -> list[str]:
+    """Hierarchical against its parents per level, task and budget; where the pipeline refused
+    ``shapley`` (its first permutation exceeds the budget), against ``hipe`` alone."""
     lines = [
         "## Hierarchical coalitions against both parents at equal budgets",
         "",
         "`hierarchical` (HiPe, then Shapley sampling among HiPe's top 6 units) against `hipe` and `shapley` "
         "under the same budget, on the cases all three ran; each cell is hit@1 / copies' share (redundancy) / deletion AUC / LDS. "
-        "Beats both: better than both parents on LDS and on deletion AUC.",
+        "Beats both: better than both parents on LDS and on deletion AUC. Where the budget cannot cover one "
+        "Shapley permutation (token level), `shapley` is refused and the comparison is with `hipe` alone.",
         "",
         "| level | task | budget | cases | hipe | shapley | hierarchical | beats both |",
         "|---|---|---:|---:|---|---|---|---|",
@@ -260,7 +263,11 @@ def _hierarchical(groups: dict[Row, list[Record]]) -> list[str]:
         for task in ("redundancy", "needle", "padded"):
             budgets = sorted({row[3] or 0 for row in groups if row[:3] == (task, level, "hierarchical")})
             for budget in budgets:
-                parts = {m: groups.get((task, level, m, budget), []) for m in ("hipe", "shapley", "hierarchical")}
+                refused = not groups.get((task, level, "shapley", budget)) and any(
+                    "refused" in r for r in every.get((task, level, "shapley", budget), [])
+                )
+                parents = ("hipe",) if refused else ("hipe", "shapley")
+                parts = {m: groups.get((task, level, m, budget), []) for m in (*parents, "hierarchical")}
                 common = set.intersection(*({r["seed"] for r in v} for v in parts.values()))
                 parts = {m: [r for r in v if r["seed"] in common] for m, v in parts.items()}
                 if not common:
@@ -273,12 +280,12 @@ def _hierarchical(groups: dict[Row, list[Record]]) -> list[str]:
                     return " / ".join(values + [_fmt(x["deletion_auc"]), _fmt(x["lds"])])
 
                 h = s["hierarchical"]
-                beats = all(
-                    h["lds"] > s[m]["lds"] and h["deletion_auc"] < s[m]["deletion_auc"] for m in ("hipe", "shapley")
-                )
+                beats = all(h["lds"] > s[m]["lds"] and h["deletion_auc"] < s[m]["deletion_auc"] for m in parents)
+                verdict = ("yes" if beats else "no") + (" (vs hipe)" if refused else "")
+                shapley = "refused" if refused else cell(s["shapley"])
                 lines.append(
-                    f"| {level} | {task} | {budget} | {len(common)} | {cell(s['hipe'])} | {cell(s['shapley'])} | {cell(h)} | "
-                    f"{'yes' if beats else 'no'} |"
+                    f"| {level} | {task} | {budget} | {len(common)} | {cell(s['hipe'])} | {shapley} | {cell(h)} | "
+                    f"{verdict} |"
                 )
     return lines + [""] if found else []
 
@@ -316,6 +323,6 @@ def report(records: list[Record], *, written: str | None = None, machine_line: s
     lines += _main_tables(groups)
     lines += _per_case(groups)
     lines += _fronts(groups)
-    lines += _hierarchical(groups)
+    lines += _hierarchical(groups, every)
     lines += _refused(every)
     return "\n".join(lines).rstrip("\n") + "\n"
