@@ -22,9 +22,11 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
-from benchmarks.table import header_of, machine
+from benchmarks.table import header_of as _header_of
+from benchmarks.table import machine
 
 __all__ = ["header_of", "report", "pareto", "SHARE_TARGET"]
 
@@ -38,6 +40,11 @@ Record = dict[str, Any]
 Row = tuple[str, str, str, int | None]  # task, level, method, budget
 
 _METHOD_ORDER = ("itp", "hipe", "shapley", "kernelshap", "surrogate", "lime", "hierarchical")
+
+
+def header_of(path: Path) -> tuple[str | None, str | None]:
+    """The date and the machine line of an equal-budget table written before (None for what is not there)."""
+    return _header_of(path, written_prefix=_WRITTEN)
 
 
 def _mean(values: Iterable[float]) -> float:

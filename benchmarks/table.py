@@ -36,14 +36,18 @@ _WRITTEN = "Written by `python -m benchmarks` (see `benchmarks/suite.py`) on "
 _MACHINE = "Machine: "
 
 
-def header_of(path: Path) -> tuple[str | None, str | None]:
-    """The date and the machine line of a table written before (None for what is not there)."""
+def header_of(path: Path, *, written_prefix: str = _WRITTEN) -> tuple[str | None, str | None]:
+    """The date and the machine line of a table written before (None for what is not there).
+
+    ``written_prefix`` is what precedes the date on the table's "written" line (each
+    table writer has its own).
+    """
     if not path.exists():
         return None, None
     written = machine_line = None
     for line in path.read_text(encoding="utf-8").splitlines()[:8]:
-        if line.startswith(_WRITTEN) and line.endswith("."):
-            written = line[len(_WRITTEN) : -1]
+        if line.startswith(written_prefix) and line.endswith("."):
+            written = line[len(written_prefix) : -1]
         elif line.startswith(_MACHINE) and line.endswith("."):
             machine_line = line[len(_MACHINE) : -1]
     return written, machine_line

@@ -135,3 +135,13 @@ def test_the_contrast_table_is_rewritten_byte_for_byte_and_measure_reads_both_si
     record = contrast.measure(hipe, itp, fact=(0, 10), foil=(20, 30))
     assert record["fact"] and record["foil"] and record["foil_itp"]
     assert record["foil_error"] == 0.5 and record["calls"] == 4 and record["itp_calls"] == 5
+
+
+def test_report_only_keeps_the_date_and_machine_the_table_was_written_with(tmp_path):
+    out = tmp_path / "budgets.md"
+    recorded = (RESULTS / "budgets.md").read_text(encoding="utf-8")
+    old = recorded.replace("Written: 2026-12-01.", "Written: 1999-01-01.", 1)
+    assert old != recorded
+    out.write_text(old, encoding="utf-8")
+    assert budgets.main(["--report-only", "--cases", str(RESULTS / "budgets.jsonl"), "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == old
