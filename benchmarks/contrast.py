@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.runner import append, load_records
+
 RESULTS = Path(__file__).parent / "results"
 
 #: Cases per level by default (word-level leave-one-out costs about 200 calls a case).
@@ -79,7 +81,7 @@ def run(backend: Any, cached: Any, out: Path, levels: Sequence[str], count: int 
     import attrib
     from benchmarks.needle import make_needle_case
 
-    done = {(r["level"], r["seed"]) for r in load(out)}
+    done = {(r["level"], r["seed"]) for r in load_records(out)}
     for level in levels:
         for seed in range(DEFAULT_CASES[level] if count is None else count):
             if (level, seed) in done:
@@ -92,15 +94,7 @@ def run(backend: Any, cached: Any, out: Path, levels: Sequence[str], count: int 
             hipe = attrib.attribute(case.prompt, method="hipe", backend=backend, **options)
             record = {"level": level, "seed": seed, "contrast": " " + code, **measure(hipe, itp, case.fact, foil)}
             print(json.dumps(record), flush=True)
-            with out.open("a", encoding="utf-8") as stream:
-                stream.write(json.dumps(record) + "\n")
-
-
-def load(path: Path) -> list[dict[str, Any]]:
-    """The records of ``path`` (none when it does not exist)."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            append(out, record)
 
 
 def report(records: Iterable[dict[str, Any]]) -> str:
@@ -157,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             cached.close()
             backend.close()
-    args.out.write_text(report(load(args.cases)), encoding="utf-8")
+    args.out.write_text(report(load_records(args.cases)), encoding="utf-8")
     return 0
 
 
