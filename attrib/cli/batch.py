@@ -12,6 +12,7 @@ from typing import Any
 
 from attrib import registry
 from attrib.errors import InputError
+from attrib.paths import Place, check_places
 from attrib.segmentation import LEVELS
 
 __all__ = ["add_parser", "batch"]
@@ -117,10 +118,12 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 def batch(args: argparse.Namespace) -> int:
     """``attrib batch``: run every record; exit 0 when all succeeded, 1 when any failed."""
     from attrib.batch import BadInputError, prepare, run_batch
-    from attrib.cli.commands import _backend_options, _cache, _check_texts, _method, _perturbation
+    from attrib.cli import Terminated, interrupted_status
+    from attrib.cli.commands import _backend_options, _cache, _check_texts, _inputs, _method, _perturbation
     from attrib.cli.inputs import decode, read_bytes
 
     _check_texts(args)
+    check_places([Place("-o", args.out_dir, run_dir=True)], [Place("the input", args.input), *_inputs(args)])
     if args.system is not None and args.system_file is not None:
         raise InputError("give the system prompt either with --system or with --system-file, not both")
     if args.workers is not None and args.workers < 1:
@@ -187,12 +190,21 @@ def batch(args: argparse.Namespace) -> int:
         raise
     try:
         summary = run_batch(prepared, progress=False if args.quiet else None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         print(
-            f"attrib: interrupted; every finished item is kept in {args.out_dir}; re-run the same command to resume",
+            f"attrib: {'terminated' if isinstance(error, Terminated) else 'interrupted'}; every finished item is "
+            f"kept in {args.out_dir}; re-run the same command to resume",
             file=sys.stderr,
         )
-        return 130
+        return interrupted_status(error)
+    unreadable = prepared.out.unreadable if prepared.out is not None else []
+    if unreadable:
+        _, file, reason = unreadable[0]
+        print(
+            f"attrib: note: {len(unreadable)} item file(s) could not be read and are left out of units.csv "
+            f"(first: {reason}); delete them and re-run the same command to redo those items",
+            file=sys.stderr,
+        )
     bugs = sum(1 for o in summary.outcomes if not o.ok and not _ours(o.record.get("error_type")))
     if bugs:
         print(
