@@ -36,13 +36,14 @@ input: JSON Lines (one record a line), .csv or .parquet with the same fields:
 Every record is checked before any model work; a bad one stops the run with the
 problems listed, unless --skip-bad-lines records each as an error and runs the rest.
 
-OUT_DIR: run.json, records.jsonl (one record per finished item, fsync'ed), items/<id>.json
+OUT_DIR: run.json, records.jsonl (one record per finished item, fsync'ed), items/<key>.json
 (the full results), units.csv and units.parquet (one row per unit). A re-run with the
 same command skips the finished ids (ok records; error records too unless --retry-failed),
 so a killed or interrupted run resumes where it stopped. See docs/batch.md.
 
 exit status: 0 when every item succeeded, 1 when any item failed (or on an error
-before the run), 2 for a malformed command line. The last line on stderr is
+before the run), 2 for a malformed command line, 130 on Ctrl-C, 143 on SIGTERM
+(finished items are kept). The last line on stderr is
 "N ok, M failed, K skipped (already done)".
 
 --executor ray: each worker opens the backend itself (by name and options) and reads
@@ -199,7 +200,7 @@ def batch(args: argparse.Namespace) -> int:
         return interrupted_status(error)
     unreadable = prepared.out.unreadable if prepared.out is not None else []
     if unreadable:
-        _, file, reason = unreadable[0]
+        reason = unreadable[0][2]
         print(
             f"attrib: note: {len(unreadable)} item file(s) could not be read and are left out of units.csv "
             f"(first: {reason}); delete them and re-run the same command to redo those items",
