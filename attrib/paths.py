@@ -33,7 +33,8 @@ class Place:
 
     Attributes:
         what: how messages name it (``"--json"``, ``"the input"``).
-        path: the path as given; ``None`` (not asked for) and ``"-"`` (stdin/stdout) are skipped.
+        path: the path as given; ``None`` (not asked for) and ``"-"`` (stdin/stdout) are skipped,
+            and so is an empty input (the command reports it); an empty output is refused.
         run_dir: True for a batch OUT_DIR: its run files and all of ``items/`` belong to it.
     """
 
@@ -44,7 +45,7 @@ class Place:
     @property
     def given(self) -> bool:
         """Whether there is a path to check."""
-        return self.path is not None and os.fspath(self.path) != "-"
+        return self.path is not None and os.fspath(self.path) not in ("", "-")
 
 
 def check_places(writes: Sequence[Place], reads: Iterable[Place] = ()) -> None:

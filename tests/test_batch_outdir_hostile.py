@@ -162,6 +162,24 @@ def test_the_write_itself_refuses_a_taken_file(tmp_path: Path) -> None:
     assert not (tmp_path / "items" / "A.json").exists()
 
 
+def test_an_out_dir_of_the_former_key_scheme_resumes(tmp_path: Path) -> None:
+    """Records carry their file: an item written under its 8-digit key stays done and readable."""
+    records = [{"id": "a/b", "prompt": "Paris is far."}]
+    run(records, tmp_path)
+    [record] = journal(tmp_path)
+    former = f"items/{old_key('a/b')}.json"
+    (tmp_path / str(record["file"])).rename(tmp_path / former)
+    record["file"] = former
+    (tmp_path / "records.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    records.append({"id": "c d", "prompt": "The otter swims."})
+    summary = run(records, tmp_path, force=True)
+    assert ([o.id for o in summary.outcomes], summary.skipped) == (["c d"], 1)
+    by_id = {r["id"]: r for r in journal(tmp_path)}
+    assert by_id["a/b"]["file"] == former and by_id["c d"]["file"] == f"items/{item_key('c d')}.json"
+    assert summarize(tmp_path).ok == 2
+    assert {line.split(",")[0] for line in (tmp_path / "units.csv").read_text().splitlines()[1:]} == {"a/b", "c d"}
+
+
 def test_a_record_pointing_at_another_ids_file_is_redone(tmp_path: Path) -> None:
     """An OUT_DIR the former scheme damaged (two records, one file): the earlier record is run again."""
     records = [{"id": "x1", "prompt": "Paris is far."}, {"id": "x2", "prompt": "The otter swims."}]
@@ -313,7 +331,12 @@ def test_stale_temporaries_are_removed_when_a_run_takes_the_lock(tmp_path: Path)
         tmp_path / ".units.csv.00000000cccc.tmp",
         tmp_path / ".units.parquet.tmp",
     ]
-    kept = [tmp_path / "items" / "notes.tmp", tmp_path / ".mine.0123456789ab.tmp", tmp_path / "items" / "q1.html"]
+    kept = [
+        tmp_path / "items" / "notes.tmp",
+        tmp_path / ".mine.0123456789ab.tmp",
+        tmp_path / ".myrun.json.0123456789ab.tmp",
+        tmp_path / "items" / ".q1.html.0123456789ab.tmp",  # an item report summarize may be writing
+    ]
     for path in stale + kept:
         path.write_text("partial")
     batch = prepare(

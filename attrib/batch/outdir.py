@@ -173,8 +173,8 @@ class OutDir:
             ) from None
         self._lock = handle
         with self._writing():
-            remove_temporaries(self.path, suffixes=("run.json", "records.jsonl", "units.csv"))
-            remove_temporaries(self.path / "items", suffixes=(".json",))
+            remove_temporaries(self.path, lambda name: name in ("run.json", "records.jsonl", "units.csv"))
+            remove_temporaries(self.path / "items", lambda name: name.endswith(".json"))
             (self.path / ".units.parquet.tmp").unlink(missing_ok=True)
 
     def release(self) -> None:

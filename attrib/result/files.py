@@ -15,6 +15,7 @@ import math
 import os
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +111,13 @@ def temporary_name(name: str) -> str:
     return f".{name}.{uuid.uuid4().hex[:12]}.tmp"
 
 
-def remove_temporaries(directory: str | Path, *, suffixes: tuple[str, ...] = ("",)) -> int:
+def remove_temporaries(directory: str | Path, targets: Callable[[str], bool]) -> int:
     """Delete the temporary files that an interrupted :func:`write_atomic` left in ``directory``.
 
     A process killed between creating its temporary copy and renaming it (SIGKILL, a
     power cut) leaves ``.<name>.<12 hex>.tmp`` behind. Only names of that form whose
-    target ``<name>`` ends with one of ``suffixes`` are removed. Call it only while no
-    other process can be writing there (for a batch OUT_DIR: while holding its lock).
+    target ``<name>`` satisfies ``targets`` are removed. Call it only while no other
+    process can be writing there (for a batch OUT_DIR: while holding its lock).
 
     Returns:
         How many files were removed (0 when ``directory`` does not exist).
@@ -131,7 +132,7 @@ def remove_temporaries(directory: str | Path, *, suffixes: tuple[str, ...] = (""
         return 0
     for entry in entries:
         match = _TEMPORARY.fullmatch(entry.name)
-        if match is None or not match.group("name").endswith(suffixes) or entry.is_dir(follow_symlinks=False):
+        if match is None or not targets(match.group("name")) or entry.is_dir(follow_symlinks=False):
             continue
         try:
             os.unlink(entry.path)
