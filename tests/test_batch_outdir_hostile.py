@@ -87,15 +87,15 @@ def old_key(item_id: str) -> str:
 
 
 def colliding_ids() -> tuple[str, str]:
-    """Two ids whose former keys are equal (a 32-bit birthday search, well under a second)."""
+    """Two ids whose former keys are equal: one encoded prefix, and a 32-bit birthday search on the hash."""
     seen: dict[str, str] = {}
     n = 0
     while True:
-        candidate = "/" + "x" * 130 + str(n)
-        key = old_key(candidate)
-        if key in seen:
-            return seen[key], candidate
-        seen[key] = candidate
+        candidate = "/" + "x" * 130 + str(n)  # every candidate's first 120 encoded characters are the same
+        digest = hashlib.sha256(candidate.encode()).hexdigest()[:8]
+        if digest in seen:
+            return seen[digest], candidate
+        seen[digest] = candidate
         n += 1
 
 
