@@ -266,12 +266,12 @@ class OutDir:
             found[record["id"]] = record
             key = file_key(record.get("file")) if record.get("status") == "ok" else None
             if key is not None:
-                writer[key] = record["id"]
+                writer[self._folded(key)] = record["id"]
         for item_id, record in list(found.items()):
             key = file_key(record.get("file")) if record.get("status") == "ok" else None
             if key is None:
                 continue
-            if writer[key] != item_id or not (self.path / "items" / f"{key}.json").is_file():
+            if writer[self._folded(key)] != item_id or not (self.path / "items" / f"{key}.json").is_file():
                 self.stale.add(item_id)  # its result was overwritten by another id's, or is gone
                 del found[item_id]
         for item_id, record in found.items():
