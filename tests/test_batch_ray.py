@@ -148,3 +148,4 @@ def test_a_backend_that_cannot_open_on_the_workers_is_the_runs_error(ray_runtime
     with pytest.raises(ModelNotFoundError, match="missing.gguf"):
         list(batch.outcomes())
     assert not (tmp_path / "records.jsonl").exists()
+    assert not (tmp_path / "run.json").exists()  # written only once a run has started
