@@ -17,11 +17,14 @@ other folds, and over all masks the trace reports the linear datamodeling score
 (LDS, Spearman's rank correlation of predicted and actual values of the whole
 output's log-probability; Park et al. 2023, "TRAK", as used by Cohen-Wang et al.
 2024, "ContextCite") and the R^2 of those predictions. The scores themselves come
-from a fit to every mask.
+from a fit to every mask. Where a quality is undefined (constant coalition values: an output
+that does not depend on the units) it is ``None`` (JSON null) with the reason in
+``held_out["undefined"]``; results hold finite numbers only.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,7 +56,7 @@ def indicator(coalitions: list[Coalition], n: int) -> np.ndarray:
 
 def held_out_quality(
     fit: Fit, x: np.ndarray, y: np.ndarray, weights: np.ndarray, *, folds: int, seed: int
-) -> dict[str, float | int] | None:
+) -> dict[str, float | int | str | None] | None:
     """Cross-validated LDS and R^2 of the fit's predictions of the whole output's value.
 
     Args:
@@ -65,8 +68,11 @@ def held_out_quality(
         seed: seed of the fold assignment.
 
     Returns:
-        ``{"lds", "r2", "folds", "masks"}``, or ``None`` with fewer than 4 masks.
-        ``lds`` is ``nan`` when the predictions or the values are constant.
+        ``{"lds", "r2", "folds", "masks"}``, or ``None`` with fewer than 4 masks. A
+        quality that is undefined is ``None`` (JSON null, never NaN) and the record
+        then holds ``"undefined"``, the reason: the LDS (a rank correlation) when the
+        values or the held-out predictions are constant, R^2 when the values are
+        constant (there is no variance to explain). Both are finite otherwise.
     """
     from attrib.metrics import spearman
 
@@ -81,9 +87,21 @@ def held_out_quality(
         coef, intercept = fit(x[~test], y[~test], weights[~test])
         predicted[test] = (x[test] @ coef + intercept[None, :]).sum(axis=1)
     actual = y.sum(axis=1)
+    quality: dict[str, float | int | str | None] = {"lds": None, "r2": None, "folds": folds, "masks": k}
+    if not (np.all(np.isfinite(actual)) and np.all(np.isfinite(predicted))):
+        quality["undefined"] = "a value or a prediction is not finite: fit quality undefined"
+        return quality
     spread = float(((actual - actual.mean()) ** 2).sum())
-    r2 = 1.0 - float(((actual - predicted) ** 2).sum()) / spread if spread > 0 else float("nan")
-    return {"lds": spearman(predicted, actual), "r2": r2, "folds": folds, "masks": k}
+    if spread <= 0.0:
+        quality["undefined"] = "coalition values constant: fit quality undefined"
+        return quality
+    quality["r2"] = 1.0 - float(((actual - predicted) ** 2).sum()) / spread
+    lds = spearman(predicted, actual)
+    if math.isfinite(lds):
+        quality["lds"] = lds
+    else:
+        quality["undefined"] = "held-out predictions constant: LDS undefined"
+    return quality
 
 
 @dataclass(frozen=True)

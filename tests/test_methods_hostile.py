@@ -1,0 +1,134 @@
+"""Every method on hostile games: outputs that ignore the prompt, a single unit, tight budgets.
+
+A toy backend with no sensitivity gives every coalition the same value (constant
+scores), where fit qualities such as the held-out LDS are undefined; each method must
+still return a result that is strict JSON and reads back. The dry run
+(:func:`attrib.plan`) and the budget check must agree with what the run really does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import attrib
+from attrib.backends.toy import ToyBackend
+from attrib.coalitions.lime import weighted_ridge
+from attrib.coalitions.linear import held_out_quality
+from attrib.errors import ResultError
+from attrib.reports.method_trace import method_trace_view
+from attrib.reports.text import render_text
+from attrib.result import Attribution, MethodTrace
+
+PROMPT = "The sky is blue. Paris is the capital of France. Cats sleep all day."
+
+
+def _methods() -> list[str]:
+    names = ["hierarchical", "hipe", "itp", "kernelshap", "lime", "shapley", "surrogate"]
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        names.remove("surrogate")  # needs attrib[fit]
+    return names
+
+
+def _strict(value: object) -> None:
+    """Fail on any NaN or infinity anywhere in a JSON-shaped value."""
+    if isinstance(value, float):
+        assert math.isfinite(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _strict(item)
+    elif isinstance(value, list):
+        for item in value:
+            _strict(item)
+
+
+def _round_trip(result: Attribution) -> Attribution:
+    text = result.to_json()
+    _strict(json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} written to JSON")))
+    back = Attribution.from_json(text)
+    assert back.to_json() == text
+    np.testing.assert_array_equal(back.scores, result.scores)
+    return back
+
+
+# ----------------------------------------------------------------- constant scores, one unit
+
+
+@pytest.mark.parametrize("level", ["word", "sentence"])
+@pytest.mark.parametrize("method", _methods())
+def test_every_method_gives_a_strict_json_result_when_the_output_ignores_the_prompt(method: str, level: str) -> None:
+    toy = ToyBackend(output=" yes it is")  # no key: every variant scores alike
+    result = attrib.attribute(PROMPT, backend=toy, method=method, level=level, target=" yes it is")
+    np.testing.assert_allclose(result.scores, 0.0, atol=1e-9)
+    back = _round_trip(result)
+    render_text(back)  # the report reads the record as written
+
+
+@pytest.mark.parametrize("method", _methods())
+@pytest.mark.parametrize(("prompt", "level"), [("Paris is here.", "sentence"), ("Cat", "token")])
+def test_every_method_handles_a_single_unit(method: str, prompt: str, level: str) -> None:
+    toy = ToyBackend(sensitivity={"paris": 2.0, "cat": 1.0}, output=" yes")
+    result = attrib.attribute(prompt, backend=toy, method=method, level=level, target=" yes")
+    assert len(result.units) == 1
+    if method != "lime":  # LIME's kernel weighs the one ablated mask by exp(-8): its ridge fit shrinks to ~0
+        np.testing.assert_allclose(result.unit_scores, [2.0 if "Paris" in prompt else 1.0], atol=0.2)
+    assert result.unit_scores[0] > 0
+    _round_trip(result)
+    quiet = attrib.attribute(prompt, backend=ToyBackend(output=" yes"), method=method, level=level, target=" yes")
+    _round_trip(quiet)
+
+
+@pytest.mark.parametrize("method", [m for m in _methods() if m in ("lime", "surrogate")])
+def test_an_undefined_fit_quality_is_null_with_its_reason_and_the_reports_say_undefined(method: str) -> None:
+    result = attrib.attribute(PROMPT, backend=ToyBackend(), method=method, level="word", target=" yes")
+    held_out = result.trace["held_out"]
+    assert held_out["lds"] is None and held_out["r2"] is None
+    assert held_out["undefined"] == "coalition values constant: fit quality undefined"
+    back = _round_trip(result)
+    assert '"lds": null' in back.to_json()
+    text = render_text(back)
+    assert "held-out LDS (Spearman, fit vs. measured): undefined (coalition values constant" in text
+    rows = {row.key: row.value for _, section in method_trace_view(back).sections for row in section}
+    assert rows["r2"].startswith("undefined")
+
+
+def test_held_out_quality_is_finite_or_none_with_a_reason() -> None:
+    x = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [0, 1]], dtype=float)
+
+    def ridge(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return weighted_ridge(a, b, w, 1.0)
+
+    measured = held_out_quality(ridge, x, x @ np.array([[2.0], [0.5]]), np.ones(6), folds=2, seed=0)
+    assert measured is not None and "undefined" not in measured
+    assert math.isfinite(measured["lds"]) and math.isfinite(measured["r2"])
+    flat = held_out_quality(ridge, x, np.full((6, 1), -0.25), np.ones(6), folds=2, seed=0)
+    assert flat == {
+        "lds": None,
+        "r2": None,
+        "folds": 2,
+        "masks": 6,
+        "undefined": "coalition values constant: fit quality undefined",
+    }
+
+    def constant(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((a.shape[1], b.shape[1])), np.zeros(b.shape[1])
+
+    blind = held_out_quality(constant, x, x @ np.array([[2.0], [0.5]]), np.ones(6), folds=2, seed=0)
+    assert blind is not None and blind["lds"] is None and math.isfinite(blind["r2"])
+    assert blind["undefined"] == "held-out predictions constant: LDS undefined"
+
+
+def test_a_malformed_method_trace_is_reported_by_its_field_not_as_the_wrong_trace_kind() -> None:
+    result = attrib.attribute(PROMPT, backend=ToyBackend(), method="itp", level="sentence", target=" yes")
+    bad = MethodTrace(method="lime", record={"held_out": {"lds": 0.5}})
+    object.__setattr__(bad, "record", {"held_out": {"lds": float("nan")}})  # as a method could build it
+    fields = {name: getattr(result, name) for name in result.__dataclass_fields__}
+    with pytest.raises(ResultError) as caught:
+        Attribution(**{**fields, "trace": bad})
+    assert "trace.record.held_out.lds is nan" in str(caught.value)
+    assert "not MethodTrace" not in str(caught.value)
