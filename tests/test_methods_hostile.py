@@ -18,7 +18,7 @@ import attrib
 from attrib.backends.toy import ToyBackend
 from attrib.coalitions.lime import weighted_ridge
 from attrib.coalitions.linear import held_out_quality
-from attrib.errors import ResultError
+from attrib.errors import PromptTooLongError, ResultError
 from attrib.reports.method_trace import method_trace_view
 from attrib.reports.text import render_text
 from attrib.result import Attribution, MethodTrace
@@ -132,3 +132,25 @@ def test_a_malformed_method_trace_is_reported_by_its_field_not_as_the_wrong_trac
         Attribution(**{**fields, "trace": bad})
     assert "trace.record.held_out.lds is nan" in str(caught.value)
     assert "not MethodTrace" not in str(caught.value)
+
+
+# ----------------------------------------------------------------- messages that name the right thing
+
+
+@pytest.mark.parametrize("target", [" yes", None])
+@pytest.mark.parametrize("call", [attrib.attribute, attrib.plan])
+def test_a_contrast_too_long_for_the_context_is_named_as_the_contrast(call, target) -> None:
+    toy = ToyBackend(context_length=20)
+    with pytest.raises(PromptTooLongError) as caught:
+        call(
+            "The sky is blue.",
+            backend=toy,
+            target=target,
+            max_new_tokens=2,
+            contrast=" no" + " very" * 20,
+            method="itp",
+            level="word",
+        )
+    message = str(caught.value)
+    assert "the contrast 21" in message and "shorten the prompt or the contrast" in message
+    assert "output" not in message
