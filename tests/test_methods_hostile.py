@@ -13,15 +13,19 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import attrib
 from attrib.backends.toy import ToyBackend
+from attrib.coalitions import Hierarchical
 from attrib.coalitions.lime import weighted_ridge
 from attrib.coalitions.linear import held_out_quality
-from attrib.errors import PromptTooLongError, ResultError
+from attrib.errors import BudgetError, PromptTooLongError, ResultError
 from attrib.reports.method_trace import method_trace_view
 from attrib.reports.text import render_text
 from attrib.result import Attribution, MethodTrace
+from attrib.scheduler import get_scheduler
 
 PROMPT = "The sky is blue. Paris is the capital of France. Cats sleep all day."
 
@@ -154,3 +158,91 @@ def test_a_contrast_too_long_for_the_context_is_named_as_the_contrast(call, targ
     message = str(caught.value)
     assert "the contrast 21" in message and "shorten the prompt or the contrast" in message
     assert "output" not in message
+
+
+# ----------------------------------------------------------------- plan, budget check and run agree
+
+WORDS = ["paris", "river", "cats", "dogs", "birds", "stone", "green", "seven"]
+SENSITIVITY = {"paris": 2.0, ("river", "stone"): 1.0, "cats": 0.5, "seven": -0.25}
+
+
+def _prompt(n: int) -> str:
+    return " ".join(f"The {word} {WORDS[(i + 3) % len(WORDS)]} here." for i, word in enumerate(WORDS[:n]))
+
+
+def _run(method: object, n: int, budget: int | None) -> Attribution:
+    toy = ToyBackend(sensitivity=SENSITIVITY, output=" yes it")
+    return attrib.attribute(_prompt(n), backend=toy, method=method, level="sentence", target=" yes it", budget=budget)
+
+
+def _plan(method: object, n: int, budget: int | None) -> attrib.Plan:
+    toy = ToyBackend(sensitivity=SENSITIVITY, output=" yes it")
+    return attrib.plan(_prompt(n), backend=toy, method=method, level="sentence", target=" yes it", budget=budget)
+
+
+def _exact(result: Attribution) -> bool | None:
+    flag = result.trace.get("exact") if isinstance(result.trace, MethodTrace) else None
+    return flag if isinstance(flag, bool) else None
+
+
+SCHEDULERS = ["hipe", "itp", "shapley", "kernelshap", "lime", "hierarchical", Hierarchical(region=2)]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    method=st.sampled_from(SCHEDULERS),
+    n=st.integers(min_value=1, max_value=6),
+    budget=st.one_of(st.none(), st.integers(min_value=1, max_value=24)),
+)
+def test_the_plan_the_budget_check_and_the_run_agree(method: object, n: int, budget: int | None) -> None:
+    scheduler = get_scheduler(method)
+    try:
+        planned = _plan(method, n, budget)
+    except BudgetError:
+        planned = None
+    try:
+        result = _run(method, n, budget)
+    except BudgetError:
+        result = None
+    region = getattr(scheduler, "region", None)
+    determined = not scheduler.adaptive or scheduler.name == "hipe" or (region is not None and n <= region)
+    if planned is not None and determined:
+        assert result is not None, "plan() accepted a budget the run refused"
+    if result is None:
+        return
+    assert planned is not None, "plan() refused a budget the run accepted"
+    assert result.stats.calls <= planned.calls
+    if budget is not None:
+        assert result.stats.calls <= budget
+    if planned.calls_exact:
+        assert result.stats.calls == planned.calls
+    if planned.exact is not None:
+        assert planned.exact == _exact(result)
+    elif not scheduler.adaptive:
+        assert _exact(result) is None
+    unbudgeted = _run(method, n, None)
+    enough = _run(method, n, unbudgeted.stats.calls)  # the budget check accepts what the run needs
+    assert enough.stats.calls <= unbudgeted.stats.calls
+    _plan(method, n, unbudgeted.stats.calls)
+
+
+def test_shapley_with_a_budget_below_the_enumeration_is_planned_as_sampled() -> None:
+    planned = _plan("shapley", 2, 3)
+    result = _run("shapley", 2, 3)
+    assert planned.exact is False and _exact(result) is False
+    assert planned.calls_exact and planned.calls == result.stats.calls == 3
+    assert "values estimated from samples" in planned.describe()
+    assert _plan("shapley", 2, 4).exact is True and _exact(_run("shapley", 2, 4)) is True
+
+
+def test_hierarchical_accepts_the_budget_its_unbudgeted_run_uses() -> None:
+    unbudgeted = _run("hierarchical", 2, None)
+    assert unbudgeted.stats.calls == 4
+    assert _run("hierarchical", 2, 4).stats.calls == 4
+    _plan("hierarchical", 2, 4)
+    with pytest.raises(BudgetError, match="needs at least 4 calls"):
+        _run("hierarchical", 2, 3)

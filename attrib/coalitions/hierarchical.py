@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -36,9 +36,12 @@ from attrib.coalitions.checks import at_least, probability
 from attrib.coalitions.game import CoalitionGame
 from attrib.coalitions.shapley import ShapleySampling
 from attrib.errors import BudgetError
-from attrib.perturbation import Span
+from attrib.perturbation import Span, merge_spans
 from attrib.scheduler import Schedule, SpanScorer
 from attrib.segmentation import Segmentation
+
+if TYPE_CHECKING:
+    from attrib.hipe import HiPe
 
 __all__ = ["Hierarchical", "CappedScorer"]
 
@@ -118,6 +121,23 @@ def top_region(coarse: Schedule, bounds: Sequence[int], size: int) -> list[int]:
     return sorted(int(i) for i in order[:size])
 
 
+def _most_disjoint(sets: list[frozenset[int]]) -> int:
+    """The size of the largest family of pairwise disjoint sets among ``sets`` (few sets: searched)."""
+    if len(sets) > 16:
+        return len(sets)  # an upper bound, enough for a lower bound on calls
+    best = 0
+
+    def grow(start: int, used: frozenset[int], size: int) -> None:
+        nonlocal best
+        best = max(best, size)
+        for index in range(start, len(sets)):
+            if not used & sets[index]:
+                grow(index + 1, used | sets[index], size + 1)
+
+    grow(0, frozenset(), 0)
+    return best
+
+
 @dataclass(frozen=True)
 class Hierarchical(CoalitionMethod):
     """HiPe over the prompt, then a coalition method among its top units (nats, shape (n_units, m)).
@@ -151,14 +171,38 @@ class Hierarchical(CoalitionMethod):
         at_least("seed", self.seed, 0)
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
-        from attrib.hipe import HiPe
+        """HiPe's first chunks plus the coalition method's first round, less the variants both score.
 
-        hipe = HiPe(threshold=self.threshold, top_k=self.region)
-        n = len(segmentation.boundaries(level)) - 1
-        return hipe.min_calls(segmentation, level) + self.method.least_calls(min(n, self.region))
+        With at most ``region`` units the region is every unit, so the coalition method's
+        first round is known and the variants HiPe's first chunks already scored (the
+        leave-one-out of a unit that is a first chunk) are free, as in :meth:`run`. With
+        more units the region is chosen by HiPe's scores: the bound then assumes the
+        most first chunks the first round could meet (a lower bound: the run may need more).
+        """
+        hipe = self._hipe()
+        bounds = segmentation.boundaries(level)
+        n = len(bounds) - 1
+        inner = self.method.replace(seed=self.seed)
+        chunks = hipe.first_chunks(segmentation, level)
+        r = min(n, self.region)
+        first = [c for round_ in inner.rounds(r)[: inner.minimum_rounds] for c in round_] if r else []
+        removed = {frozenset(i for i in range(r) if i not in set(c)) for c in first}
+        removed.discard(frozenset())
+        if n <= self.region:
+            scored = {merge_spans([chunk]) for chunk in chunks}
+            spans = [(bounds[i], bounds[i + 1]) for i in range(n)]
+            fresh = {merge_spans([spans[i] for i in sorted(units)]) for units in removed} - scored
+            return len(chunks) + len(fresh)
+        # HiPe's first chunks are disjoint, so they can equal at most a family of disjoint ablations.
+        return len(chunks) + len(removed) - min(len(chunks), _most_disjoint(list(removed)))
 
     def least_calls(self, n: int) -> int:
-        return self.method.least_calls(min(n, self.region))
+        return self.method.replace(seed=self.seed).least_calls(min(n, self.region))
+
+    def _hipe(self) -> HiPe:
+        from attrib.hipe import HiPe
+
+        return HiPe(threshold=self.threshold, top_k=self.region)
 
     def run(
         self,
@@ -179,9 +223,7 @@ class Hierarchical(CoalitionMethod):
             BudgetError: if the budget cannot cover HiPe's first round and the
                 coalition method's.
         """
-        from attrib.hipe import HiPe
-
-        hipe = HiPe(threshold=self.threshold, top_k=self.region)
+        hipe = self._hipe()
         bounds = segmentation.boundaries(level)
         n = len(bounds) - 1
         inner = self.method.replace(seed=self.seed)

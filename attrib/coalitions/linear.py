@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -125,15 +126,18 @@ class LinearSurrogate(CoalitionMethod):
         """Coalitions always fitted besides the random masks (free ones, like the full prompt)."""
         return []
 
-    def least_calls(self, n: int) -> int:
-        return 2
+    minimum_rounds: ClassVar[int] = 2  # a fit needs two masks
+
+    def rounds(self, n: int) -> list[list[Coalition]]:
+        """One round per random mask (the extra coalitions are added to whatever is kept)."""
+        count, keep, _, seed = self.mask_plan(n)
+        return [[m] for m in random_masks(n, count, keep, np.random.default_rng(seed))]
 
     def solve(self, game: CoalitionGame, on_phase: Phase) -> Schedule:
         n = game.n
-        count, keep, folds, seed = self.mask_plan(n)
-        masks = random_masks(n, count, keep, np.random.default_rng(seed))
-        rounds = [[m] for m in masks]
-        kept, exhausted = game.fit_rounds(rounds, method=self.name, minimum=2)
+        _, keep, folds, seed = self.mask_plan(n)
+        rounds = self.rounds(n)
+        kept, exhausted = game.fit_rounds(rounds, method=self.name, minimum=self.minimum_rounds)
         coalitions = [r[0] for r in kept] + self.extra(n)
         if on_phase is not None:
             on_phase(f"{self.name}: {len(coalitions)} masks", game.scorer.calls + game.new_calls(coalitions))

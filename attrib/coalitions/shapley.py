@@ -119,8 +119,9 @@ class ShapleySampling(CoalitionMethod):
         at_least("exact_limit", self.exact_limit, 0)
         at_least("seed", self.seed, 0)
 
-    def least_calls(self, n: int) -> int:
-        return n
+    def rounds(self, n: int) -> list[list[Coalition]]:
+        """One round per sampled permutation: the sorted prefixes of the order (empty to full)."""
+        return [[tuple(sorted(order[:stop])) for stop in range(n + 1)] for order in self.orders(n)]
 
     def orders(self, n: int) -> list[list[int]]:
         """The sampled permutations of ``range(n)``, antithetic pairs adjacent."""
@@ -147,8 +148,8 @@ class ShapleySampling(CoalitionMethod):
                 exact: dict[str, object] = {"units": n, "exact": True, "coalitions": len(everything)}
                 return Schedule(scores=exact_shapley(values, n), trace=exact)
         every = self.orders(n)
-        rounds = [[tuple(sorted(order[:stop])) for stop in range(n + 1)] for order in every]
-        kept, exhausted = game.fit_rounds(rounds, method=self.name)
+        rounds = self.rounds(n)
+        kept, exhausted = game.fit_rounds(rounds, method=self.name, minimum=self.minimum_rounds)
         orders = every[: len(kept)]
         planned = list(dict.fromkeys(c for r in kept for c in r))
         if on_phase is not None:
