@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 import attrib
 from attrib.backends.toy import ToyBackend
-from attrib.coalitions import Hierarchical
+from attrib.coalitions import LIME, Hierarchical, KernelSHAP, ShapleySampling, Surrogate
 from attrib.coalitions.lime import weighted_ridge
 from attrib.coalitions.linear import held_out_quality
 from attrib.errors import BudgetError, PromptTooLongError, ResultError
@@ -246,3 +247,27 @@ def test_hierarchical_accepts_the_budget_its_unbudgeted_run_uses() -> None:
     _plan("hierarchical", 2, 4)
     with pytest.raises(BudgetError, match="needs at least 4 calls"):
         _run("hierarchical", 2, 3)
+
+
+def _extreme_methods() -> list[object]:
+    methods: list[object] = [
+        LIME(width=1e-300),  # every mask but the full prompt weighs 0; once, width**2 underflowed to 0/0
+        LIME(width=1e300),
+        LIME(samples=2, ridge=0.0),
+        KernelSHAP(samples=2, paired=False),
+        ShapleySampling(permutations=1, exact_limit=0),
+        Hierarchical(region=1),
+    ]
+    if "surrogate" in _methods():
+        methods.append(Surrogate(alpha=1e6))  # every weight shrunk to 0: constant predictions
+    return methods
+
+
+@pytest.mark.parametrize("method", _extreme_methods(), ids=repr)
+def test_extreme_parameters_give_a_strict_json_result(method: object) -> None:
+    toy = ToyBackend(sensitivity={"paris": 1.0, "cats": 0.5}, output=" yes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = attrib.attribute(PROMPT, backend=toy, method=method, level="word", target=" yes")
+    assert np.all(np.isfinite(result.scores))
+    _round_trip(result)
