@@ -24,6 +24,7 @@ from attrib.coalitions.lime import weighted_ridge
 from attrib.coalitions.linear import held_out_quality
 from attrib.errors import BudgetError, PromptTooLongError, ResultError
 from attrib.reports.method_trace import method_trace_view
+from attrib.reports.html import render_html
 from attrib.reports.text import render_text
 from attrib.result import Attribution, MethodTrace
 from attrib.scheduler import get_scheduler
@@ -75,6 +76,18 @@ def test_every_method_gives_a_strict_json_result_when_the_output_ignores_the_pro
 
 
 @pytest.mark.parametrize("method", _methods())
+def test_every_method_gives_a_strict_json_result_on_a_chat_that_the_output_ignores(method: str) -> None:
+    chat = [
+        {"role": "system", "content": "Be brief. Answer well."},
+        {"role": "user", "content": "Is Paris big? Tell me."},
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the template's cue merges with the target
+        result = attrib.attribute(chat, backend=ToyBackend(), method=method, level="sentence", target=" yes")
+    render_text(_round_trip(result))
+
+
+@pytest.mark.parametrize("method", _methods())
 @pytest.mark.parametrize(("prompt", "level"), [("Paris is here.", "sentence"), ("Cat", "token")])
 def test_every_method_handles_a_single_unit(method: str, prompt: str, level: str) -> None:
     toy = ToyBackend(sensitivity={"paris": 2.0, "cat": 1.0}, output=" yes")
@@ -100,6 +113,7 @@ def test_an_undefined_fit_quality_is_null_with_its_reason_and_the_reports_say_un
     assert "held-out LDS (Spearman, fit vs. measured): undefined (coalition values constant" in text
     rows = {row.key: row.value for _, section in method_trace_view(back).sections for row in section}
     assert rows["r2"].startswith("undefined")
+    assert "undefined (coalition values constant: fit quality undefined)" in render_html(back)
 
 
 def test_held_out_quality_is_finite_or_none_with_a_reason() -> None:
@@ -137,6 +151,10 @@ def test_a_malformed_method_trace_is_reported_by_its_field_not_as_the_wrong_trac
         Attribution(**{**fields, "trace": bad})
     assert "trace.record.held_out.lds is nan" in str(caught.value)
     assert "not MethodTrace" not in str(caught.value)
+    data = result.to_dict()
+    data["trace"] = {"method": "lime", "record": {"held_out": {"lds": float("inf")}}}
+    with pytest.raises(ResultError, match=r"trace\.record\.held_out\.lds is inf"):
+        Attribution.from_dict(data)
 
 
 # ----------------------------------------------------------------- messages that name the right thing
