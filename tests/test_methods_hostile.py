@@ -23,8 +23,8 @@ from attrib.coalitions import LIME, Hierarchical, KernelSHAP, ShapleySampling, S
 from attrib.coalitions.lime import weighted_ridge
 from attrib.coalitions.linear import held_out_quality
 from attrib.errors import BudgetError, PromptTooLongError, ResultError
-from attrib.reports.method_trace import method_trace_view
 from attrib.reports.html import render_html
+from attrib.reports.method_trace import method_trace_view
 from attrib.reports.text import render_text
 from attrib.result import Attribution, MethodTrace
 from attrib.scheduler import get_scheduler
