@@ -289,3 +289,12 @@ def test_extreme_parameters_give_a_strict_json_result(method: object) -> None:
         result = attrib.attribute(PROMPT, backend=toy, method=method, level="word", target=" yes")
     assert np.all(np.isfinite(result.scores))
     _round_trip(result)
+
+
+@pytest.mark.parametrize(
+    "method", [ShapleySampling(), ShapleySampling(antithetic=False), KernelSHAP(), KernelSHAP(paired=False), LIME()]
+)
+def test_least_calls_are_the_first_rounds_the_method_plays(method) -> None:
+    for n in range(1, 9):
+        first = {c for r in method.rounds(n)[: method.minimum_rounds] for c in r}
+        assert method.least_calls(n) == sum(1 for c in first if len(c) < n)

@@ -119,6 +119,11 @@ class ShapleySampling(CoalitionMethod):
         at_least("exact_limit", self.exact_limit, 0)
         at_least("seed", self.seed, 0)
 
+    def least_calls(self, n: int) -> int:
+        """One permutation's proper prefixes, all distinct: ``n`` (what the base class derives from
+        :meth:`rounds`, without building every permutation's prefixes for a long prompt)."""
+        return n
+
     def rounds(self, n: int) -> list[list[Coalition]]:
         """One round per sampled permutation: the sorted prefixes of the order (empty to full)."""
         return [[tuple(sorted(order[:stop])) for stop in range(n + 1)] for order in self.orders(n)]
