@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from attrib.backend import Backend
+from attrib.coalitions.hierarchical import Hierarchical
 from attrib.errors import BudgetError
 from attrib.hipe import HiPe
 from attrib.loading import open_backend
@@ -186,16 +187,24 @@ class _CountingScorer:
         counted by distinct variants, as the run sends them)."""
         return len({key for key in (merge_spans(a) for a in ablations) if key not in self.seen_spans})
 
-    def charge_bound(self, ablations: Sequence[Sequence[Span]]) -> None:
-        """Charge ``ablations``; if their new variants exceed the budget, charge the budget's worth
-        of calls at the longest of their lengths (an upper bound on any subset the method picks)."""
+    def charge_bound(self, ablations: Sequence[Sequence[Span]], *, limit: int | None = None) -> None:
+        """Charge ``ablations``; if their new variants exceed the budget (or ``limit`` calls), charge
+        that many calls at the longest of their lengths (an upper bound on any subset the method picks)."""
         new = self._new(ablations)
-        if self.remaining is None or len(new) <= self.remaining:
+        allowed = [a for a in (self.remaining, limit) if a is not None]
+        if not allowed or len(new) <= min(allowed):
             self.drops(ablations)
             return
-        lengths = sorted((length for _, length in new), reverse=True)[: self.remaining]
+        lengths = sorted((length for _, length in new), reverse=True)[: min(allowed)]
         self.tokens_evaluated += self.requests * sum(lengths) + len(lengths) * self._n_output
         self.calls += len(lengths)
+
+    def charge_calls(self, count: int) -> None:
+        """Charge up to ``count`` more calls (fewer if the budget ends first), each at the unperturbed
+        prompt's length: an upper bound for variants not known in advance."""
+        if self.remaining is not None:
+            count = min(count, self.remaining)
+        self.add(count, count * (self.requests * (len(self.hashes.prefix) - 1) + self._n_output))
 
     def add(self, count: int, tokens: int) -> None:
         """Count ``count`` calls of ``tokens`` tokens in all, made outside span ablations."""
@@ -223,6 +232,9 @@ def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level:
     Returns:
         The ``exact`` flag of the method's trace, or ``None`` when it records none.
     """
+    if isinstance(method, Hierarchical):
+        _hierarchical(method, scorer, region, level)
+        return None
     if not isinstance(method, HiPe):
         trace = method.run(RegionScorer(scorer, region.offset), region.segmentation, level).trace or {}
         flag = trace.get("exact")
@@ -234,6 +246,18 @@ def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level:
         raise BudgetError(f"hipe needs at least {first + 1} calls (the prompt and its first chunks); raise --budget")
     scorer.charge_bound(ablations)
     return None
+
+
+def _hierarchical(method: Hierarchical, scorer: _CountingScorer, region: Region, level: str) -> None:
+    """Spend ``scorer`` as an upper bound on :class:`~attrib.coalitions.Hierarchical`: HiPe's whole
+    refinement tree under the cap the run gives it, then the coalition method's most calls on its
+    region, as if none were a variant HiPe scored (which region HiPe picks depends on the scores)."""
+    segmentation = region.segmentation
+    shift = region.offset
+    hipe = method.hipe()
+    ablations = [[(a + shift, b + shift)] for a, b in hipe.every_chunk(segmentation, level)]
+    scorer.charge_bound(ablations, limit=method.hipe_cap(scorer.remaining, segmentation, level))
+    scorer.charge_calls(method.most_calls(len(segmentation.boundaries(level)) - 1))
 
 
 def plan(

@@ -85,6 +85,13 @@ class CoalitionMethod(Scheduler):
             return Schedule(scores=np.zeros((0, scorer.n_output)), trace={"units": 0})
         return self.solve(game, on_phase)
 
+    def most_calls(self, n: int) -> int:
+        """Most scoring calls the method can make for ``n`` units, with no budget: the distinct
+        coalitions of all its :meth:`rounds` but the full one (an upper bound for the dry run)."""
+        if n == 0:
+            return 0
+        return len({c for round_ in self.rounds(n) for c in round_ if len(set(c)) < n})
+
     def solve(self, game: CoalitionGame, on_phase: Phase) -> Schedule:
         """The method proper: coalition values to unit scores, shape (game.n, m), nats."""
         raise NotImplementedError

@@ -179,7 +179,7 @@ class Hierarchical(CoalitionMethod):
         more units the region is chosen by HiPe's scores: the bound then assumes the
         most first chunks the first round could meet (a lower bound: the run may need more).
         """
-        hipe = self._hipe()
+        hipe = self.hipe()
         bounds = segmentation.boundaries(level)
         n = len(bounds) - 1
         inner = self.method.replace(seed=self.seed)
@@ -199,10 +199,26 @@ class Hierarchical(CoalitionMethod):
     def least_calls(self, n: int) -> int:
         return self.method.replace(seed=self.seed).least_calls(min(n, self.region))
 
-    def _hipe(self) -> HiPe:
+    def most_calls(self, n: int) -> int:
+        """Most calls the coalition step can make on ``n`` units' region, none shared with HiPe's."""
+        return self.method.replace(seed=self.seed).most_calls(min(n, self.region))
+
+    def hipe(self) -> HiPe:
+        """The HiPe scheduler of the first step (stopping once ``region`` units are settled)."""
         from attrib.hipe import HiPe
 
         return HiPe(threshold=self.threshold, top_k=self.region)
+
+    def hipe_cap(self, remaining: int | None, segmentation: Segmentation, level: str) -> int | None:
+        """Calls HiPe may make when ``remaining`` are left (``None``: no limit): ``share`` of them, at
+        least its first chunks, leaving the coalition method its first round when that fits.
+        What :meth:`run` gives HiPe, and what the dry run (:mod:`attrib.dryrun`) bounds it by."""
+        if remaining is None:
+            return None
+        n = len(segmentation.boundaries(level)) - 1
+        reserve = self.method.replace(seed=self.seed).least_calls(min(n, self.region))
+        first = self.hipe().min_calls(segmentation, level)
+        return max(first, min(remaining - reserve, int(self.share * remaining)))
 
     def run(
         self,
@@ -223,15 +239,10 @@ class Hierarchical(CoalitionMethod):
             BudgetError: if the budget cannot cover HiPe's first round and the
                 coalition method's.
         """
-        hipe = self._hipe()
+        hipe = self.hipe()
         bounds = segmentation.boundaries(level)
-        n = len(bounds) - 1
         inner = self.method.replace(seed=self.seed)
-        reserve = inner.least_calls(min(n, self.region))
-        cap = None
-        if scorer.remaining is not None:
-            first = hipe.min_calls(segmentation, level)
-            cap = max(first, min(scorer.remaining - reserve, int(self.share * scorer.remaining)))
+        cap = self.hipe_cap(scorer.remaining, segmentation, level)
         start = scorer.calls
         # HiPe reads only the SpanScorer protocol; its signature names the Scorer class.
         coarse = hipe.run(CappedScorer(scorer, cap), segmentation, level, on_phase=on_phase)

@@ -133,6 +133,13 @@ class LinearSurrogate(CoalitionMethod):
         count, keep, _, seed = self.mask_plan(n)
         return [[m] for m in random_masks(n, count, keep, np.random.default_rng(seed))]
 
+    def most_calls(self, n: int) -> int:
+        """The distinct masks and extra coalitions but the full one."""
+        if n == 0:
+            return 0
+        every = {r[0] for r in self.rounds(n)} | set(self.extra(n))
+        return sum(1 for c in every if len(set(c)) < n)
+
     def solve(self, game: CoalitionGame, on_phase: Phase) -> Schedule:
         n = game.n
         _, keep, folds, seed = self.mask_plan(n)

@@ -124,6 +124,11 @@ class ShapleySampling(CoalitionMethod):
         :meth:`rounds`, without building every permutation's prefixes for a long prompt)."""
         return n
 
+    def most_calls(self, n: int) -> int:
+        """Every coalition (``2^n - 1`` calls) when ``n`` is within ``exact_limit``, else the sampled ones."""
+        sampled = super().most_calls(n)
+        return max(sampled, (1 << n) - 1) if n <= self.exact_limit else sampled
+
     def rounds(self, n: int) -> list[list[Coalition]]:
         """One round per sampled permutation: the sorted prefixes of the order (empty to full)."""
         return [[tuple(sorted(order[:stop])) for stop in range(n + 1)] for order in self.orders(n)]
