@@ -115,7 +115,13 @@ class Scheduler(ABC):
 
     @abstractmethod
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
-        """Fewest perturbed-variant calls the method needs to produce any result."""
+        """Fewest perturbed-variant calls the method needs to produce any result.
+
+        The budget check (``attrib.pipeline.check_budget``) refuses a budget below it
+        before any call, so it must never exceed what :meth:`run` really needs: count
+        variants as :meth:`SpanScorer.count_new` does (by merged spans), the ones the
+        schedule scores twice once; where the schedule depends on the scores, a lower bound.
+        """
 
     @abstractmethod
     def run(
