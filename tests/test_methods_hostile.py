@@ -22,7 +22,7 @@ from attrib.backends.toy import ToyBackend
 from attrib.coalitions import LIME, Hierarchical, KernelSHAP, ShapleySampling, Surrogate
 from attrib.coalitions.lime import weighted_ridge
 from attrib.coalitions.linear import held_out_quality
-from attrib.errors import BudgetError, PromptTooLongError, ResultError
+from attrib.errors import BudgetError, InputError, PromptTooLongError, ResultError, UnknownNameError
 from attrib.reports.html import render_html
 from attrib.reports.method_trace import method_trace_view
 from attrib.reports.text import render_text
@@ -345,3 +345,14 @@ def test_the_hierarchical_plan_bounds_the_run_whatever_region_hipe_picks(budget:
     assert not planned.calls_exact and planned.exact is None
     assert result.stats.calls <= planned.calls
     assert "at most" in planned.describe()
+
+
+def test_hierarchical_takes_its_coalition_method_by_name_and_refuses_what_cannot_play_one_game() -> None:
+    by_name = Hierarchical(method="kernelshap")
+    assert isinstance(by_name.method, KernelSHAP) and by_name == Hierarchical(method=KernelSHAP())
+    _round_trip(_run(by_name, 3, None))
+    for wrong in (Hierarchical(), "itp", "hipe", 3):
+        with pytest.raises(InputError, match="hierarchical's method must be a method of one coalition game"):
+            Hierarchical(method=wrong)
+    with pytest.raises(UnknownNameError, match="did you mean 'shapley'"):
+        Hierarchical(method="shapely")

@@ -35,7 +35,7 @@ from attrib.coalitions.base import CoalitionMethod, Phase
 from attrib.coalitions.checks import at_least, probability
 from attrib.coalitions.game import CoalitionGame
 from attrib.coalitions.shapley import ShapleySampling
-from attrib.errors import BudgetError
+from attrib.errors import BudgetError, InputError
 from attrib.perturbation import Span, merge_spans
 from attrib.scheduler import Schedule, SpanScorer
 from attrib.segmentation import Segmentation
@@ -144,14 +144,18 @@ class Hierarchical(CoalitionMethod):
 
     Args:
         region: how many of HiPe's top units become the coalition game's players.
-        method: the coalition method for the region (its seed is replaced by ``seed``).
+        method: the coalition method for the region, an instance or a registered name
+            (``"shapley"``, ``"kernelshap"``, ``"surrogate"``, ``"lime"``); its seed is
+            replaced by ``seed``.
         share: under a call budget, the share of the remaining calls HiPe may use (at
             least its first round); the coalition method takes what is left.
         threshold: HiPe's threshold (see :class:`~attrib.hipe.HiPe`).
         seed: seed of the coalition method.
 
     Raises:
-        InputError: for ``region`` below 1, ``share`` outside (0, 1) or a negative seed.
+        InputError: for ``region`` below 1, ``share`` outside (0, 1), a negative seed, or a
+            ``method`` that is not one coalition game's method.
+        UnknownNameError: for an unknown method name.
 
     Source: Cooper, Arandjelović & Harrison 2021 (HiPe); the coalition method's own.
     """
@@ -169,6 +173,17 @@ class Hierarchical(CoalitionMethod):
         at_least("region", self.region, 1)
         probability("share", self.share)
         at_least("seed", self.seed, 0)
+        method: object = self.method
+        if isinstance(method, str):
+            from attrib.scheduler import get_scheduler
+
+            method = get_scheduler(method)
+        if not isinstance(method, CoalitionMethod) or isinstance(method, Hierarchical):
+            raise InputError(
+                f"hierarchical's method must be a method of one coalition game (shapley, kernelshap, "
+                f"surrogate or lime), got {self.method!r}"
+            )
+        object.__setattr__(self, "method", method)
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         """HiPe's first chunks plus the coalition method's first round, less the variants both score.
