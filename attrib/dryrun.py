@@ -75,12 +75,12 @@ class Plan:
         bound = "" if self.calls_exact else "at most "
         generation = "1 generation call + " if self.generation_calls else ""
         contrast = f", {self.contrast_tokens:,}-token contrast: 2 requests a call" if self.contrast_tokens else ""
-        values = {True: "; exact values (every coalition scored)", False: "; values estimated from samples"}
+        values = {None: "", True: "; exact values (every coalition scored)", False: "; values estimated from samples"}
         return (
             f"{self.method} at {self.level} level over {self.units:,} units: {bound}{generation}"
             f"{self.calls:,} scoring calls, {bound}{self.tokens:,} prompt tokens "
             f"({self.prompt_tokens:,}-token prompt, {self.output_tokens:,}-token output{contrast})"
-            f"{values.get(self.exact, '') if self.exact is not None else ''}"
+            f"{values[self.exact]}"
         )
 
 
