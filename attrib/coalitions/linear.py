@@ -133,11 +133,18 @@ class LinearSurrogate(CoalitionMethod):
         count, keep, _, seed = self.mask_plan(n)
         return [[m] for m in random_masks(n, count, keep, np.random.default_rng(seed))]
 
+    def least_calls(self, n: int) -> int:
+        """The distinct first :attr:`minimum_rounds` masks and the extra coalitions but the full one."""
+        return self._distinct_calls(n, self.minimum_rounds)
+
     def most_calls(self, n: int) -> int:
         """The distinct masks and extra coalitions but the full one."""
+        return self._distinct_calls(n, None)
+
+    def _distinct_calls(self, n: int, rounds: int | None) -> int:
         if n == 0:
             return 0
-        every = {r[0] for r in self.rounds(n)} | set(self.extra(n))
+        every = {r[0] for r in self.rounds(n)[:rounds]} | set(self.extra(n))
         return sum(1 for c in every if len(set(c)) < n)
 
     def solve(self, game: CoalitionGame, on_phase: Phase) -> Schedule:
