@@ -25,7 +25,7 @@ from attrib.perturbation import Perturbation, Replacement, Span, merge_spans
 from attrib.pipeline import check_budget, unit_level
 from attrib.prompt import ChatPrompt, Region, as_prompt, coalition_requests
 from attrib.roles import coalitions
-from attrib.scheduler import Scheduler
+from attrib.scheduler import ReservedScorer, Scheduler, later_reserves
 from attrib.scoring import RegionScorer
 from attrib.target import check_contrast_backend, check_fits, split_contrast
 
@@ -225,39 +225,36 @@ class _CountingScorer:
         return np.full((len(ablations), self._n_output), 1e3)
 
 
-def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level: str) -> bool | None:
+def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level: str, reserve: int) -> bool | None:
     """Spend ``scorer`` as ``method`` would on ``region`` with every chunk salient (HiPe: its
-    whole refinement tree in breadth-first order, capped by the budget).
+    whole refinement tree in breadth-first order, capped by the budget), leaving ``reserve``
+    calls to the regions after it as the run does (:class:`~attrib.scheduler.ReservedScorer`).
 
     Returns:
         The ``exact`` flag of the method's trace, or ``None`` when it records none.
     """
-    if isinstance(method, Hierarchical):
-        _hierarchical(method, scorer, region, level)
-        return None
-    if not isinstance(method, HiPe):
-        trace = method.run(RegionScorer(scorer, region.offset), region.segmentation, level).trace or {}
-        flag = trace.get("exact")
-        return flag if isinstance(flag, bool) else None
-    shift = region.offset
-    ablations = [[(a + shift, b + shift)] for a, b in method.every_chunk(region.segmentation, level)]
-    first = method.min_calls(region.segmentation, level)
-    if scorer.remaining is not None and scorer.count_new(ablations[:first]) > scorer.remaining:
-        raise BudgetError(f"hipe needs at least {first + 1} calls (the prompt and its first chunks); raise --budget")
-    scorer.charge_bound(ablations)
-    return None
-
-
-def _hierarchical(method: Hierarchical, scorer: _CountingScorer, region: Region, level: str) -> None:
-    """Spend ``scorer`` as an upper bound on :class:`~attrib.coalitions.Hierarchical`: HiPe's whole
-    refinement tree under the cap the run gives it, then the coalition method's most calls on its
-    region, as if none were a variant HiPe scored (which region HiPe picks depends on the scores)."""
+    left = None if scorer.remaining is None else max(0, scorer.remaining - reserve)
     segmentation = region.segmentation
     shift = region.offset
-    hipe = method.hipe()
-    ablations = [[(a + shift, b + shift)] for a, b in hipe.every_chunk(segmentation, level)]
-    scorer.charge_bound(ablations, limit=method.hipe_cap(scorer.remaining, segmentation, level))
-    scorer.charge_calls(method.most_calls(len(segmentation.boundaries(level)) - 1))
+    if isinstance(method, Hierarchical):
+        hipe = method.hipe()
+        ablations = [[(a + shift, b + shift)] for a, b in hipe.every_chunk(segmentation, level)]
+        scorer.charge_bound(ablations, limit=method.hipe_cap(left, segmentation, level))
+        left = None if scorer.remaining is None else max(0, scorer.remaining - reserve)
+        coalition_calls = method.most_calls(len(segmentation.boundaries(level)) - 1)
+        scorer.charge_calls(coalition_calls if left is None else min(coalition_calls, left))
+        return None  # an upper bound whatever region HiPe picks: none of its variants counted as shared
+    if not isinstance(method, HiPe):
+        view = ReservedScorer(RegionScorer(scorer, shift), reserve)
+        trace = method.run(view, segmentation, level).trace or {}
+        flag = trace.get("exact")
+        return flag if isinstance(flag, bool) else None
+    ablations = [[(a + shift, b + shift)] for a, b in method.every_chunk(segmentation, level)]
+    first = method.min_calls(segmentation, level)
+    if left is not None and scorer.count_new(ablations[:first]) > left:
+        raise BudgetError(f"hipe needs at least {first + 1} calls (the prompt and its first chunks); raise --budget")
+    scorer.charge_bound(ablations, limit=left)
+    return None
 
 
 def plan(
@@ -336,7 +333,11 @@ def plan(
     scorer = _CountingScorer(tokens.ids, n_columns, baseline=baseline, budget=budget_left, requests=requests)
     distinct = {r.prompt_ids: len(r.prompt_ids) for r in coalition_prompts}
     scorer.add(len(distinct), requests * sum(distinct.values()) + len(distinct) * n_columns)
-    flags = [_schedule(scheduler, scorer, region, level) for region in layout.regions]
+    reserves = later_reserves(scheduler, [region.segmentation for region in layout.regions], level)
+    flags = [
+        _schedule(scheduler, scorer, region, level, reserve)
+        for region, reserve in zip(layout.regions, reserves, strict=True)
+    ]
     known = [flag for flag in flags if flag is not None]
     exact = all(known) if known and len(known) == len(flags) and not scheduler.adaptive else None
     per_call = requests * len(tokens) + n_columns

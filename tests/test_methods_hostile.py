@@ -356,3 +356,23 @@ def test_hierarchical_takes_its_coalition_method_by_name_and_refuses_what_cannot
             Hierarchical(method=wrong)
     with pytest.raises(UnknownNameError, match="did you mean 'shapley'"):
         Hierarchical(method="shapely")
+
+
+@pytest.mark.parametrize("method", ["hipe", "hierarchical", "kernelshap"])
+def test_an_early_message_that_refines_everything_leaves_the_later_ones_their_first_round(method: str) -> None:
+    # Every word of the system message matters, so HiPe would refine it to the last call of the
+    # budget; the budget check counted the user message's first chunks, so the run must keep them.
+    chat = [
+        {"role": "system", "content": "Paris river cats dogs birds stone green seven. Alpha beta gamma delta."},
+        {"role": "user", "content": "Is it big? Tell me now."},
+    ]
+    words = ["paris", "river", "cats", "dogs", "birds", "stone", "green", "seven", "alpha", "beta", "gamma", "delta"]
+    toy = ToyBackend(sensitivity=dict.fromkeys(words, 1.0))
+    options = {"backend": toy, "method": method, "level": "word", "target": " yes", "budget": 30}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        planned = attrib.plan(chat, **options)
+        result = attrib.attribute(chat, **options)
+    assert result.stats.calls <= min(planned.calls, 30)
+    user = [i for i, unit in enumerate(result.units) if unit.message == 1]
+    assert user and np.all(np.isfinite(result.scores[user]))
