@@ -127,7 +127,11 @@ class HiPe(Scheduler):
         return {**super().describe(), "leaf_group": self.group}
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
-        return len(first_spans(segmentation.n_tokens, segmentation.hierarchy(level), leaf_group=self.group))
+        return len(self.first_chunks(segmentation, level))
+
+    def first_chunks(self, segmentation: Segmentation, level: str) -> list[Span]:
+        """The depth-0 chunks every run scores first, token spans (what :meth:`min_calls` counts)."""
+        return first_spans(segmentation.n_tokens, segmentation.hierarchy(level), leaf_group=self.group)
 
     def every_chunk(self, segmentation: Segmentation, level: str) -> list[Span]:
         """Every chunk a run scores when every chunk passes the threshold: the whole
