@@ -381,6 +381,25 @@ def test_csv_extra_cells_are_a_problem_and_blank_lines_keep_line_numbers(tmp_pat
     ]
 
 
+def test_csv_unnamed_columns_lose_nothing_silently(tmp_path: Path) -> None:
+    # one unnamed column (the index pandas writes) is metadata under ""
+    source = tmp_path / "in.csv"
+    source.write_text(",id,prompt\n0,c1,Paris\n", encoding="utf-8")
+    items, problems = check_records(read_records(source))
+    assert problems == [] and items[0].meta == {"": "0"}
+    # several: empty cells under them are nothing, a filled one is a problem
+    items, problems = csv_problems(tmp_path, "id,prompt,,\nc1,Paris,,\nc2,Paris,x,\n")
+    assert items == [("c1", 2)]
+    assert problems == ["line 3: cell 3 is under a column the header does not name; name it in the header"]
+
+
+def test_a_csv_header_that_does_not_parse_refuses_the_file(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text('id,"prompt\nc1,Paris\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"in\.csv: line 1: the header is not valid CSV \(a quote opened on line 1"):
+        read_records(source)
+
+
 def test_csv_header_naming_a_column_twice_refuses_the_file_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

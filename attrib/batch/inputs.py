@@ -274,14 +274,16 @@ def _parse_csv(text: str, source: Path) -> list[Raw]:
         except StopIteration:
             break
         except csv.Error as error:  # the reader goes on at the next line
-            raws.append((start, None, _csv_error(str(error), lines, start, reader.line_num)))
+            problem = _csv_error(str(error), lines, start, reader.line_num)
+            if header is None:
+                raise InputError(f"{source}: line {start}: the header is not valid CSV ({problem})") from None
+            raws.append((start, None, problem))
             continue
         if not row:  # a blank line
             continue
         if header is None:
-            if raws:
-                raise InputError(f"{source}: line {raws[0][0]}: the header is not valid CSV ({raws[0][2]})")
-            repeated = sorted({name for name in row if row.count(name) > 1})
+            named = [name for name in row if name]
+            repeated = sorted({name for name in named if named.count(name) > 1})
             if repeated:
                 raise InputError(
                     f"{source}: line {start}: the header names column {repeated[0]!r} twice; "
@@ -294,12 +296,23 @@ def _parse_csv(text: str, source: Path) -> list[Raw]:
 
 
 def _csv_record(header: list[str], row: list[str]) -> tuple[object, str | None]:
-    extra = [cell for cell in row[len(header) :] if cell]
-    if extra:
-        return None, (
-            f"{len(row)} cells but the header names {len(header)} columns; "
-            "quote a cell that holds a comma, or name the extra column in the header"
-        )
+    """One CSV row as a record, or why it is not one.
+
+    A non-empty cell beyond the header's columns is a problem, and so is one under an
+    unnamed column when the header has several (one unnamed column, such as the index
+    pandas writes, is metadata under the key ``""``).
+    """
+    unnamed = header.count("") > 1
+    for index, cell in enumerate(row):
+        if not cell:
+            continue
+        if index >= len(header):
+            return None, (
+                f"{len(row)} cells but the header names {len(header)} columns; "
+                "quote a cell that holds a comma, or name the extra column in the header"
+            )
+        if unnamed and not header[index]:
+            return None, f"cell {index + 1} is under a column the header does not name; name it in the header"
     record: dict[str, object] = {}
     for key, value in zip(header, row, strict=False):  # a short row: its missing cells are absent
         if value == "":
@@ -576,7 +589,8 @@ def _read(line: int, record: object, parse_error: str | None) -> _Read:
     if isinstance(own_id, str | int) and not isinstance(own_id, bool) and str(own_id).strip():
         read.own_id = str(own_id)
     elif own_id is not None:
-        read.problem = f"id must be a non-empty string, got {own_id!r}"
+        shown = repr(own_id)
+        read.problem = f"id must be a non-empty string, got {shown if len(shown) <= 60 else shown[:57] + '...'}"
     if refused and read.problem is None:
         more = len(refused) - 1
         read.problem = refused[0] + (
