@@ -393,6 +393,16 @@ def test_csv_unnamed_columns_lose_nothing_silently(tmp_path: Path) -> None:
     assert problems == ["line 3: cell 3 is under a column the header does not name; name it in the header"]
 
 
+def test_a_csv_cell_longer_than_the_csv_modules_limit_is_a_prompt(tmp_path: Path) -> None:
+    import csv
+
+    limit = csv.field_size_limit()
+    document = "Paris is the capital. " * 10_000
+    items, problems = csv_problems(tmp_path, f'id,prompt\nc1,"{document}"\nc2,x\n')
+    assert problems == [] and items == [("c1", 2), ("c2", 3)]
+    assert csv.field_size_limit() == limit
+
+
 def test_a_csv_header_that_does_not_parse_refuses_the_file(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_text('id,"prompt\nc1,Paris\n', encoding="utf-8")

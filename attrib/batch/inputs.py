@@ -55,6 +55,7 @@ record repeating an earlier explicit id is a problem under its fallback id.
 
 from __future__ import annotations
 
+import collections
 import csv
 import datetime
 import decimal
@@ -264,7 +265,16 @@ def _parse_csv(text: str, source: Path) -> list[Raw]:
         InputError: if the header names a column twice (which cell would be which is unknowable).
     """
     lines = io.StringIO(text, newline="").readlines()  # ends lines at \r, \n, \r\n only, as csv expects
-    reader = csv.reader(lines, strict=True)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))  # a long document in a cell is a prompt, not an error
+    try:
+        return _csv_rows(csv.reader(lines, strict=True), lines, source)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _csv_rows(reader: Any, lines: list[str], source: Path) -> list[Raw]:
+    """The records of ``reader`` (over ``lines``) after the header, with their first lines."""
     header: list[str] | None = None
     raws: list[Raw] = []
     while True:
@@ -282,8 +292,8 @@ def _parse_csv(text: str, source: Path) -> list[Raw]:
         if not row:  # a blank line
             continue
         if header is None:
-            named = [name for name in row if name]
-            repeated = sorted({name for name in named if named.count(name) > 1})
+            counts = collections.Counter(name for name in row if name)
+            repeated = sorted(name for name, count in counts.items() if count > 1)
             if repeated:
                 raise InputError(
                     f"{source}: line {start}: the header names column {repeated[0]!r} twice; "
@@ -338,7 +348,8 @@ def _csv_error(message: str, lines: list[str], start: int, end: int) -> str:
             'close it (a quote inside a quoted cell is written "")'
         )
     where = f" on line {end}" if end != start else ""
-    return f"not valid CSV{where} ({message}); is a quote in this record not closed, or not doubled?"
+    hint = "; is a quote in this record not closed, or not doubled?" if '"' in message else ""
+    return f"not valid CSV{where} ({message}){hint}"
 
 
 def _parse_parquet(data: bytes, source: Path) -> list[Raw]:
