@@ -204,7 +204,9 @@ def read_input(path: str | os.PathLike[str]) -> tuple[list[Raw], bytes]:
     quote never closed) or a row with more non-empty cells than the header names is a
     bad record. Parquet: null cells are absent keys, and so are null fields of an
     ``options`` struct (a struct column has every key any row has, null where a row
-    has none).
+    has none). Of the options only ``budget`` gives null a meaning (no budget), which
+    a struct cannot tell from a key the row does not set; a JSON-text ``options``
+    column can still say ``{"budget": null}``.
 
     Raises:
         InputError: if the file is missing, unreadable, not UTF-8, of an unknown kind,
