@@ -18,11 +18,10 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from attrib.backend import Backend
-from attrib.batch.inputs import BadInputError, Item, Problem, check_records, from_dicts, read_records
+from attrib.batch.inputs import BadInputError, Item, Problem, check_records, fingerprint, from_dicts, read_input
 from attrib.batch.outcomes import Outcome, Summary
 from attrib.batch.outdir import OutDir
 from attrib.batch.records import error_record
@@ -196,14 +195,13 @@ def prepare(
 
     if isinstance(items, str | os.PathLike):
         source = str(items)
-        raws = read_records(items)
-        data = Path(items).read_bytes()
+        raws, data = read_input(items)  # read once: a pipe cannot be read again to hash it
         described = {"path": os.path.abspath(source), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     else:
         source = "the items"
         records = list(items)
         raws = from_dicts(records)
-        data = json.dumps(records, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+        data = fingerprint(records)
         described = {"path": None, "size": len(records), "sha256": hashlib.sha256(data).hexdigest()}
     todo, problems = check_records(raws, system=system, check_options=check_options)
     if problems and not skip_bad:
