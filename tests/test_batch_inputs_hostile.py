@@ -453,7 +453,7 @@ def test_piped_input_is_hashed_as_read_and_another_piped_input_is_refused(tmp_pa
     other = b'{"id": "b", "prompt": "The otter swims."}\n'
     refused = _batch(["/dev/stdin", "-o", str(out)], stdin=other)
     err = refused.stderr.decode().splitlines()
-    assert refused.returncode == 1 and len(err) == 1 and "holds a run with another input sha256" in err[0]
+    assert refused.returncode == 1 and len(err) == 1 and "holds another run (input: run.json has sha256" in err[0]
     again = _batch(["/dev/stdin", "-o", str(out)], stdin=first)  # the same bytes from a pipe resume
     assert (
         again.returncode == 0 and again.stderr.decode().splitlines()[-1] == "0 ok, 0 failed, 1 skipped (already done)"
