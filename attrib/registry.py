@@ -184,10 +184,10 @@ class Registry(Generic[T]):
 
         Raises:
             UnknownNameError: if ``name`` is not registered (with a "did you mean").
-            RegistrationError: if the entry's target does not import or is not a class
-                derived from :attr:`base`.
-            BackendUnavailableError (or the module's own ImportError): if the module
-                needs an optional dependency that is missing.
+            RegistrationError: if the entry's target does not import (its module, or a
+                module it needs, is not installed) or is not a class derived from :attr:`base`.
+            BackendUnavailableError: if a built-in backend's optional dependency is missing
+                (the module raises it itself, naming the extra to install).
         """
         target = self._entries.get(name) if isinstance(name, str) else None
         if target is None and isinstance(name, str):
@@ -199,12 +199,13 @@ class Registry(Generic[T]):
         module, _ = _split(target)
         try:
             found = _import(target)
-        except ModuleNotFoundError as error:
-            if error.name is None or not (module == error.name or module.startswith(error.name + ".")):
-                raise  # the module exists but needs something missing: the module's own error
-            raise RegistrationError(
-                f"{self.label} {name!r} is registered as {target!r}, but module {module!r} is not installed"
-            ) from error
+        except ImportError as error:
+            missing = error.name if isinstance(error, ModuleNotFoundError) else None
+            if missing and (module == missing or module.startswith(missing + ".")):
+                reason = f"module {module!r} is not installed"
+            else:  # the module is there but needs something that is not
+                reason = f"importing it failed: {error}"
+            raise RegistrationError(f"{self.label} {name!r} is registered as {target!r}, but {reason}") from error
         except AttributeError as error:
             raise RegistrationError(
                 f"{self.label} {name!r} is registered as {target!r}, but {module!r} has no such attribute"

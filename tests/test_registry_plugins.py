@@ -49,10 +49,17 @@ class NotABackend:
     """Registered as a backend by mistake."""
 '''
 
+NEEDS = '''
+"""A backend module of the plugin that needs a package nobody installed."""
+
+import attrib_demo_missing_dependency  # noqa: F401
+'''
+
 ENTRY_POINTS = """
 [attrib.backends]
 demo = attrib_demo_plugin:DemoBackend
 notabackend = attrib_demo_plugin:NotABackend
+needsdep = attrib_demo_needs:Backend
 
 [attrib.methods]
 demo-loo = attrib_demo_plugin:DemoMethod
@@ -64,6 +71,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A site-packages folder holding the installed plugin distribution."""
     site = tmp_path_factory.mktemp("site-packages")
     (site / "attrib_demo_plugin.py").write_text(textwrap.dedent(PLUGIN), encoding="utf-8")
+    (site / "attrib_demo_needs.py").write_text(textwrap.dedent(NEEDS), encoding="utf-8")
     info = site / "attrib_demo_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: attrib-demo-plugin\nVersion: 0.1\n", encoding="utf-8")
@@ -93,7 +101,7 @@ def test_the_plugin_is_an_installed_distribution(site: Path) -> None:
     )
     done = run(site, "-c", code)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split(maxsplit=1) == ["0.1", "['demo', 'notabackend']\n"]
+    assert done.stdout.split(maxsplit=1) == ["0.1", "['demo', 'needsdep', 'notabackend']\n"]
 
 
 def test_the_plugin_appears_in_help(site: Path) -> None:
@@ -137,11 +145,16 @@ def test_the_plugin_backend_and_method_run(site: Path) -> None:
     assert method == "demo-loo" and int(calls) > 1
 
 
-def test_a_plugin_entry_of_the_wrong_base_fails_in_one_line(site: Path) -> None:
-    done = run(site, "-m", "attrib", "explain", "--backend", "notabackend", "--method", "itp", "The sky is blue.")
+@pytest.mark.parametrize(
+    ("backend", "says"),
+    [("notabackend", "a class that does not derive from attrib.backend.Backend"),
+     ("needsdep", "importing it failed: No module named 'attrib_demo_missing_dependency'")],
+)  # fmt: skip
+def test_a_broken_plugin_entry_fails_in_one_line(site: Path, backend: str, says: str) -> None:
+    done = run(site, "-m", "attrib", "explain", "--backend", backend, "--method", "itp", "The sky is blue.")
     assert done.returncode == 1
-    assert done.stderr.startswith("attrib: error: backend 'notabackend' is registered as ")
-    assert "attrib.backend.Backend" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"attrib: error: backend {backend!r} is registered as ")
+    assert says in done.stderr and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1
 
 
