@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from attrib.backend import Backend
-from attrib.coalitions.hierarchical import Hierarchical
 from attrib.errors import BudgetError
 from attrib.hipe import HiPe
 from attrib.loading import open_backend
@@ -233,6 +232,8 @@ def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level:
     Returns:
         The ``exact`` flag of the method's trace, or ``None`` when it records none.
     """
+    from attrib.coalitions.hierarchical import Hierarchical  # on use: ``import attrib`` loads no method
+
     left = None if scorer.remaining is None else max(0, scorer.remaining - reserve)
     segmentation = region.segmentation
     shift = region.offset

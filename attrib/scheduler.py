@@ -2,8 +2,8 @@
 
 A scheduler decides which token spans to ablate (and in which rounds), asks a
 scorer (:class:`SpanScorer`, e.g. :class:`~attrib.scoring.Scorer`) for their drops, and returns the attribution
-matrix at the requested level. Two ship with attrib, named in :mod:`attrib.registry`
-(kind ``"method"``) and imported only when first asked for:
+matrix at the requested level. Those shipped with attrib are named in
+:data:`attrib.registry.methods` and imported only when first asked for; among them:
 
 * :class:`~attrib.itp.ITP`, iterative perturbation: one variant per unit
   (exhaustive leave-one-out), the reference.
@@ -25,15 +25,11 @@ from typing import Any, ClassVar, Protocol, Self, cast
 
 import numpy as np
 
-from attrib import registry
-from attrib.errors import BudgetError, InputError, UnknownNameError
+from attrib.errors import BudgetError, UnknownNameError
 from attrib.perturbation import Span
 from attrib.segmentation import Segmentation
 
-__all__ = ["Scheduler", "Schedule", "SpanScorer", "ReservedScorer", "later_reserves", "get_scheduler", "METHODS"]
-
-#: Names of the built-in schedulers (read from the registry; nothing is imported).
-METHODS: tuple[str, ...] = tuple(registry.names("method"))
+__all__ = ["Scheduler", "Schedule", "SpanScorer", "ReservedScorer", "later_reserves"]
 
 
 @dataclass
@@ -233,23 +229,3 @@ class Scheduler(ABC):
                 raise UnknownNameError.for_choice(f"parameter of {self.name or type(self).__name__}", key, known)
         # dataclasses.replace is typed for dataclass instances; every scheduler is one
         return cast(Self, dataclasses.replace(cast(Any, self), **changes))
-
-
-def get_scheduler(spec: str | Scheduler) -> Scheduler:
-    """Return a scheduler for a registered name (``"hipe"``, ``"itp"``) or pass an instance through.
-
-    Names resolve through :mod:`attrib.registry` (kind ``"method"``), so this module
-    imports no scheduler and no scheduler imports it back at import time.
-
-    Raises:
-        UnknownNameError: for an unknown name (with the closest known one).
-        InputError: if the name is registered to something that is not a :class:`Scheduler`.
-    """
-    if isinstance(spec, Scheduler):
-        return spec
-    scheduler = registry.create("method", spec)
-    if not isinstance(scheduler, Scheduler):
-        raise InputError(
-            f"method {spec!r} is registered as {type(scheduler).__name__}, not a Scheduler; fix its registry entry"
-        )
-    return scheduler

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import attrib
+from attrib import registry
 from attrib.backends.toy import ToyBackend
 from attrib.coalitions import LIME, Hierarchical, KernelSHAP, ShapleySampling, Surrogate
 from attrib.coalitions.lime import weighted_ridge
@@ -27,7 +28,6 @@ from attrib.reports.html import render_html
 from attrib.reports.method_trace import method_trace_view
 from attrib.reports.text import render_text
 from attrib.result import Attribution, MethodTrace
-from attrib.scheduler import get_scheduler
 
 PROMPT = "The sky is blue. Paris is the capital of France. Cats sleep all day."
 
@@ -254,7 +254,7 @@ SCHEDULERS = [
 def test_the_plan_the_budget_check_and_the_run_agree(
     method: object, n: int, budget: int | None, level: str, chat: bool, noise: int
 ) -> None:
-    scheduler = get_scheduler(method)
+    scheduler = registry.methods.instance(method)
     case = {"level": level, "chat": chat, "noise": noise}
     try:
         planned = _plan(method, n, budget, **case)

@@ -175,9 +175,9 @@ class Hierarchical(CoalitionMethod):
         at_least("seed", self.seed, 0)
         method: object = self.method
         if isinstance(method, str):
-            from attrib.scheduler import get_scheduler
+            from attrib import registry
 
-            method = get_scheduler(method)
+            method = registry.methods.instance(method)
         if not isinstance(method, CoalitionMethod) or isinstance(method, Hierarchical):
             raise InputError(
                 f"hierarchical's method must be a method of one coalition game (shapley, kernelshap, "

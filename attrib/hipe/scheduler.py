@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from attrib import registry
 from attrib.errors import BudgetError, InputError
 from attrib.hipe.chunks import Chunk, ChunkTree, children, first_spans
-from attrib.hipe.orders import Order, get_order
+from attrib.hipe.orders import Order
 from attrib.hipe.thresholds import Threshold, get_threshold
 from attrib.perturbation import Span
 from attrib.scheduler import Schedule, Scheduler, SpanScorer
@@ -114,7 +115,7 @@ class HiPe(Scheduler):
         object.__setattr__(self, "threshold", get_threshold(threshold))
         object.__setattr__(self, "max_depth", max_depth)
         object.__setattr__(self, "leaf_group", leaf_group)
-        object.__setattr__(self, "order", get_order(order))
+        object.__setattr__(self, "order", registry.orders.instance(order))
         object.__setattr__(self, "top_k", top_k)
 
     @property
