@@ -18,7 +18,7 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from attrib.backend import Backend
 from attrib.batch.inputs import BadInputError, Item, Problem, check_records, fingerprint, from_dicts, read_input
@@ -28,7 +28,8 @@ from attrib.batch.records import error_record
 from attrib.batch.worker import Done, Spec
 from attrib.caching import CacheSpec
 from attrib.errors import InputError, UnknownNameError
-from attrib.options import RunOptions
+from attrib.options import ExplainOptions, RunOptions, batch_names, with_options
+from attrib.options import options as declared
 from attrib.paths import Place, check_places
 from attrib.scheduler import Scheduler
 
@@ -39,24 +40,6 @@ TASKS = ("explain", "audit")
 
 #: Executors by name: "module:function" with the signature of :func:`attrib.batch.local.run_local`.
 EXECUTORS = {"local": "attrib.batch.local:run_local", "ray": "attrib.batch.ray_executor:run_ray"}
-
-#: Run-wide options each task accepts (beyond backend, cache and progress).
-_TASK_OPTIONS = {
-    "explain": frozenset(
-        {
-            "method",
-            "level",
-            "max_new_tokens",
-            "budget",
-            "seed",
-            "perturbation",
-            "noise_samples",
-            "chat_template",
-            "contrast",
-        }
-    ),
-    "audit": frozenset({"method", "level", "max_new_tokens", "budget", "seed", "chat_template", "contrast"}),
-}
 
 
 class Batch:
@@ -160,7 +143,7 @@ def prepare(
     api_key_env: str | None = None,
     reference_options: dict[str, Any] | None = None,
     cache: CacheSpec = None,
-    **options: Any,
+    **options: Unpack[ExplainOptions],
 ) -> Batch:
     """Read and check the whole input, check OUT_DIR, and find what is left to do; run nothing.
 
@@ -177,21 +160,24 @@ def prepare(
         raise UnknownNameError.for_choice("task", task, TASKS)
     if executor not in EXECUTORS:
         raise UnknownNameError.for_choice("executor", executor, EXECUTORS)
-    unknown = sorted(set(options) - _TASK_OPTIONS[task])
+    run_wide: dict[str, Any] = dict(options)
+    unknown = sorted(set(run_wide) - batch_names(task))
     if unknown:
         raise InputError(f"{task} takes no option {', '.join(map(repr, unknown))}")
     if reference_options is not None and task != "audit":
         raise InputError("a reference endpoint applies to task 'audit'")
     if executor == "ray" and isinstance(backend, Backend):
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
-    options.setdefault("level", "sentence" if task == "audit" else "token")
-    _build_options(options)  # run-wide options checked before the input is read
+    for name, option in declared(task).items():  # a default that depends on the task is recorded
+        if option.task_defaults:
+            run_wide.setdefault(name, option.default_for(task))
+    _build_options(run_wide)  # run-wide options checked before the input is read
     if out_dir is not None:  # no output may be the input or an empty path
         reads = [Place("the input", items)] if isinstance(items, str | os.PathLike) else []
         check_places([Place("out_dir", out_dir, run_dir=True)], reads)
 
     def check_options(own: dict[str, Any]) -> None:
-        _build_options({**options, **own})
+        _build_options({**run_wide, **own})
 
     if isinstance(items, str | os.PathLike):
         source = str(items)
@@ -212,7 +198,7 @@ def prepare(
         backend_options=dict(backend_options or {}),
         api_key_env=api_key_env,
         cache=cache,
-        options=options,
+        options=run_wide,
         reference_options=None if reference_options is None else dict(reference_options),
     )
     out = None
@@ -256,8 +242,7 @@ def prepare(
 
 def _build_options(options: dict[str, Any]) -> None:
     """Check options as :func:`attrib.attribute` will (the names resolved, the values in range)."""
-    checked = _TASK_OPTIONS["explain"] | {"target"}
-    RunOptions.build(**{key: value for key, value in options.items() if key in checked})
+    RunOptions.build(**options)
 
 
 def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, Any], executor: str) -> dict[str, Any]:
@@ -298,6 +283,7 @@ def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, An
     }
 
 
+@with_options("explain", batch=True)
 def attribute_many(
     items: Iterable[Mapping[str, Any]] | str | os.PathLike[str],
     *,
@@ -316,7 +302,7 @@ def attribute_many(
     reference_options: dict[str, Any] | None = None,
     cache: CacheSpec = None,
     progress: bool | None = False,
-    **options: Any,
+    **options: Unpack[ExplainOptions],
 ) -> Summary:
     """Attribute (or audit) every record of a dataset; with ``out_dir``, resumably on disk.
 
@@ -329,8 +315,9 @@ def attribute_many(
         items: a path (``.jsonl``, ``.csv``, ``.parquet``) or records as dicts:
             ``{"id", "prompt"}``, ``{"id", "messages"}`` or ``{"id", "system", "prompt"}``,
             with optional ``target``, ``contrast`` (the alternative output of a
-            contrastive attribution; overrides a run-wide ``contrast``), ``options``
-            (``level``, ``method``, ``budget``, ``max_new_tokens``, ``seed``) and metadata keys.
+            contrastive attribution; overrides a run-wide ``contrast``), ``options`` (its own
+            values of the per-record options, :func:`attrib.options.record_names`) and
+            metadata keys.
         task: ``"explain"`` or ``"audit"`` (the level defaults to ``"sentence"`` there).
         out_dir: where to write the results, or ``None`` to keep them in memory.
         executor: ``"local"`` (this process) or ``"ray"`` (Ray actors).
@@ -349,8 +336,8 @@ def attribute_many(
             ``{"base_url": ..., "model": ...}``; see :func:`attrib.audit`.
         progress: a progress bar on stderr (items done, items/s, ETA, failures);
             ``None`` draws it only on a terminal.
-        **options: run-wide options of :func:`attrib.attribute` (method, level, budget,
-            seed, max_new_tokens, perturbation, noise_samples, chat_template, contrast).
+        **options: the run-wide options, listed below with their defaults (an audit takes
+            those of :func:`attrib.audit`; a record's target is its own key).
 
     Returns:
         A :class:`Summary` with this run's outcomes (completion order) and counts.

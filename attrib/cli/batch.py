@@ -10,10 +10,10 @@ import argparse
 import sys
 from typing import Any
 
-from attrib import registry
+from attrib.batch.run import TASKS
+from attrib.cli.flags import HelpFormatter, add_run_options, check_task_flags, run_options
 from attrib.errors import InputError
 from attrib.paths import Place, check_places
-from attrib.segmentation import LEVELS
 
 __all__ = ["add_parser", "batch"]
 
@@ -51,9 +51,16 @@ the API key from the environment variable --api-key-env names on its own node.
 """
 
 
+#: The options run.json has held since the first batch format even when not given; an option
+#: added since is recorded only when given, so an OUT_DIR of an earlier version still resumes.
+#: Frozen: a new option never joins it.
+_RECORDED_UNSET = frozenset({"method", "level", "max_new_tokens", "budget", "seed", "chat_template",
+                             "perturbation", "noise_samples"})  # fmt: skip
+
+
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the ``batch`` subcommand to ``commands``."""
-    from attrib.cli.parser import _CONTRAST_HELP, _add_backend_arguments
+    from attrib.cli.parser import add_backend_arguments
 
     parser = commands.add_parser(
         "batch",
@@ -61,13 +68,11 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         description="Attribute (or audit) every record of a dataset; results stream into OUT_DIR as items finish, "
         "and a re-run resumes where the last one stopped.",
         epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("input", metavar="INPUT", help="records: .jsonl (one JSON object a line), .csv or .parquet")
     parser.add_argument("-o", "--out-dir", metavar="OUT_DIR", required=True, help="where the results go")
-    parser.add_argument(
-        "--task", choices=("explain", "audit"), default="explain", help="explain (default) or audit each record"
-    )
+    parser.add_argument("--task", choices=TASKS, default="explain", help="explain (default) or audit each record")
 
     run = parser.add_argument_group("running")
     run.add_argument(
@@ -89,38 +94,22 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     chat = parser.add_argument_group("chats")
     chat.add_argument("--system", metavar="TEXT", help="a system prompt for every record that has none")
     chat.add_argument("--system-file", metavar="FILE", help="read that system prompt from FILE")
-    chat.add_argument("--chat-template", metavar="FILE", help="jinja2 chat template (default: the model's)")
-
     how = parser.add_argument_group("method (every record; a record's own options override them)")
-    how.add_argument("--method", choices=registry.names("method"), default="hipe", help="default hipe")
-    how.add_argument("--level", choices=LEVELS, help="unit level (default: token; sentence for --task audit)")
-    how.add_argument("--threshold", metavar="RULE", help="hipe: relative (default), midrange, or nats")
-    how.add_argument("--max-depth", type=int, metavar="N", help="hipe: deepest refinement depth")
-    how.add_argument("--order", choices=registry.names("order"), help="hipe: refinement order (default best)")
-    how.add_argument("--early-stop", type=int, metavar="K", help="hipe: stop once the top K units are settled")
-    how.add_argument("--budget", type=int, metavar="N", help="maximum scoring calls per item")
-    how.add_argument("--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate (default 16)")
-    how.add_argument("--seed", type=int, default=0, metavar="N", help="seed of sampled coalitions (default 0)")
-    how.add_argument("--contrast", metavar="TEXT", help=_CONTRAST_HELP + ' (a record\'s own "contrast" overrides it)')
-    how.add_argument(
-        "--perturbation", choices=registry.names("perturbation"), default="delete", help="explain: default delete"
-    )
-    how.add_argument("--baseline", default=" _", metavar="TEXT", help="replacement token for --perturbation replace")
-    how.add_argument("--noise-samples", type=int, default=0, metavar="K", help="explain: extra unperturbed scores")
+    add_run_options("batch", {"chat": chat, "output": how, "method": how})
     how.add_argument(
         "--reference-base-url",
         metavar="URL",
         help="audit: reference endpoint, the same model without the suspected hidden prompt",
     )
     how.add_argument("--reference-model", metavar="NAME", help="audit: model name at the reference (default: --model)")
-    _add_backend_arguments(parser)
+    add_backend_arguments(parser)
 
 
 def batch(args: argparse.Namespace) -> int:
     """``attrib batch``: run every record; exit 0 when all succeeded, 1 when any failed."""
     from attrib.batch import BadInputError, prepare, run_batch
     from attrib.cli import Terminated, interrupted_status
-    from attrib.cli.commands import _backend_options, _cache, _check_texts, _inputs, _method, _perturbation
+    from attrib.cli.commands import _backend_options, _cache, _check_texts, _inputs, read_file
     from attrib.cli.inputs import decode, read_bytes
 
     _check_texts(args)
@@ -132,24 +121,12 @@ def batch(args: argparse.Namespace) -> int:
     if args.executor != "ray" and (args.workers is not None or args.ray_address is not None):
         raise InputError("--workers and --ray-address apply to --executor ray")
     system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
-    template = decode(*read_bytes(args.chat_template, kind="chat template")) if args.chat_template else None
-    options: dict[str, object] = {
-        "method": _method(args),
-        "max_new_tokens": args.max_new_tokens,
-        "budget": args.budget,
-        "seed": args.seed,
-        "chat_template": template,
+    check_task_flags(args, args.task)
+    options = {
+        name: value
+        for name, value in run_options(args, "batch", args.task, read_file=read_file).items()
+        if value is not None or name in _RECORDED_UNSET
     }
-    if args.level is not None:
-        options["level"] = args.level
-    if args.contrast is not None:
-        options["contrast"] = args.contrast
-    if args.task == "audit":
-        if args.perturbation != "delete" or args.noise_samples:
-            raise InputError("--perturbation and --noise-samples apply to --task explain")
-    else:
-        options["perturbation"] = _perturbation(args)
-        options["noise_samples"] = args.noise_samples
     backend_options = _backend_options(args)
     api_key_env = None
     if args.backend == "openai":  # the key is read on each worker from the environment, never sent
