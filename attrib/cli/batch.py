@@ -109,7 +109,7 @@ def batch(args: argparse.Namespace) -> int:
     """``attrib batch``: run every record; exit 0 when all succeeded, 1 when any failed."""
     from attrib.batch import BadInputError, prepare, run_batch
     from attrib.cli import Terminated, interrupted_status
-    from attrib.cli.commands import _backend_options, _cache, _check_texts, _inputs, read_file
+    from attrib.cli.commands import _backend_options, _cache, _check_texts, _inputs, api_key_variable, read_file
     from attrib.cli.inputs import decode, read_bytes
 
     _check_texts(args)
@@ -131,7 +131,7 @@ def batch(args: argparse.Namespace) -> int:
     api_key_env = None
     if args.backend == "openai":  # the key is read on each worker from the environment, never sent
         backend_options.pop("api_key", None)
-        api_key_env = args.api_key_env
+        api_key_env = api_key_variable(args)
     reference_options = None
     if args.reference_base_url is not None:
         if args.task != "audit" or args.backend != "openai":

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from attrib.caching import CacheSpec
-from attrib.cli.flags import apply, class_default, flag, run_options, text_flags
+from attrib.cli.flags import apply, class_default, flag, openai_key_variable, run_options, text_flags
 from attrib.cli.inputs import check_text, decode, read_bytes, read_prompt, write_text
 from attrib.cli.parser import API_FLAGS
 from attrib.errors import EmptyPromptError, InputError, ResultError
@@ -57,28 +57,34 @@ def _backend_options(args: argparse.Namespace) -> dict[str, object]:
     """Keyword arguments for the chosen backend; flags of another backend are an error."""
     torch_flags = {"device": getattr(args, "device", None), "dtype": getattr(args, "dtype", None)}
     if args.backend != "transformers":
-        used = ["--" + flag for flag, value in torch_flags.items() if value is not None]
+        used = ["--" + name for name, value in torch_flags.items() if value is not None]
         if used:
             raise InputError(f"{', '.join(used)} {apply(used)} to --backend transformers, not {args.backend!r}")
     if args.backend != "openai":
         used = [flag(name) for name in API_FLAGS if getattr(args, name) is not None]
-        used += ["--api-key-env"] if args.api_key_env != "OPENAI_API_KEY" else []
+        used += ["--api-key-env"] if args.api_key_env is not None else []
         if used:
             raise InputError(f"{', '.join(used)} {apply(used)} to --backend openai, not {args.backend!r}")
         if args.model is not None and args.backend == "toy":
             raise InputError("--model applies to model backends, not 'toy'")
         options: dict[str, object] = {"model": args.model} if args.model is not None else {}
         if args.backend == "transformers":
-            options.update({flag: value for flag, value in torch_flags.items() if value is not None})
+            options.update({name: value for name, value in torch_flags.items() if value is not None})
         return options
-    key = os.environ.get(args.api_key_env)
-    if args.api_key_env != "OPENAI_API_KEY" and key is None:
-        raise InputError(f"environment variable {args.api_key_env} is not set; export the API key there")
+    variable = api_key_variable(args)
+    key = os.environ.get(variable)
+    if variable != openai_key_variable() and key is None:
+        raise InputError(f"environment variable {variable} is not set; export the API key there")
     given = {name: getattr(args, name) for name in API_FLAGS}  # unset: the backend's own default
     own = {
         name: class_default("backend", "openai", name)() if value is None else value for name, value in given.items()
     }
     return {"model": args.model, "api_key": key, **own, "cache": _cache(args)}
+
+
+def api_key_variable(args: argparse.Namespace) -> str:
+    """The environment variable holding the API key: ``--api-key-env``, else the backend's own."""
+    return str(args.api_key_env) if args.api_key_env is not None else openai_key_variable()
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ __all__ = [
     "flag",
     "text_flags",
     "class_default",
+    "openai_key_variable",
     "show_default",
     "apply",
 ]
@@ -56,6 +57,12 @@ def class_default(kind: str, name: str, keyword: str) -> Callable[[], object]:
         return None if found is None or found.default is inspect.Parameter.empty else found.default
 
     return lookup
+
+
+def openai_key_variable() -> str:
+    """The environment variable the openai backend reads its key from by default (its own; imports it)."""
+    backend: Any = registry.backends.resolve("openai")
+    return str(backend.key_variable)
 
 
 def show_default(action: argparse.Action, lookup: Callable[[], object]) -> argparse.Action:

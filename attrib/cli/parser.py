@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from attrib import registry
 from attrib.cli import summarize
-from attrib.cli.flags import HelpFormatter, add_run_options, class_default, show_default
+from attrib.cli.flags import HelpFormatter, add_run_options, class_default, openai_key_variable, show_default
 
 __all__ = ["build_parser", "API_FLAGS", "add_backend_arguments"]
 
@@ -152,12 +152,8 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 
     api = parser.add_argument_group("API endpoints (--backend openai)")
     api.add_argument("--base-url", metavar="URL", help="API root including /v1 (default $OPENAI_BASE_URL or OpenAI's)")
-    api.add_argument(
-        "--api-key-env",
-        default="OPENAI_API_KEY",
-        metavar="VAR",
-        help="environment variable holding the key (default OPENAI_API_KEY)",
-    )
+    key_variable = api.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the key")
+    show_default(key_variable, openai_key_variable)
     own = {
         "scoring": api.add_argument(
             "--scoring",
