@@ -31,9 +31,10 @@ import functools
 import inspect
 import math
 import textwrap
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypedDict, TypeVar, Unpack, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, TypedDict, TypeVar, Union, Unpack, get_args, get_origin, get_type_hints
 
 from attrib import registry
 from attrib.errors import BudgetError, InputError
@@ -55,6 +56,8 @@ __all__ = [
     "batch_names",
     "record_names",
     "with_options",
+    "Default",
+    "settings",
     "check_contrast",
     "check_count",
     "check_number",
@@ -350,28 +353,64 @@ def record_names() -> frozenset[str]:
 
 def type_text(name: str) -> str:
     """Option ``name``'s type as written: ``"int | None"``."""
-    return " | ".join("None" if kind is type(None) else kind.__name__ for kind in _types()[name])
+    return " | ".join(_text(kind) for kind in _types()[name])
+
+
+def _text(hint: object) -> str:
+    """A type as written: ``"int | None"``, ``"os.PathLike[str]"``."""
+    if get_origin(hint) in (Union, types.UnionType):
+        return " | ".join(_text(kind) for kind in get_args(hint))
+    if hint is type(None):
+        return "None"
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def with_options(task: str, *, batch: bool = False) -> Callable[[F], F]:
+@dataclass(frozen=True)
+class Default:
+    """The default of a key of a settings :class:`~typing.TypedDict` (``Annotated[int, Default(4)]``)
+    that :func:`with_options` shows in a signature, and :func:`settings` fills in."""
+
+    value: object
+
+
+def settings(declaration: type, given: Mapping[str, object]) -> dict[str, Any]:
+    """Every key of the settings ``declaration`` from ``given``, or its :class:`Default`."""
+    return {name: given.get(name, value) for name, value in _defaults(declaration).items()}
+
+
+def _defaults(declaration: type) -> dict[str, object]:
+    hints = get_type_hints(declaration, include_extras=True)
+    return {name: next(m.value for m in get_args(hint)[1:] if isinstance(m, Default)) for name, hint in hints.items()}
+
+
+def with_options(task: str, *, batch: bool = False, before: type | None = None) -> Callable[[F], F]:
     """Show ``task``'s options (with ``batch``, those a batch takes run-wide) in the decorated
     function's ``help()``: its ``**options`` become one keyword-only parameter per option with
-    its default in the signature, and a "Run options" section (each option's help and default)
-    goes before the docstring's ``Returns:``."""
+    its default in the signature (after the keys of the settings ``before``, with their
+    :class:`Default`), and a "Run options" section (each option's help and default) goes
+    before the docstring's ``Returns:``."""
 
     def decorate(function: F) -> F:
         signature = inspect.signature(function)
         kept = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        first = (
+            []
+            if before is None
+            else [
+                inspect.Parameter(name, keyword, default=value, annotation=_text(get_type_hints(before)[name]))
+                for name, value in _defaults(before).items()
+            ]
+        )
         added = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option.default_for(task),
-                              annotation=type_text(name))
+            inspect.Parameter(name, keyword, default=option.default_for(task), annotation=type_text(name))
             for name, option in options(task).items()
             if not batch or name in batch_names(task)
         ]  # fmt: skip
-        function.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+        function.__signature__ = signature.replace(parameters=[*kept, *first, *added])  # type: ignore[attr-defined]
         doc = function.__doc__ or ""
         where = doc.find("\n    Returns:")
         where = len(doc.rstrip()) if where < 0 else where

@@ -18,7 +18,7 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Unpack
+from typing import Annotated, Any, TypedDict, Unpack
 
 from attrib.backend import Backend
 from attrib.batch.inputs import BadInputError, Item, Problem, check_records, fingerprint, from_dicts, read_input
@@ -28,18 +28,53 @@ from attrib.batch.records import error_record
 from attrib.batch.worker import Done, Spec
 from attrib.caching import CacheSpec
 from attrib.errors import InputError, UnknownNameError
-from attrib.options import ExplainOptions, RunOptions, batch_names, with_options
+from attrib.options import Default, ExplainOptions, RunOptions, batch_names, settings, with_options
 from attrib.options import options as declared
 from attrib.paths import Place, check_places
 from attrib.scheduler import Scheduler
 
-__all__ = ["attribute_many", "prepare", "run_batch", "Batch", "Outcome", "Summary", "EXECUTORS", "TASKS"]
+__all__ = [
+    "attribute_many",
+    "prepare",
+    "run_batch",
+    "Batch",
+    "BatchSettings",
+    "BatchArguments",
+    "Outcome",
+    "Summary",
+    "EXECUTORS",
+    "TASKS",
+]
 
 #: The tasks a batch runs: explain (attrib.attribute) and audit (attrib.audit).
 TASKS = ("explain", "audit")
 
 #: Executors by name: "module:function" with the signature of :func:`attrib.batch.local.run_local`.
 EXECUTORS = {"local": "attrib.batch.local:run_local", "ray": "attrib.batch.ray_executor:run_ray"}
+
+
+class BatchSettings(TypedDict, total=False):
+    """How a batch runs, beside the run options: keywords of :func:`prepare` and
+    :func:`attribute_many` (documented there), each with its :class:`~attrib.options.Default`."""
+
+    task: Annotated[str, Default("explain")]
+    out_dir: Annotated[str | os.PathLike[str] | None, Default(None)]
+    executor: Annotated[str, Default("local")]
+    workers: Annotated[int | None, Default(None)]
+    ray_address: Annotated[str | None, Default(None)]
+    skip_bad: Annotated[bool, Default(False)]
+    retry_failed: Annotated[bool, Default(False)]
+    force: Annotated[bool, Default(False)]
+    system: Annotated[str | None, Default(None)]
+    backend: Annotated[Backend | str | None, Default(None)]
+    backend_options: Annotated[dict[str, Any] | None, Default(None)]
+    api_key_env: Annotated[str | None, Default(None)]
+    reference_options: Annotated[dict[str, Any] | None, Default(None)]
+    cache: Annotated[CacheSpec, Default(None)]
+
+
+class BatchArguments(BatchSettings, ExplainOptions, total=False):
+    """Every keyword of :func:`prepare`: the settings and the run options."""
 
 
 class Batch:
@@ -126,28 +161,14 @@ class Batch:
         return Outcome(item_id, record, None, file, done.worker)
 
 
+@with_options("explain", batch=True, before=BatchSettings)
 def prepare(
     items: Iterable[Mapping[str, Any]] | str | os.PathLike[str],
-    *,
-    task: str = "explain",
-    out_dir: str | os.PathLike[str] | None = None,
-    executor: str = "local",
-    workers: int | None = None,
-    ray_address: str | None = None,
-    skip_bad: bool = False,
-    retry_failed: bool = False,
-    force: bool = False,
-    system: str | None = None,
-    backend: Backend | str | None = None,
-    backend_options: dict[str, Any] | None = None,
-    api_key_env: str | None = None,
-    reference_options: dict[str, Any] | None = None,
-    cache: CacheSpec = None,
-    **options: Unpack[ExplainOptions],
+    **arguments: Unpack[BatchArguments],
 ) -> Batch:
     """Read and check the whole input, check OUT_DIR, and find what is left to do; run nothing.
 
-    Arguments as :func:`attribute_many`.
+    Arguments as :func:`attribute_many` (but ``progress``).
 
     Raises:
         BadInputError: listing every bad record (unless ``skip_bad``).
@@ -156,15 +177,18 @@ def prepare(
             (:func:`attrib.paths.check_places`), or an OUT_DIR holding another run (unless ``force``).
         UnknownNameError, BudgetError: for a bad run-wide option.
     """
+    given: dict[str, Any] = dict(arguments)
+    how = settings(BatchSettings, given)
+    task, executor, out_dir, backend = how["task"], how["executor"], how["out_dir"], how["backend"]
     if task not in TASKS:
         raise UnknownNameError.for_choice("task", task, TASKS)
     if executor not in EXECUTORS:
         raise UnknownNameError.for_choice("executor", executor, EXECUTORS)
-    run_wide: dict[str, Any] = dict(options)
+    run_wide = {name: value for name, value in given.items() if name not in how}
     unknown = sorted(set(run_wide) - batch_names(task))
     if unknown:
         raise InputError(f"{task} takes no option {', '.join(map(repr, unknown))}")
-    if reference_options is not None and task != "audit":
+    if how["reference_options"] is not None and task != "audit":
         raise InputError("a reference endpoint applies to task 'audit'")
     if executor == "ray" and isinstance(backend, Backend):
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
@@ -189,15 +213,16 @@ def prepare(
         raws = from_dicts(records)
         data = fingerprint(records)
         described = {"path": None, "size": len(records), "sha256": hashlib.sha256(data).hexdigest()}
-    todo, problems = check_records(raws, system=system, check_options=check_options)
-    if problems and not skip_bad:
+    todo, problems = check_records(raws, system=how["system"], check_options=check_options)
+    if problems and not how["skip_bad"]:
         raise BadInputError(problems, source)
+    reference_options = how["reference_options"]
     spec = Spec(
         task=task,
         backend=backend,
-        backend_options=dict(backend_options or {}),
-        api_key_env=api_key_env,
-        cache=cache,
+        backend_options=dict(how["backend_options"] or {}),
+        api_key_env=how["api_key_env"],
+        cache=how["cache"],
         options=run_wide,
         reference_options=None if reference_options is None else dict(reference_options),
     )
@@ -206,9 +231,10 @@ def prepare(
     if out_dir is not None:
         out = OutDir(out_dir)
         try:  # held (OutDir.lock) from here until the outcomes end
-            out.claim(_run_json(task, spec, system, described, executor), force=force)
+            out.claim(_run_json(task, spec, how["system"], described, executor), force=how["force"])
             finished = out.scan()  # without the stale records (their item file is gone): redone
-            retry = {key for key, record in finished.items() if record.get("status") != "ok"} if retry_failed else set()
+            failed = {key for key, record in finished.items() if record.get("status") != "ok"}
+            retry = failed if how["retry_failed"] else set()
             out.forget(retry | out.stale)
             done_ids = set(finished) - retry
             skipped = sum(1 for item in todo if item.id in done_ids) + sum(1 for p in problems if p.id in done_ids)
@@ -222,7 +248,7 @@ def prepare(
                     key=lambda p: p.line,
                 )
                 todo = [item for item in todo if item.id not in refused]
-                if not skip_bad:
+                if not how["skip_bad"]:
                     raise BadInputError(problems, source)
         except BaseException:
             out.release()
@@ -234,8 +260,8 @@ def prepare(
         retained_errors=retained,
         spec=spec,
         executor=executor,
-        workers=workers,
-        address=ray_address,
+        workers=how["workers"],
+        address=how["ray_address"],
         out=out,
     )
 
@@ -283,26 +309,12 @@ def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, An
     }
 
 
-@with_options("explain", batch=True)
+@with_options("explain", batch=True, before=BatchSettings)
 def attribute_many(
     items: Iterable[Mapping[str, Any]] | str | os.PathLike[str],
     *,
-    task: str = "explain",
-    out_dir: str | os.PathLike[str] | None = None,
-    executor: str = "local",
-    workers: int | None = None,
-    ray_address: str | None = None,
-    skip_bad: bool = False,
-    retry_failed: bool = False,
-    force: bool = False,
-    system: str | None = None,
-    backend: Backend | str | None = None,
-    backend_options: dict[str, Any] | None = None,
-    api_key_env: str | None = None,
-    reference_options: dict[str, Any] | None = None,
-    cache: CacheSpec = None,
     progress: bool | None = False,
-    **options: Unpack[ExplainOptions],
+    **arguments: Unpack[BatchArguments],
 ) -> Summary:
     """Attribute (or audit) every record of a dataset; with ``out_dir``, resumably on disk.
 
@@ -336,8 +348,9 @@ def attribute_many(
             ``{"base_url": ..., "model": ...}``; see :func:`attrib.audit`.
         progress: a progress bar on stderr (items done, items/s, ETA, failures);
             ``None`` draws it only on a terminal.
-        **options: the run-wide options, listed below with their defaults (an audit takes
-            those of :func:`attrib.audit`; a record's target is its own key).
+        **arguments: the settings above (:class:`BatchSettings`) and the run-wide run
+            options, listed below with their defaults (an audit takes those of
+            :func:`attrib.audit`; a record's target is its own key).
 
     Returns:
         A :class:`Summary` with this run's outcomes (completion order) and counts.
@@ -347,24 +360,7 @@ def attribute_many(
         InputError, UnknownNameError, BudgetError: for bad options, before any model work.
         AttribError: if the backend cannot be opened; per-item errors are error records.
     """
-    batch = prepare(
-        items,
-        task=task,
-        out_dir=out_dir,
-        executor=executor,
-        workers=workers,
-        ray_address=ray_address,
-        skip_bad=skip_bad,
-        retry_failed=retry_failed,
-        force=force,
-        system=system,
-        backend=backend,
-        backend_options=backend_options,
-        api_key_env=api_key_env,
-        reference_options=reference_options,
-        cache=cache,
-        **options,
-    )
+    batch = prepare(items, **arguments)
     return run_batch(batch, progress=progress)
 
 
