@@ -174,3 +174,12 @@ def test_a_new_option_declared_once_reaches_the_flags_and_the_batch_tables(monke
         declared._declared.cache_clear()
         declared._types.cache_clear()
     assert "temperature" not in declared.options()
+
+
+def test_the_reference_flags_are_one_declaration_for_audit_and_batch(tmp_path: Path) -> None:
+    for argv in (
+        ["audit", "Where?"],
+        ["batch", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out"), "--task", "audit"],
+    ):
+        status, _, err = run_cli(*argv, "--backend", "toy", "--reference-model", "m")
+        assert status == 1 and err.strip() == "attrib: error: --reference-model goes with --reference-base-url"

@@ -60,7 +60,7 @@ _RECORDED_UNSET = frozenset({"method", "level", "max_new_tokens", "budget", "see
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the ``batch`` subcommand to ``commands``."""
-    from attrib.cli.parser import add_backend_arguments
+    from attrib.cli.parser import add_backend_arguments, add_reference_arguments
 
     parser = commands.add_parser(
         "batch",
@@ -96,12 +96,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     chat.add_argument("--system-file", metavar="FILE", help="read that system prompt from FILE")
     how = parser.add_argument_group("method (every record; a record's own options override them)")
     add_run_options("batch", {"chat": chat, "output": how, "method": how})
-    how.add_argument(
-        "--reference-base-url",
-        metavar="URL",
-        help="audit: reference endpoint, the same model without the suspected hidden prompt",
-    )
-    how.add_argument("--reference-model", metavar="NAME", help="audit: model name at the reference (default: --model)")
+    add_reference_arguments(how, prefix="audit: ")
     add_backend_arguments(parser)
 
 
@@ -111,6 +106,7 @@ def batch(args: argparse.Namespace) -> int:
     from attrib.cli import Terminated, interrupted_status
     from attrib.cli.commands import _backend_options, _cache, _check_texts, _inputs, api_key_variable, read_file
     from attrib.cli.inputs import decode, read_bytes
+    from attrib.cli.parser import reference_options
 
     _check_texts(args)
     check_places([Place("-o", args.out_dir, run_dir=True)], [Place("the input", args.input), *_inputs(args)])
@@ -132,17 +128,9 @@ def batch(args: argparse.Namespace) -> int:
     if args.backend == "openai":  # the key is read on each worker from the environment, never sent
         backend_options.pop("api_key", None)
         api_key_env = api_key_variable(args)
-    reference_options = None
-    if args.reference_base_url is not None:
-        if args.task != "audit" or args.backend != "openai":
-            raise InputError("--reference-base-url needs --task audit and --backend openai")
-        reference_options = {
-            **backend_options,
-            "base_url": args.reference_base_url,
-            "model": args.reference_model or args.model,
-        }
-    elif args.reference_model is not None:
-        raise InputError("--reference-model goes with --reference-base-url")
+    if args.reference_base_url is not None and args.task != "audit":
+        raise InputError("--reference-base-url needs --task audit and --backend openai")
+    reference = reference_options(args, backend_options)
     try:
         prepared = prepare(
             args.input,
@@ -158,7 +146,7 @@ def batch(args: argparse.Namespace) -> int:
             backend=args.backend,
             backend_options=backend_options,
             api_key_env=api_key_env,
-            reference_options=reference_options,
+            reference_options=reference,
             cache=_cache(args),
             **options,
         )

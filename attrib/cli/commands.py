@@ -21,6 +21,7 @@ from attrib.caching import CacheSpec
 from attrib.cli.flags import apply, class_default, flag, openai_key_variable, run_options, text_flags
 from attrib.cli.inputs import check_text, decode, read_bytes, read_prompt, write_text
 from attrib.cli.parser import API_FLAGS
+from attrib.cli.parser import reference_options as references
 from attrib.errors import EmptyPromptError, InputError, ResultError
 from attrib.paths import Place, check_places
 
@@ -220,15 +221,7 @@ def audit(args: argparse.Namespace) -> int:
     common = run_options(args, "audit", "audit", read_file=read_file)
     options = _backend_options(args)
     cache = _cache(args)
-    reference_options = None
-    if args.reference_base_url is not None:
-        if args.backend != "openai":
-            raise InputError("--reference-base-url needs --backend openai (both endpoints are OpenAI-compatible)")
-        reference_options = {
-            **options,
-            "base_url": args.reference_base_url,
-            "model": args.reference_model or args.model,
-        }
+    reference_options = references(args, options)
     with contextlib.ExitStack() as stack:
         backend = stack.enter_context(_opened(args.backend, options))
         reference = stack.enter_context(_opened("openai", reference_options)) if reference_options else None

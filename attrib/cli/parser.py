@@ -13,8 +13,9 @@ from typing import NoReturn
 from attrib import registry
 from attrib.cli import summarize
 from attrib.cli.flags import HelpFormatter, add_run_options, class_default, openai_key_variable, show_default
+from attrib.errors import InputError
 
-__all__ = ["build_parser", "API_FLAGS", "add_backend_arguments"]
+__all__ = ["build_parser", "API_FLAGS", "add_backend_arguments", "add_reference_arguments", "reference_options"]
 
 #: Flags of the openai backend, each its constructor's keyword; their defaults are the backend's
 #: own (shown in --help from its signature). Given with another backend they are an error.
@@ -110,14 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     visible.add_argument("--system-file", metavar="FILE", help="read the visible system prompt from FILE")
     audit_how = audit.add_argument_group("method")
     add_run_options("audit", {"chat": visible, "output": audit_how, "method": audit_how})
-    audit_how.add_argument(
-        "--reference-base-url",
-        metavar="URL",
-        help="reference endpoint: the same model without the suspected hidden prompt",
-    )
-    audit_how.add_argument(
-        "--reference-model", metavar="NAME", help="model name at the reference endpoint (default: --model)"
-    )
+    add_reference_arguments(audit_how)
     add_backend_arguments(audit)
     _add_output_arguments(audit, top=5, what="system-prompt units")
 
@@ -136,6 +130,32 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch(commands)
     summarize.add_parser(commands)
     return parser
+
+
+def add_reference_arguments(group: argparse._ActionsContainer, *, prefix: str = "") -> None:
+    """The reference endpoint's flags of an audit (``prefix``: ``"audit: "`` where a command runs other tasks)."""
+    group.add_argument(
+        "--reference-base-url",
+        metavar="URL",
+        help=f"{prefix}reference endpoint: the same model without the suspected hidden prompt",
+    )
+    group.add_argument("--reference-model", metavar="NAME", help=f"{prefix}model at the reference (default: --model)")
+
+
+def reference_options(args: argparse.Namespace, backend_options: dict[str, object]) -> dict[str, object] | None:
+    """The reference endpoint's backend options (the audited one's, with its URL and model), or ``None``.
+
+    Raises:
+        InputError: for ``--reference-base-url`` without ``--backend openai``, or ``--reference-model``
+            without ``--reference-base-url``.
+    """
+    if args.reference_base_url is None:
+        if args.reference_model is not None:
+            raise InputError("--reference-model goes with --reference-base-url")
+        return None
+    if args.backend != "openai":
+        raise InputError("--reference-base-url needs --backend openai (both endpoints are OpenAI-compatible)")
+    return {**backend_options, "base_url": args.reference_base_url, "model": args.reference_model or args.model}
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
