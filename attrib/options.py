@@ -187,10 +187,6 @@ class RunOptionsDict(TypedDict, total=False):
     seed: Annotated[
         int, Option(0, "seed of every random choice (sampled coalitions); recorded", metavar="N", batch="record")
     ]
-    max_prompt_tokens: Annotated[
-        int | None,
-        Option(None, "refuse a longer prompt before any model call (default: no limit)", metavar="N", batch="record"),
-    ]
     chat_template: Annotated[
         str | None,
         Option(
@@ -528,7 +524,6 @@ class RunOptions:
     noise_samples: int
     chat_template: str | None
     contrast: str | None
-    max_prompt_tokens: int | None
 
     @classmethod
     def build(cls, *, task: str = "explain", **given: Unpack[ExplainOptions]) -> RunOptions:

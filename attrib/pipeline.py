@@ -27,7 +27,7 @@ import numpy as np
 
 from attrib.backend import Backend, Capabilities
 from attrib.caching import CacheSpec
-from attrib.errors import BudgetError, InputError
+from attrib.errors import BudgetError
 from attrib.hipe import HiPe
 from attrib.loading import open_backend
 from attrib.noise import noise_floor
@@ -154,8 +154,6 @@ def run(
             contrast=options.contrast,
         )
         layout = output.layout
-        if options.max_prompt_tokens is not None and len(layout.tokenization) > options.max_prompt_tokens:
-            raise InputError(f"the prompt has {len(layout.tokenization)} tokens, over max_prompt_tokens")
         chat = prompt if isinstance(prompt, ChatPrompt) else None
         subsets = coalitions(len(chat.chat), seed=options.seed) if chat is not None else []
         check_budget(method, layout, level, options, len(subsets))
