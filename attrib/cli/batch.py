@@ -13,6 +13,7 @@ from typing import Any
 from attrib.batch.run import TASKS
 from attrib.cli.flags import HelpFormatter, add_run_options, check_task_flags, run_options
 from attrib.errors import InputError
+from attrib.options import record_names
 from attrib.paths import Place, check_places
 
 __all__ = ["add_parser", "batch"]
@@ -30,8 +31,8 @@ input: JSON Lines (one record a line), .csv or .parquet with the same fields:
   {"id": "q2", "messages": [{"role": "system", ...}]}  a chat
   {"id": "q3", "system": "...", "prompt": "..."}       a system + user chat
   optional "target" (the output to explain; else generated), "contrast" (the alternative to
-  explain it against; overrides --contrast), "options" (level, method, budget, max_new_tokens,
-  seed); other keys are kept as "meta". Without "id", the id is "line-N".
+  explain it against; overrides --contrast), "options" (the record's own values of
+  {record_options}); other keys are kept as "meta". Without "id", the id is "line-N".
 
 Every record is checked before any model work; a bad one stops the run with the
 problems listed, unless --skip-bad-lines records each as an error and runs the rest.
@@ -67,7 +68,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         help="explain or audit every record of a dataset (JSON Lines, CSV, Parquet), resumably",
         description="Attribute (or audit) every record of a dataset; results stream into OUT_DIR as items finish, "
         "and a re-run resumes where the last one stopped.",
-        epilog=_EXAMPLES,
+        epilog=_EXAMPLES.replace("{record_options}", ", ".join(sorted(record_names()))),
         formatter_class=HelpFormatter,
     )
     parser.add_argument("input", metavar="INPUT", help="records: .jsonl (one JSON object a line), .csv or .parquet")
