@@ -32,7 +32,8 @@ input: JSON Lines (one record a line), .csv or .parquet with the same fields:
   {"id": "q3", "system": "...", "prompt": "..."}       a system + user chat
   optional "target" (the output to explain; else generated), "contrast" (the alternative to
   explain it against; overrides --contrast), "options" (the record's own values of
-  {record_options}); other keys are kept as "meta". Without "id", the id is "line-N".
+  {record_options}); other keys are kept as "meta".
+  Without "id", the id is "line-N".
 
 Every record is checked before any model work; a bad one stops the run with the
 problems listed, unless --skip-bad-lines records each as an error and runs the rest.
