@@ -58,6 +58,7 @@ __all__ = [
     "with_options",
     "Default",
     "settings",
+    "listing",
     "check_contrast",
     "check_count",
     "check_number",
@@ -108,14 +109,19 @@ class Option:
 
     def names(self) -> list[str] | None:
         """The accepted names now (a registry's listing is read at each call), or ``None``."""
-        if self.choices is None:
-            return None
-        return list(self.choices() if callable(self.choices) else self.choices)
+        return listing(self.choices)
 
     def flag_type(self) -> Callable[[str], Any]:
         """What turns the flag's text into the value: ``int`` or ``float`` when the type allows it, else ``str``."""
         allowed = _types()[self.name]
         return next((kind for kind in (int, float) if kind in allowed), str)
+
+
+def listing(choices: Choices | None) -> list[str] | None:
+    """The names ``choices`` gives now (a live listing is called), or ``None``."""
+    if choices is None:
+        return None
+    return list(choices() if callable(choices) else choices)
 
 
 _CONTRAST = (

@@ -183,3 +183,23 @@ def test_the_reference_flags_are_one_declaration_for_audit_and_batch(tmp_path: P
     ):
         status, _, err = run_cli(*argv, "--backend", "toy", "--reference-model", "m")
         assert status == 1 and err.strip() == "attrib: error: --reference-model goes with --reference-base-url"
+
+
+def test_a_type_checker_checks_every_option_keyword(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = pytest.importorskip("mypy.api")
+    use = tmp_path / "use.py"
+    use.write_text(
+        "import attrib\n"
+        'attrib.attribute("x", method="itp", level="word", budget=10, seed=1)\n'
+        'attrib.attribute("x", level=3)\n'
+        'attrib.audit("x", perturbation="replace")\n'
+        'attrib.plan("x", max_new_tokens="16")\n'
+        'attrib.attribute_many([], task="audit", levle="word")\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(Path(__file__).parents[1])  # the project's mypy settings (strict) and cache
+    out, _, _ = api.run([str(use)])
+    errors = {int(line.split(":")[1]): line for line in out.splitlines() if ": error:" in line}
+    assert sorted(errors) == [3, 4, 5, 6], out
+    assert 'Unexpected keyword argument "perturbation" for "audit"' in errors[4]
+    assert 'did you mean "level"' in errors[6]

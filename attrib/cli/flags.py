@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrib import registry
 from attrib.errors import InputError
-from attrib.options import PARAMETERS, Option, Parameter, options
+from attrib.options import PARAMETERS, Option, Parameter, listing, options
 
 __all__ = [
     "HelpFormatter",
@@ -135,16 +135,11 @@ def add_run_options(command: str, groups: Mapping[str, argparse._ActionsContaine
             action = group.add_argument(
                 flag(parameter.name),
                 type=parameter.type,
-                choices=None if parameter.choices is None else option_names(parameter.choices),
+                choices=listing(parameter.choices),
                 metavar=parameter.metavar,
                 help=f"{', '.join(parameter.applies_to)}: {parameter.help}".replace("%", "%%"),
             )
             show_default(action, parameter.default)
-
-
-def option_names(choices: Callable[[], Iterable[str]] | Iterable[str]) -> list[str]:
-    """The names a choices listing gives now."""
-    return list(choices() if callable(choices) else choices)
 
 
 def _instance(args: argparse.Namespace, kind: str) -> Any:
