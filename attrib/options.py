@@ -435,7 +435,9 @@ def _section(task: str, *, batch: bool) -> str:
         text = option.help + (f"; {option.detail}" if option.detail else "")
         value = option.default_for(task)
         text = f"{name}: {text}." + ("" if value is None else f" Default ``{value!r}``.")
-        lines.append(textwrap.fill(text, 96, initial_indent=" " * 8, subsequent_indent=" " * 12))
+        lines.append(
+            textwrap.fill(text, 96, initial_indent=" " * 8, subsequent_indent=" " * 12, break_on_hyphens=False)
+        )
     return "\n".join(lines) + "\n"
 
 
