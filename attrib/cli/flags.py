@@ -18,7 +18,7 @@ from typing import Any
 
 from attrib import registry
 from attrib.errors import InputError
-from attrib.options import PARAMETERS, Option, Parameter, listing, options
+from attrib.options import PARAMETERS, TASKS, Option, Parameter, listing, options
 
 __all__ = [
     "HelpFormatter",
@@ -33,9 +33,6 @@ __all__ = [
     "show_default",
     "apply",
 ]
-
-#: The commands whose flags come from the declaration.
-COMMANDS = ("explain", "audit", "batch")
 
 
 def flag(name: str) -> str:
@@ -104,7 +101,7 @@ def on_command(command: str) -> dict[str, Option]:
 def _help(option: Option, command: str) -> str:
     """The option's help with its default for ``command`` (per task on ``batch``), %-escaped for argparse."""
     text = option.help.replace("%", "%%")
-    if command == "batch" and len(option.tasks) < len(COMMANDS) - 1:  # a batch runs either task
+    if command == "batch" and option.tasks != set(TASKS):  # a batch runs either task: say which
         text = f"{' and '.join(sorted(option.tasks))}: {text}"
     if command != "batch" or not option.task_defaults:
         value = option.default_for(command)
