@@ -17,8 +17,12 @@ and Jitter", 2015; tenacity's ``wait_random_exponential``).
 
 Secrets and server text
 -----------------------
-Messages pass through :mod:`.redaction`: no key, no credentials of the URL, and
-server text without escape sequences or control characters.
+The base URL arrives parsed (:class:`attrib.urls.BaseURL`): requests are joined to
+its root and carry its query; only its shown form (no query values) is kept in
+:attr:`Transport.endpoint`. Every answer is decoded and then loses the API key and
+the query's values, with their encoded forms (:class:`.redaction.Secrets`), before
+anything reads it, so no reflected secret reaches outputs, records, caches or
+messages; messages also lose key-like strings, escape sequences and control characters.
 
 The SQLite :class:`~attrib.cache.ResponseCache` here holds endpoint metadata only
 (probe verdicts, tokenizer-route answers); completions and
@@ -44,8 +48,9 @@ import tenacity
 
 from attrib.cache import ResponseCache, request_key
 from attrib.errors import EndpointError
+from attrib.urls import BaseURL
 
-from .redaction import clean, redact_url, scrub
+from .redaction import Secrets, clean, scrub
 from .statuses import EXCEPTION_KINDS, MALFORMED, NOT_JSON, rule_for, says_unsupported
 
 __all__ = ["Transport", "Usage", "retry_after"]
@@ -167,7 +172,8 @@ class Transport:
     """The HTTP side of one endpoint: client, retries, concurrency cap, metadata cache, counters.
 
     Args:
-        base_url: the API root including ``/v1``.
+        base_url: the API root including ``/v1`` (a string is parsed by :meth:`BaseURL.parse
+            <attrib.urls.BaseURL.parse>`, which refuses user-info).
         api_key: the key, or ``""`` (sent as ``"none"``: local servers accept any).
         timeout: seconds per attempt.
         max_retries: retries after the first attempt.
@@ -176,13 +182,13 @@ class Transport:
         cache: where endpoint metadata is kept, or ``None``.
 
     Attributes:
-        endpoint: the base URL without credentials or query, safe to record.
+        endpoint: the base URL's shown form (no query values), safe to record.
         usage: the counters so far.
     """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: BaseURL | str,
         api_key: str,
         *,
         timeout: float = 120.0,
@@ -191,19 +197,29 @@ class Transport:
         concurrency: int = 4,
         cache: ResponseCache | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        base = base_url if isinstance(base_url, BaseURL) else BaseURL.parse(base_url)
+        self.base_url = base.root
         self.api_key = api_key
+        self.secrets = Secrets((api_key, *base.secrets))
         self.max_retries = max_retries
         self.max_wait = max_wait
         self.concurrency = concurrency
         self.cache = cache
         self.usage = Usage()
-        self.endpoint = redact_url(self.base_url)
+        self.endpoint = base.shown
         self.root = re.sub(r"/v1$", "", self.base_url)
+        values: dict[str, list[str]] = {}
+        for name, value in base.query:
+            values.setdefault(name, []).append(value)
+        query = {name: given[0] if len(given) == 1 else given for name, given in values.items()}
         self._runner = asyncio.Runner()
         self._lock = threading.Lock()
         self._client = openai.AsyncOpenAI(
-            base_url=self.base_url, api_key=api_key or "none", max_retries=0, timeout=timeout
+            base_url=self.base_url,
+            api_key=api_key or "none",
+            max_retries=0,
+            timeout=timeout,
+            default_query=query or None,
         )
         self._slots: asyncio.Semaphore | None = None
 
@@ -226,8 +242,8 @@ class Transport:
     # ---------------------------------------------------------------- messages
 
     def scrub(self, text: str) -> str:
-        """``text`` without the key, key-like strings or credentials of the base URL."""
-        return scrub(text, secret=self.api_key, base_url=self.base_url)
+        """``text`` without the key, the base URL's query values (and their encodings) or key-like strings."""
+        return scrub(text, secrets=self.secrets)
 
     def _error(self, fault: _Fault, where: str, what: str | None, attempts: int) -> EndpointError:
         rule = fault.rule
@@ -264,7 +280,8 @@ class Transport:
                 raise
             cause = error.__cause__ or error
             raise _Fault(kind, f"{type(cause).__name__}: {cause}".rstrip(": ")) from None
-        return _json_object(response)
+        answer = _json_object(response)
+        return self.secrets.scrub_json(answer) if self.secrets else answer
 
     async def _send(
         self,
@@ -279,7 +296,7 @@ class Transport:
         unsupported: Sequence[str] | None,
     ) -> dict[str, Any]:
         url = self.url(path, root=root)
-        where = f"{method} {redact_url(url)}"
+        where = f"{method} {url}"  # the root has no user-info or query
 
         def count(state: tenacity.RetryCallState) -> None:
             self.usage.retries += 1
