@@ -4,7 +4,8 @@ A base URL given by the user (``--base-url``, ``base_url=``, ``$OPENAI_BASE_URL`
 is parsed once, where it enters a backend, into a :class:`BaseURL`:
 
 - ``root``: scheme, host, port and path; requests are joined to it.
-- ``query``: the parameters of its query string, sent with every request (hosted
+- ``query``: the parameters of its query string, sent after the path of every
+  request (:meth:`BaseURL.join`; hosted
   APIs such as Azure OpenAI need ``?api-version=...``), their values never shown:
   a query may carry a key (``?key=...``), and attrib cannot tell which one does.
 - ``shown``: the root, and ``?[redacted]`` when there is a query (neither names nor
@@ -24,7 +25,7 @@ show a URL the user gave before it was checked (run.json of a batch).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from attrib.errors import InputError
 
@@ -96,6 +97,12 @@ class BaseURL:
         """The query's values (and the names of blank ones, a bare ``?token``): to be removed
         from any text the endpoint sends back."""
         return tuple(value or name for name, value in self.query if value or name)
+
+    def join(self, path: str, *, root: str | None = None) -> str:
+        """The URL of a request: ``path`` joined to the root (or to ``root``, another base on the
+        same server), then the query, re-encoded from its pairs (a repeated name stays repeated)."""
+        url = (self.root if root is None else root) + path
+        return url + "?" + urlencode(self.query, quote_via=quote) if self.query else url
 
     def __str__(self) -> str:
         return self.shown

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -248,3 +249,17 @@ def test_a_secret_is_removed_in_every_form_a_server_reflects_it_in(secret: str) 
             assert form not in scrubbed and "[redacted]" in scrubbed, (form, scrubbed)
     assert secrets.scrub("short words stay") == "short words stay"  # shorter than MIN_SECRET: no secret
     assert secrets.scrub("Paris is the capital of France.") == "Paris is the capital of France."
+
+
+def test_the_http_clients_own_log_lines_lose_the_query_values(echo: Echo, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    api = OpenAIBackend(
+        "m", base_url=f"{echo.root}/v1?a=1&a=2&key={QUERY_KEY}", api_key=KEY, scoring="text", tokenizer="words"
+    )
+    try:
+        api.generate(api.tokenize("Paris is nice").ids, max_new_tokens=4)
+    finally:
+        api.close()
+    assert echo.requests == [f"/v1/chat/completions?a=1&a=2&key={QUERY_KEY}"]  # a repeated name stays repeated
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "/v1/chat/completions" in logged and not leaked(logged), leaked(logged)

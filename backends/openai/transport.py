@@ -164,6 +164,26 @@ def _json_object(response: _Response) -> dict[str, Any]:
     return data
 
 
+#: Loggers of the HTTP client and the SDK that write request URLs (with the base URL's query).
+_CLIENT_LOGGERS = ("httpx", "httpx2", "openai", "openai._base_client")
+
+
+class _LogScrubber(logging.Filter):
+    """Removes one transport's secrets from the HTTP client's and the SDK's log records
+    (they log each request's URL, query included). Runs only for records that are emitted."""
+
+    def __init__(self, secrets: Secrets) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = self.secrets.scrub(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
 class _Unsupported(Exception):
     """A probe's answer said the probed feature is not offered."""
 
@@ -198,6 +218,7 @@ class Transport:
         cache: ResponseCache | None = None,
     ) -> None:
         base = base_url if isinstance(base_url, BaseURL) else BaseURL.parse(base_url)
+        self._base = base
         self.base_url = base.root
         self.api_key = api_key
         self.secrets = Secrets((api_key, *base.secrets))
@@ -208,10 +229,6 @@ class Transport:
         self.usage = Usage()
         self.endpoint = base.shown
         self.root = re.sub(r"/v1$", "", self.base_url)
-        values: dict[str, list[str]] = {}
-        for name, value in base.query:
-            values.setdefault(name, []).append(value)
-        query = {name: given[0] if len(given) == 1 else given for name, given in values.items()}
         self._runner = asyncio.Runner()
         self._lock = threading.Lock()
         self._client = openai.AsyncOpenAI(
@@ -219,9 +236,12 @@ class Transport:
             api_key=api_key or "none",
             max_retries=0,
             timeout=timeout,
-            default_query=query or None,
         )
         self._slots: asyncio.Semaphore | None = None
+        self._log_scrubber = _LogScrubber(self.secrets)
+        if self.secrets:
+            for name in _CLIENT_LOGGERS:
+                logging.getLogger(name).addFilter(self._log_scrubber)
 
     # ---------------------------------------------------------------- running
 
@@ -236,6 +256,8 @@ class Transport:
             self.run(self._client.close())
         finally:
             self._runner.close()
+            for name in _CLIENT_LOGGERS:
+                logging.getLogger(name).removeFilter(self._log_scrubber)
             if self.cache is not None:
                 self.cache.close()
 
@@ -261,7 +283,8 @@ class Transport:
     # ---------------------------------------------------------------- requests
 
     def url(self, path: str, *, root: bool = False) -> str:
-        """The full URL of ``path`` under the API root (``/v1``) or, with ``root``, the server root."""
+        """The full URL of ``path`` under the API root (``/v1``) or, with ``root``, the server root,
+        without the base URL's query (safe to show)."""
         return (self.root if root else self.base_url) + path
 
     async def _attempt(self, method: str, url: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -295,8 +318,8 @@ class Transport:
         model_call: bool,
         unsupported: Sequence[str] | None,
     ) -> dict[str, Any]:
-        url = self.url(path, root=root)
-        where = f"{method} {url}"  # the root has no user-info or query
+        where = f"{method} {self.url(path, root=root)}"  # no user-info, no query
+        url = self._base.join(path, root=self.root if root else None)
 
         def count(state: tenacity.RetryCallState) -> None:
             self.usage.retries += 1
