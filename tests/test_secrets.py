@@ -24,7 +24,7 @@ import pytest
 from attrib.backends.openai import OpenAIBackend
 from attrib.backends.openai.redaction import Secrets
 from attrib.cli import main
-from attrib.errors import InputError
+from attrib.errors import InputError, RequestRejectedError
 from attrib.urls import BaseURL, safe_url
 
 KEY = "sk-header+secret/0123456789=="
@@ -55,10 +55,10 @@ class Echo:
     """A loopback HTTP server answering every request with what it received, in many encodings.
 
     ``status=200``: chat completions whose message is the echo; otherwise that status with
-    the echo as an OpenAI-style error message. ``requests`` lists each request's path.
+    the echo as an OpenAI-style error message, after ``pad`` dots. ``requests`` lists each request's path.
     """
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, pad: int = 0) -> None:
         self.requests: list[str] = []
         echo = self
 
@@ -72,7 +72,7 @@ class Echo:
                 echo.requests.append(self.path)
                 auth = self.headers.get("Authorization", "")
                 token = auth.split(" ", 1)[-1]
-                said = " ".join(
+                said = "." * pad + " ".join(
                     [
                         f"you sent {self.path} with {auth}",
                         base64.b64encode(auth.encode()).decode(),
@@ -263,3 +263,16 @@ def test_the_http_clients_own_log_lines_lose_the_query_values(echo: Echo, caplog
     assert echo.requests == [f"/v1/chat/completions?a=1&a=2&key={QUERY_KEY}"]  # a repeated name stays repeated
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "/v1/chat/completions" in logged and not leaked(logged), leaked(logged)
+
+
+@pytest.mark.parametrize("pad", [240, 244, 247])
+def test_a_key_cut_by_the_one_line_limit_leaves_no_part_of_it(pad: int) -> None:
+    # The message keeps 300 characters of the server's text: a key across that edge must not leave its start.
+    with Echo(status=400, pad=pad) as refusing:
+        api = OpenAIBackend("m", base_url=f"{refusing.root}/v1", api_key=KEY, scoring="text", tokenizer="words")
+        with pytest.raises(RequestRejectedError) as caught:
+            api.generate(api.tokenize("Paris").ids, max_new_tokens=2)
+        api.close()
+    message = str(caught.value)
+    pieces = [KEY[i : i + 4] for i in range(len(KEY) - 3)]
+    assert "you sent" in message and not [p for p in pieces if p in message], message

@@ -147,21 +147,23 @@ def _error_detail(response: _Response) -> str:
     return response.text
 
 
-def _json_object(response: _Response) -> dict[str, Any]:
-    """The 2xx body as a JSON object, or a :class:`_Fault` saying what it is instead."""
+def _json_object(response: _Response, secrets: Secrets) -> dict[str, Any]:
+    """The 2xx body as a JSON object without ``secrets``, or a :class:`_Fault` saying what it is
+    instead (quoting the body only after the secrets are out, so no cut leaves part of one)."""
     text = response.text
+    quoted = secrets.scrub(text.lstrip()[:1000])[:60]
     kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
     if text.lstrip().startswith("<"):
-        raise _Fault(NOT_JSON, f"{kind}, starting {text.lstrip()[:60]!r}")
+        raise _Fault(NOT_JSON, f"{kind}, starting {quoted!r}")
     try:
         data = json.loads(text)
     except ValueError:
         if "json" in kind:
             raise _Fault(MALFORMED, f"invalid JSON of {len(text)} characters") from None
-        raise _Fault(NOT_JSON, f"{kind}, starting {text[:60]!r}") from None
+        raise _Fault(NOT_JSON, f"{kind}, starting {quoted!r}") from None
     if not isinstance(data, dict):
         raise _Fault(MALFORMED, f"JSON {type(data).__name__}, not an object")
-    return data
+    return secrets.scrub_json(data) if secrets else data
 
 
 #: Loggers of the HTTP client and the SDK that write request URLs (with the base URL's query).
@@ -271,7 +273,7 @@ class Transport:
         rule = fault.rule
         status = fault.failure if isinstance(fault.failure, int) else None
         kind = f"HTTP {status}" if status is not None else fault.failure
-        detail = self.scrub(clean(fault.detail))
+        detail = self.scrub(clean(self.scrub(fault.detail)))  # before the cut to one line, and after
         said = f"{kind}: {detail}" if detail else kind
         subject = f"{where} ({what})" if what else where
         if rule.retryable and attempts > 1:
@@ -303,8 +305,7 @@ class Transport:
                 raise
             cause = error.__cause__ or error
             raise _Fault(kind, f"{type(cause).__name__}: {cause}".rstrip(": ")) from None
-        answer = _json_object(response)
-        return self.secrets.scrub_json(answer) if self.secrets else answer
+        return _json_object(response, self.secrets)
 
     async def _send(
         self,
