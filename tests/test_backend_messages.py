@@ -92,6 +92,29 @@ def test_a_hub_name_fails_at_once_when_the_hub_cannot_be_reached(tmp_path: Path)
     assert float(seconds) < 15, (seconds, elapsed)
 
 
+@pytest.mark.torch
+def test_a_cached_hub_name_is_loaded_without_the_network_when_the_hub_cannot_be_reached(tmp_path: Path) -> None:
+    pytest.importorskip("huggingface_hub")
+    snapshot = tmp_path / "hf" / "hub" / "models--attrib-tests--cached" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    code = (
+        "from attrib.backends.transformers.loading import Source, hub_files_only\n"
+        "print(hub_files_only(Source('attrib-tests/cached', None, False, 'attrib-tests/cached')))\n"
+        "try:\n"
+        "    hub_files_only(Source('attrib-tests/other', None, False, 'attrib-tests/other'))\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__)\n"
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": "http://127.0.0.1:9"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")]))
+    env.pop("HF_HUB_OFFLINE", None)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert run.stdout.split() == ["True", "ModelNotFoundError"], run.stdout + run.stderr
+
+
 # ---------------------------------------------------------------------------- the converted copy
 
 
