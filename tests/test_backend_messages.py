@@ -181,3 +181,16 @@ def test_two_processes_converting_the_embedded_model_at_once_keep_one_copy(tmp_p
     third = subprocess.run([sys.executable, "-c", LOAD], capture_output=True, text=True, timeout=600, env=env)
     assert third.returncode == 0 and json.loads(third.stdout) == json.loads(outputs[0][0]), third.stderr[-2000:]
     assert sorted(p.name for p in (cache / "transformers").iterdir() if not p.name.startswith(".")) == [kept[0].name]
+
+
+@pytest.mark.torch
+@pytest.mark.model
+def test_a_cache_directory_that_cannot_be_written_still_loads_the_model(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {**os.environ, "ATTRIB_CACHE_DIR": str(blocker / "cache")}  # under a file: no directory can be made
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")]))
+    run = subprocess.run([sys.executable, "-c", LOAD], capture_output=True, text=True, timeout=900, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout)["ids"] and "could not keep a converted copy" in run.stderr

@@ -234,10 +234,7 @@ class Transport:
         self._runner = asyncio.Runner()
         self._lock = threading.Lock()
         self._client = openai.AsyncOpenAI(
-            base_url=self.base_url,
-            api_key=api_key or "none",
-            max_retries=0,
-            timeout=timeout,
+            base_url=self.base_url, api_key=api_key or "none", max_retries=0, timeout=timeout
         )
         self._slots: asyncio.Semaphore | None = None
         self._log_scrubber = _LogScrubber(self.secrets)

@@ -250,18 +250,21 @@ def _conversion_dir(source: Source) -> Path | None:
 def _converting(target: Path) -> Iterator[None]:
     """Hold the lock of ``target``'s conversion: one process converts, the others wait, then
     find its copy. Without ``fcntl`` (not POSIX) there is no lock; :func:`_land` still settles a race."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    with open(target.parent / f".{target.name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with contextlib.ExitStack() as held:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle = held.enter_context(open(target.parent / f".{target.name}.lock", "a"))
+        except OSError as error:  # an unwritable cache: load without the lock (the copy is not kept either)
+            log.debug("no lock for the converted copy in %s: %s", target.parent, error)
+        else:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            held.callback(fcntl.flock, handle, fcntl.LOCK_UN)
+        yield
 
 
 def _land(staging: Path, target: Path) -> bool:
@@ -289,7 +292,12 @@ def _save_conversion(model: Any, tokenizer: Any, target: Path) -> None:
     the loaded weights are plain dequantized tensors; the mark is dropped from a
     saved copy of the config only. Failures are logged, never raised (the copy is a cache).
     """
-    staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    except OSError as error:
+        log.warning("could not keep a converted copy of the GGUF model in %s: %s", target, error)
+        return
     quantizer = getattr(model, "hf_quantizer", None)
     config = model.config
     quantization = getattr(config, "quantization_config", None)
@@ -362,7 +370,6 @@ def _load(transformers: Any, source: Source, *, dtype: Any, kept: Path | None) -
         if bars:
             transformers.utils.logging.enable_progress_bar()
     if kept is not None:
-        kept.parent.mkdir(parents=True, exist_ok=True)
         _save_conversion(model, tokenizer, kept)
     return model, tokenizer
 
