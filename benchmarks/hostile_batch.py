@@ -276,10 +276,13 @@ def write_dataset(
 
 
 def _write_csv(path: Path, records: Sequence[object], *, bom: bool) -> list[Row]:
-    cleaned = [_no_surrogates({"note": str(r)} if isinstance(r, Garbage) else r) for r in records]  # no prompt: bad
+    cleaned: list[dict[str, object]] = []
+    for given in records:  # a garbage line becomes a record without a prompt: a bad record all the same
+        record = _no_surrogates({"note": str(given)} if isinstance(given, Garbage) else given)
+        cleaned.append(record if isinstance(record, dict) else {"note": str(record)})
     keys: list[str] = []
     for record in cleaned:
-        for key in record:  # type: ignore[union-attr]
+        for key in record:
             if key not in keys:
                 keys.append(key)
     if not keys:
@@ -289,7 +292,6 @@ def _write_csv(path: Path, records: Sequence[object], *, bom: bool) -> list[Row]
     writer.writerow(keys)
     read: list[object] = []
     for record in cleaned:
-        assert isinstance(record, dict)
         cells = [_cell(key, record[key]) if key in record else "" for key in keys]
         writer.writerow(cells)
         read.append({key: _cell_read(key, cell) for key, cell in zip(keys, cells, strict=True) if cell != ""})
@@ -483,8 +485,8 @@ def _options_valid(options: Mapping[str, object], *, generating: bool) -> bool:
     checks = {
         "level": lambda v: v in LEVELS,
         "method": lambda v: v in METHODS,
-        "budget": lambda v: whole(v) and v >= 2,  # type: ignore[operator]
-        "max_new_tokens": lambda v: not generating or (whole(v) and v >= 1),  # type: ignore[operator]
+        "budget": lambda v: whole(v) and int(v) >= 2,
+        "max_new_tokens": lambda v: not generating or (whole(v) and int(v) >= 1),
         "seed": whole,
     }
     return all(checks[key](value) for key, value in options.items())
@@ -615,7 +617,7 @@ def check_out_dir(out: Path, rows: Sequence[Row], *, source: Path | None = None,
     for item_id, n in counts.items():
         if n > 1:
             findings.fail(f"id {item_id!r} has {n} records")
-    by_line = sorted(journal, key=lambda r: r.get("line") if isinstance(r.get("line"), int) else -1)
+    by_line = sorted(journal, key=lambda r: r["line"] if isinstance(r.get("line"), int) else -1)
     lines = [r.get("line") for r in by_line]
     if len(set(lines)) != len(lines):
         findings.fail(f"two records share an input line: {sorted(lines)}")  # type: ignore[type-var]

@@ -285,10 +285,10 @@ def test_datasets_sigkilled_and_resumed_on_the_command_line_keep_each_record_onc
         argv = [sys.executable, "-m", "attrib", "batch", str(source), "-o", str(out), "--backend", "toy"]
         argv += ["--skip-bad-lines", "--quiet", "--level", "word", "--no-cache"]
         for after, pause in kills:  # SIGKILL once `after` new records are written, `pause` seconds later
-            before = len(journal_records(out))
+            kept = len(journal_records(out))
             process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             deadline = time.monotonic() + 60
-            while process.poll() is None and len(journal_records(out)) < before + after:
+            while process.poll() is None and len(journal_records(out)) < kept + after:
                 assert time.monotonic() < deadline, "the run wrote no record for a minute"
                 time.sleep(0.003)
             time.sleep(pause)
