@@ -126,8 +126,9 @@ class Row:
             else ``None`` (CSV, where quoted cells may span lines).
         status: ``"ok"``, ``"error"``, or ``None`` when either is right (a value that is
             not strict JSON, which attrib may convert or refuse).
-        explicit: the id attrib must keep, or ``None`` when it gets a fallback id or
-            its own id may be converted.
+        explicit: the id attrib must keep, or ``None`` (a fallback id, or an id attrib may convert).
+        fallback: whether the record gets a fallback id (``line-N``): it has none, or an unusable
+            one, or a duplicate, or is no record at all.
         target: the output the item file must hold, when given.
     """
 
@@ -136,6 +137,7 @@ class Row:
     line: int | None
     status: str | None
     explicit: str | None
+    fallback: bool = False
     target: str | None = None
 
 
@@ -522,7 +524,7 @@ def expectations(read: Sequence[object], *, lines: list[int] | None) -> list[Row
     for index, record in enumerate(read):
         line = None if lines is None else lines[index]
         if isinstance(record, Garbage) or not isinstance(record, dict):
-            rows.append(Row(index, record, line, "error", None))
+            rows.append(Row(index, record, line, "error", None, fallback=True))
             continue
         raw_id = record.get("id")
         hazard = not _strict(record)
@@ -546,7 +548,8 @@ def expectations(read: Sequence[object], *, lines: list[int] | None) -> list[Row
         else:
             status = "ok" if _runs_on_toy(record) else "error"
         target = record.get("target") if isinstance(record.get("target"), str) else None
-        rows.append(Row(index, record, line, status, explicit, target))
+        fallback = raw_id is None or bad_id
+        rows.append(Row(index, record, line, status, explicit, fallback, target))
     return rows
 
 
@@ -635,7 +638,7 @@ def check_out_dir(out: Path, rows: Sequence[Row], *, source: Path | None = None,
         fallback = f"line-{record.get('line')}"
         if row.explicit is not None and record["id"] != row.explicit and not _fallback_form(row.explicit):
             findings.fail(f"{where}: id {record['id']!r}, expected {row.explicit!r}")
-        if row.explicit is None and row.status == "error" and fallback not in explicit_ids and record["id"] != fallback:
+        if row.fallback and fallback not in explicit_ids and record["id"] != fallback:
             findings.fail(f"{where}: id {record['id']!r}, expected the fallback {fallback!r}")
         if record.get("status") == "ok":
             _check_item(out, row, record, findings, where)
