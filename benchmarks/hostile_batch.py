@@ -127,8 +127,8 @@ class Row:
         status: ``"ok"``, ``"error"``, or ``None`` when either is right (a value that is
             not strict JSON, which attrib may convert or refuse).
         explicit: the id attrib must keep, or ``None`` (a fallback id, or an id attrib may convert).
-        fallback: whether the record gets a fallback id (``line-N``): it has none, or an unusable
-            one, or a duplicate, or is no record at all.
+        fallback: whether the record gets a fallback id (``line-N``, or ``line-N.2`` when a record's
+            own id is ``line-N``): it has none, or an unusable one, or a duplicate, or is no record at all.
         target: the output the item file must hold, when given.
     """
 
@@ -640,6 +640,8 @@ def check_out_dir(out: Path, rows: Sequence[Row], *, source: Path | None = None,
             findings.fail(f"{where}: id {record['id']!r}, expected {row.explicit!r}")
         if row.fallback and fallback not in explicit_ids and record["id"] != fallback:
             findings.fail(f"{where}: id {record['id']!r}, expected the fallback {fallback!r}")
+        elif row.fallback and not re.fullmatch(rf"{re.escape(fallback)}(\.\d+)?", record["id"]):
+            findings.fail(f"{where}: id {record['id']!r}, expected {fallback!r} or, that being taken, {fallback}.2")
         if record.get("status") == "ok":
             _check_item(out, row, record, findings, where)
             if isinstance(record.get("file"), str):
@@ -677,7 +679,8 @@ def _check_item(out: Path, row: Row, record: dict[str, Any], findings: Findings,
         findings.fail(f"{where}: its file {file} does not read as strict JSON: {error}")
         return
     texts = [data.get("prompt") or ""] + [m.get("content", "") for m in data.get("messages") or []]
-    if not any(marker(row.index) in text for text in texts):
+    carried = marker(row.index) in json.dumps(row.read, ensure_ascii=False, default=str)  # a CSV cell "42" has none
+    if carried and not any(marker(row.index) in text for text in texts):
         findings.fail(f"{where}: its file {file} holds another record's result ({str(texts)[:80]})")
     output = data.get("output")
     if row.target is not None and not (isinstance(output, str) and output.endswith(row.target)):
@@ -723,6 +726,9 @@ class ScaleRun:
     tracebacks: int = 0
     seconds: float = 0.0
     exit_statuses: list[int] = field(default_factory=list)
+    written: list[int] = field(default_factory=list)
+    ok: int = 0
+    failed: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -773,6 +779,7 @@ def scale_run(
         stderr = err.decode("utf-8", "replace")
         written = _journal_lines(out) - before
         result.items_run += written
+        result.written.append(written)
         result.exit_statuses.append(process.returncode)
         run = len(result.exit_statuses)
         result.resumes = run - 1
@@ -789,27 +796,38 @@ def scale_run(
         break
     result.seconds = time.perf_counter() - start
     findings = check_out_dir(out, rows, source=source)
+    finished = read_journal(out, Findings())
+    result.ok = sum(1 for record in finished if record.get("status") == "ok")
+    result.failed = len(finished) - result.ok
     result.duplicates = findings.duplicates
     result.stray = len(findings.stray)
     result.problems.extend(findings.problems)
     return result, iter(log)
 
 
-def report(result: ScaleRun, *, level: str, seed: int) -> str:
-    """The markdown table of a scale run."""
+def report(result: ScaleRun, *, level: str, seed: int, kills: int) -> str:
+    """The markdown page of a scale run."""
     lines = [
         "# Hostile batch: SIGKILLed and resumed",
         "",
-        f"`python -m benchmarks.hostile_batch --records {result.records} --kills {result.kills} --seed {seed}`:",
-        f"hostile JSON Lines records through `python -m attrib batch --backend toy --level {level} --skip-bad-lines "
-        "--no-cache`, each run SIGKILLed at a random moment after it wrote a new record, then resumed; "
-        "the run after the last kill went to the end. Checked with `benchmarks.hostile_batch.check_out_dir`.",
+        f"`python -m benchmarks.hostile_batch --records {result.records} --kills {kills} --seed {seed}`"
+        f"{_revision()}: hostile JSON Lines records (see the module's docstring) through `python -m attrib batch "
+        f"--backend toy --level {level} --skip-bad-lines --no-cache`, each run SIGKILLed at a random moment "
+        "(0 to 0.4 s after it wrote its first new record), then resumed; the run after the last kill went to the "
+        "end. The end state is checked with `benchmarks.hostile_batch.check_out_dir`.",
         "",
         "| records | kills | resumes | items run | duplicates found | stray files | tracebacks | seconds |",
         "|---|---|---|---|---|---|---|---|",
         f"| {result.records} | {result.kills} | {result.resumes} | {result.items_run} | {result.duplicates} | "
         f"{result.stray} | {result.tracebacks} | {result.seconds:.1f} |",
         "",
+        "Items run: records written over all runs (an item killed before its record line was written ran",
+        "again and is counted once). Stray files: temporary files (`.*.tmp`) anywhere in OUT_DIR and files",
+        "in `items/` that no ok record names. Seconds: wall time of all runs, this machine (2 cores shared",
+        "with other jobs), each run paying Python's and attrib's start-up.",
+        "",
+        f"End state: {result.ok} ok records, {result.failed} error records (the bad records of the input).",
+        f"Records written per run: {', '.join(map(str, result.written))}.",
         f"Exit statuses in order: {', '.join(map(str, result.exit_statuses))} (-9: SIGKILL).",
         "",
     ]
@@ -818,8 +836,26 @@ def report(result: ScaleRun, *, level: str, seed: int) -> str:
         if len(result.problems) > 30:
             lines.append(f"- ... and {len(result.problems) - 30} more")
     else:
-        lines.append("Every input record has exactly one record; every ok record's file holds its own result.")
+        lines.append(
+            "Every input record has exactly one record, at its own line, with the status and id it must have; "
+            "every ok record's file holds its own result."
+        )
     return "\n".join(lines) + "\n"
+
+
+def _revision() -> str:
+    """`` on attrib <commit>`` when run from a git checkout, else nothing."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except OSError:
+        return ""
+    return f" on attrib {done.stdout.strip()}" if done.returncode == 0 else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -841,7 +877,7 @@ def main(argv: list[str] | None = None) -> int:
         result, log = scale_run(workdir, records=args.records, kills=args.kills, seed=args.seed, level=args.level)
         for line in log:
             print(line)
-    text = report(result, level=args.level, seed=args.seed)
+    text = report(result, level=args.level, seed=args.seed, kills=args.kills)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     print(text, end="")
