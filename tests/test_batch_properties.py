@@ -20,6 +20,7 @@ few datasets; the full suite (``python -m pytest``, no ``-m``) runs many more;
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -52,6 +53,7 @@ from benchmarks.hostile_batch import (  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore:the prompt's last")
 
 ROOT = Path(__file__).resolve().parents[1]
+PYARROW = importlib.util.find_spec("pyarrow") is not None
 TOY = {"sensitivity": {"paris": 2.0, "capital": 1.0}, "output": " yes it is"}
 ABSENT = object()
 
@@ -228,8 +230,7 @@ def test_datasets_stopped_and_resumed_in_process_keep_each_record_once(
     )
     @hypothesis.given(dataset=datasets(), stop=st.integers(1, 8))
     def check(dataset: tuple[str, list[object], dict[str, bool]], stop: int) -> None:
-        if dataset[0] == "parquet":
-            pytest.importorskip("pyarrow")
+        hypothesis.assume(dataset[0] != "parquet" or PYARROW)
         tmp = fresh(tmp_path)
         source, rows = written(tmp, dataset)
         out = tmp / "out"
@@ -277,8 +278,7 @@ def test_datasets_sigkilled_and_resumed_on_the_command_line_keep_each_record_onc
         kills=st.lists(st.tuples(st.integers(0, 6), st.floats(0, 0.3)), min_size=1, max_size=3),
     )
     def check(dataset: tuple[str, list[object], dict[str, bool]], kills: list[tuple[int, float]]) -> None:
-        if dataset[0] == "parquet":
-            pytest.importorskip("pyarrow")
+        hypothesis.assume(dataset[0] != "parquet" or PYARROW)
         tmp = fresh(tmp_path)
         source, rows = written(tmp, dataset)
         out = tmp / "out"
@@ -287,13 +287,15 @@ def test_datasets_sigkilled_and_resumed_on_the_command_line_keep_each_record_onc
         for after, pause in kills:  # SIGKILL once `after` new records are written, `pause` seconds later
             kept = len(journal_records(out))
             process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 60
-            while process.poll() is None and len(journal_records(out)) < kept + after:
-                assert time.monotonic() < deadline, "the run wrote no record for a minute"
-                time.sleep(0.003)
-            time.sleep(pause)
-            process.send_signal(signal.SIGKILL)
-            _, err = process.communicate()
+            try:
+                deadline = time.monotonic() + 60
+                while process.poll() is None and len(journal_records(out)) < kept + after:
+                    assert time.monotonic() < deadline, "the run wrote no record for a minute"
+                    time.sleep(0.003)
+                time.sleep(pause)
+            finally:
+                process.send_signal(signal.SIGKILL)  # nothing when it has ended
+                _, err = process.communicate()
             assert "Traceback" not in err, err
             assert process.returncode in (0, 1, -signal.SIGKILL), err
         before = journal_records(out)

@@ -222,6 +222,8 @@ def test_killing_the_node_of_the_actor_mid_run_loses_and_repeats_nothing(two_nod
             return True
 
     # the head's only CPU is held, so the batch's one actor can only start on the second node
+    if ray.is_initialized():  # another test's runtime: this process joins the two-node cluster instead
+        ray.shutdown()
     ray.init(address=two_nodes.address, logging_level="ERROR", log_to_driver=False)
     head = next(node for node in ray.nodes() if node["Alive"] and node["NodeManagerPort"] != two_nodes.second_port)
     assert len([node for node in ray.nodes() if node["Alive"]]) == 2
