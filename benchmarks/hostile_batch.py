@@ -248,15 +248,25 @@ def _hostile_record(rng: random.Random, count: int) -> object:
 
 
 def write_dataset(
-    path: Path, records: Sequence[object], *, ascii_json: bool = False, bom: bool = False, int_ids: bool = False
+    path: Path,
+    records: Sequence[object],
+    *,
+    ascii_json: bool = False,
+    bom: bool = False,
+    int_ids: bool = False,
+    crlf: bool = False,
+    blank_lines: bool = False,
 ) -> list[Row]:
     """Write ``records`` in the format of ``path``'s suffix; return each record's :class:`Row`.
 
     JSON Lines: one record a line (``json.dumps``, NaN and Infinity as their
     JavaScript tokens; records holding a lone surrogate always ``\\u``-escaped), a
-    :class:`Garbage` record as its raw text. CSV: a header of every key, each cell a
-    string (``messages`` and ``options`` as JSON, lone surrogates dropped, which
-    UTF-8 cannot hold). Parquet: see :func:`write_parquet`.
+    :class:`Garbage` record as its raw text; with ``crlf`` lines end in ``\\r\\n``,
+    with ``blank_lines`` an empty line (not a record, but counted) precedes every
+    third record. CSV: a header of every key, each cell a string (``messages`` and
+    ``options`` as JSON, lone surrogates dropped, which UTF-8 cannot hold), and a
+    last :class:`Garbage` record as a row whose quote is never closed. Parquet: see
+    :func:`write_parquet`. ``bom`` starts a text file with a UTF-8 byte-order mark.
     """
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -264,22 +274,24 @@ def write_dataset(
     if suffix == ".csv":
         return _write_csv(path, records, bom=bom)
     lines: list[str] = []
-    read: list[object] = []
-    for record in records:
+    numbers: list[int] = []
+    for index, record in enumerate(records):
+        if blank_lines and index % 3 == 2:
+            lines.append("")
         if isinstance(record, Garbage):
             lines.append(str(record))
-            read.append(record)
-            continue
-        escape = ascii_json or _has_surrogate(record)
-        lines.append(json.dumps(record, ensure_ascii=escape))
-        read.append(record)
-    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + ("\n".join(lines) + "\n").encode("utf-8"))
-    return expectations(read, lines=list(range(1, len(read) + 1)))
+        else:
+            lines.append(json.dumps(record, ensure_ascii=ascii_json or _has_surrogate(record)))
+        numbers.append(len(lines))
+    end = "\r\n" if crlf else "\n"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + "".join(line + end for line in lines).encode("utf-8"))
+    return expectations(records, lines=numbers)
 
 
 def _write_csv(path: Path, records: Sequence[object], *, bom: bool) -> list[Row]:
+    unclosed = bool(records) and isinstance(records[-1], Garbage)  # written as a row whose quote never closes
     cleaned: list[dict[str, object]] = []
-    for given in records:  # a garbage line becomes a record without a prompt: a bad record all the same
+    for given in records[:-1] if unclosed else records:  # other garbage: a record without a prompt, as bad
         record = _no_surrogates({"note": str(given)} if isinstance(given, Garbage) else given)
         cleaned.append(record if isinstance(record, dict) else {"note": str(record)})
     keys: list[str] = []
@@ -297,6 +309,9 @@ def _write_csv(path: Path, records: Sequence[object], *, bom: bool) -> list[Row]
         cells = [_cell(key, record[key]) if key in record else "" for key in keys]
         writer.writerow(cells)
         read.append({key: _cell_read(key, cell) for key, cell in zip(keys, cells, strict=True) if cell != ""})
+    if unclosed:
+        buffer.write('"a quote never closed,' + str(records[-1]).replace('"', "") + "\r\n")
+        read.append(records[-1])
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + buffer.getvalue().encode("utf-8"))
     return expectations(read, lines=None)
 

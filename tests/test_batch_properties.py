@@ -191,7 +191,7 @@ def datasets(draw: Callable[..., Any], *, max_records: int = 8) -> tuple[str, li
             if isinstance(drawn[index], dict):
                 drawn[index]["id"] = new_id
     marked = [placed(record, index) for index, record in enumerate(drawn)]
-    flags = {"ascii_json": draw(st.booleans()), "bom": draw(st.booleans()), "int_ids": draw(st.booleans())}
+    flags = {name: draw(st.booleans()) for name in ("ascii_json", "bom", "int_ids", "crlf", "blank_lines")}
     return kind, marked, flags
 
 
