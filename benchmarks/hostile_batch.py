@@ -763,9 +763,10 @@ def scale_run(
 ) -> tuple[ScaleRun, Iterator[str]]:
     """Run ``records`` hostile records through the CLI, SIGKILLed ``kills`` times, then to the end.
 
-    Each killed run is killed at a random moment once it has written at least one new
-    record (so every kill lands mid-run: between items, inside an item, or while a file
-    or record line is being written); the run after the last kill goes to the end.
+    Each killed run is killed at a random moment: once it has written a random number of
+    new records (between 1 and the records left divided by the kills left, plus one, so
+    that every kill lands mid-run), then 0 to 20 ms later (inside an item, while its file
+    or record line is written, or between items); the run after the last kill goes to the end.
 
     Returns:
         The numbers, and the progress lines printed while it ran.
@@ -783,10 +784,12 @@ def scale_run(
         before = _journal_lines(out)
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         to_kill = result.kills < kills
-        if to_kill:  # once it has written a new record, a random moment later
-            while process.poll() is None and _journal_lines(out) <= before:
-                time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.4))
+        if to_kill:  # after a random share of what is left, so every kill lands mid-run
+            share = max(1, (len(rows) - before) // (kills - result.kills + 1))
+            target = before + rng.randint(1, share)
+            while process.poll() is None and _journal_lines(out) < target:
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0.0, 0.02))  # then anywhere in an item: scoring, its file, its record line
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 result.kills += 1
@@ -828,8 +831,9 @@ def report(result: ScaleRun, *, level: str, seed: int, kills: int) -> str:
         f"`python -m benchmarks.hostile_batch --records {result.records} --kills {kills} --seed {seed}`"
         f"{_revision()}: hostile JSON Lines records (see the module's docstring) through `python -m attrib batch "
         f"--backend toy --level {level} --skip-bad-lines --no-cache`, each run SIGKILLed at a random moment "
-        "(0 to 0.4 s after it wrote its first new record), then resumed; the run after the last kill went to the "
-        "end. The end state is checked with `benchmarks.hostile_batch.check_out_dir`.",
+        "(after a random number of new records, at most the records left over the kills left plus one, then 0 to "
+        "20 ms later), then resumed; the run after the last kill went to the end. The end state is checked with "
+        "`benchmarks.hostile_batch.check_out_dir`.",
         "",
         "| records | kills | resumes | items run | duplicates found | stray files | tracebacks | seconds |",
         "|---|---|---|---|---|---|---|---|",
