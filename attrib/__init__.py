@@ -12,8 +12,8 @@ Methods: hierarchical perturbation (:class:`HiPe`, default), exhaustive
 leave-one-out / iterative perturbation (:class:`ITP`), and the coalition methods
 of :mod:`attrib.coalitions` (Shapley sampling, KernelSHAP, ContextCite's surrogate,
 LIME, hierarchical coalitions). Methods, backends and the rest are named in
-:mod:`attrib.registry` and loaded on first use; importing attrib imports no model
-library.
+:mod:`attrib.registry` and loaded on first use (installed packages add their own
+through entry points); importing attrib imports no model library.
 """
 
 from attrib.audit import audit
@@ -23,9 +23,7 @@ from attrib.backend import (
     Generation,
     ScoreRequest,
     ScoreResult,
-    backend_names,
     load_backend,
-    register_backend,
 )
 from attrib.batch import attribute_many
 from attrib.dryrun import Plan, plan
@@ -44,6 +42,7 @@ from attrib.errors import (
     ModelNotFoundError,
     NotAnAPIError,
     PromptTooLongError,
+    RegistrationError,
     RequestRejectedError,
     ResponseMismatchError,
     ResultError,
@@ -88,8 +87,6 @@ __all__ = [
     "ScoreRequest",
     "ScoreResult",
     "load_backend",
-    "register_backend",
-    "backend_names",
     "AttribError",
     "InputError",
     "EmptyPromptError",
@@ -108,5 +105,6 @@ __all__ = [
     "EndpointUnavailableError",
     "NotAnAPIError",
     "CacheError",
+    "RegistrationError",
     "ResultError",
 ]

@@ -16,9 +16,10 @@ Three contracts, smallest first:
 * :class:`Backend`: the whole model interface (tokenizer, generation, scoring,
   description, usage counters, lifecycle).
 
-Backends are registered by name in :mod:`attrib.registry` as ``"module:Class"``
-strings and imported only when first used, so ``import attrib`` never imports
-llama_cpp, openai's transport or torch.
+Backends are registered by name in :data:`attrib.registry.backends` as
+``"module:Class"`` strings and imported only when first used, so ``import attrib``
+never imports llama_cpp, openai's transport or torch; installed packages add
+theirs through the ``attrib.backends`` entry-point group.
 """
 
 from __future__ import annotations
@@ -46,9 +47,7 @@ __all__ = [
     "ScoreRequest",
     "ScoreResult",
     "Generation",
-    "register_backend",
     "load_backend",
-    "backend_names",
     "common_prefix_length",
     "prefix_sharing_order",
 ]
@@ -283,22 +282,15 @@ def prefix_sharing_order(sequences: Sequence[Sequence[int]]) -> list[int]:
     return sorted(range(len(sequences)), key=lambda i: tuple(sequences[i]))
 
 
-def register_backend(name: str, target: str) -> None:
-    """Register a backend class under ``name`` as ``"module:Class"`` (imported on first use)."""
-    registry.register("backend", name, target)
-
-
-def backend_names() -> list[str]:
-    """Names of the registered backends."""
-    return registry.names("backend")
-
-
 def load_backend(name: str, **options: object) -> Backend:
     """Instantiate the backend registered as ``name`` with ``options``.
 
+    Backends are named in :data:`attrib.registry.backends` (built-in, registered in
+    code, or installed through the ``attrib.backends`` entry-point group).
+
     Raises:
         UnknownNameError: if no backend has that name (with a "did you mean").
+        RegistrationError: if the name is registered to something that is not a Backend.
         BackendUnavailableError: if the backend's optional dependency is missing.
     """
-    backend: Backend = registry.create("backend", name, **options)
-    return backend
+    return registry.backends.create(name, **options)

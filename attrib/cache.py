@@ -12,8 +12,9 @@ API keys are never part of a key or a value: the backend builds keys from the
 request body and the endpoint URL with any credentials stripped, and refuses to
 store a response that contains its key.
 
-The default location follows each platform's convention for caches:
-``$ATTRIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/attrib``, else ``~/.cache/attrib``
+The default location is ``$ATTRIB_CACHE_DIR``, else the platform's user cache
+directory as platformdirs gives it: ``$XDG_CACHE_HOME/attrib`` (an absolute
+``$XDG_CACHE_HOME`` only, as the XDG specification says), else ``~/.cache/attrib``
 (``~/Library/Caches/attrib`` on macOS, ``%LOCALAPPDATA%\\attrib\\Cache`` on Windows).
 """
 
@@ -23,12 +24,13 @@ import hashlib
 import json
 import os
 import sqlite3
-import sys
 import threading
 import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 from attrib.errors import CacheError
 
@@ -38,17 +40,12 @@ _FILE_NAME = "responses.sqlite3"
 
 
 def default_cache_dir() -> Path:
-    """The directory attrib caches responses in (see the module docstring for the rule)."""
+    """The directory attrib caches responses in: ``$ATTRIB_CACHE_DIR``, else the platform's
+    user cache directory for ``attrib`` (platformdirs' ``user_cache_dir``, see the module docstring)."""
     configured = os.environ.get("ATTRIB_CACHE_DIR")
     if configured:
         return Path(configured).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "attrib" / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "attrib"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "attrib"
+    return Path(platformdirs.user_cache_dir("attrib", appauthor=False))
 
 
 def request_key(**parts: Any) -> str:

@@ -24,7 +24,7 @@ from attrib.perturbation import Perturbation, Replacement, Span, merge_spans
 from attrib.pipeline import check_budget, unit_level
 from attrib.prompt import ChatPrompt, Region, as_prompt, coalition_requests
 from attrib.roles import coalitions
-from attrib.scheduler import Scheduler
+from attrib.scheduler import ReservedScorer, Scheduler, later_reserves
 from attrib.scoring import RegionScorer
 from attrib.target import check_contrast_backend, check_fits, split_contrast
 
@@ -45,8 +45,14 @@ class Plan:
         calls: scoring calls, the unperturbed prompt, noise samples and message coalitions included.
         tokens: prompt plus output tokens sent over all scoring calls (before any
             prefix reuse or caching).
-        exact: True when ``calls`` is exact (methods whose schedule is fixed in advance:
-            ``itp``, sampled coalitions); False for an upper bound (``hipe`` refining every chunk).
+        calls_exact: True when ``calls`` and ``tokens`` are exact (methods whose schedule is
+            fixed in advance: ``itp``, the sampled coalition methods); False for an upper bound
+            (``hipe`` and ``hierarchical``, planned with every chunk refined).
+        exact: the ``exact`` flag the run's trace will record, from the same code run
+            against the stand-in (``shapley``, ``kernelshap``: True when every coalition is
+            scored, False when the values are estimated from samples, as a budget below
+            the enumeration's cost forces); ``None`` for a method that records none or whose
+            choice depends on the scores (``hierarchical``).
         contrast_tokens: tokens in the contrast (0 without one). With a contrast each call
             is two requests sharing the prompt, and ``tokens`` counts both.
     """
@@ -59,18 +65,21 @@ class Plan:
     generation_calls: int
     calls: int
     tokens: int
-    exact: bool
+    calls_exact: bool
+    exact: bool | None = None
     contrast_tokens: int = 0
 
     def describe(self) -> str:
         """One line for people: ``"hipe at token level over 251 units: at most ..."``."""
-        bound = "" if self.exact else "at most "
+        bound = "" if self.calls_exact else "at most "
         generation = "1 generation call + " if self.generation_calls else ""
         contrast = f", {self.contrast_tokens:,}-token contrast: 2 requests a call" if self.contrast_tokens else ""
+        values = {None: "", True: "; exact values (every coalition scored)", False: "; values estimated from samples"}
         return (
             f"{self.method} at {self.level} level over {self.units:,} units: {bound}{generation}"
             f"{self.calls:,} scoring calls, {bound}{self.tokens:,} prompt tokens "
             f"({self.prompt_tokens:,}-token prompt, {self.output_tokens:,}-token output{contrast})"
+            f"{values[self.exact]}"
         )
 
 
@@ -172,18 +181,29 @@ class _CountingScorer:
         return new
 
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
-        return len(self._new(ablations))
+        """Ablations not yet scored, by their merged spans: as :meth:`attrib.scoring.Scorer.count_new`
+        counts them, so the method's budget decisions here are the run's (the calls themselves are
+        counted by distinct variants, as the run sends them)."""
+        return len({key for key in (merge_spans(a) for a in ablations) if key not in self.seen_spans})
 
-    def charge_bound(self, ablations: Sequence[Sequence[Span]]) -> None:
-        """Charge ``ablations``; if their new variants exceed the budget, charge the budget's worth
-        of calls at the longest of their lengths (an upper bound on any subset the method picks)."""
+    def charge_bound(self, ablations: Sequence[Sequence[Span]], *, limit: int | None = None) -> None:
+        """Charge ``ablations``; if their new variants exceed the budget (or ``limit`` calls), charge
+        that many calls at the longest of their lengths (an upper bound on any subset the method picks)."""
         new = self._new(ablations)
-        if self.remaining is None or len(new) <= self.remaining:
+        allowed = [a for a in (self.remaining, limit) if a is not None]
+        if not allowed or len(new) <= min(allowed):
             self.drops(ablations)
             return
-        lengths = sorted((length for _, length in new), reverse=True)[: self.remaining]
+        lengths = sorted((length for _, length in new), reverse=True)[: min(allowed)]
         self.tokens_evaluated += self.requests * sum(lengths) + len(lengths) * self._n_output
         self.calls += len(lengths)
+
+    def charge_calls(self, count: int) -> None:
+        """Charge up to ``count`` more calls (fewer if the budget ends first), each at the unperturbed
+        prompt's length: an upper bound for variants not known in advance."""
+        if self.remaining is not None:
+            count = min(count, self.remaining)
+        self.add(count, count * (self.requests * (len(self.hashes.prefix) - 1) + self._n_output))
 
     def add(self, count: int, tokens: int) -> None:
         """Count ``count`` calls of ``tokens`` tokens in all, made outside span ablations."""
@@ -204,18 +224,38 @@ class _CountingScorer:
         return np.full((len(ablations), self._n_output), 1e3)
 
 
-def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level: str) -> None:
+def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level: str, reserve: int) -> bool | None:
     """Spend ``scorer`` as ``method`` would on ``region`` with every chunk salient (HiPe: its
-    whole refinement tree in breadth-first order, capped by the budget)."""
-    if not isinstance(method, HiPe):
-        method.run(RegionScorer(scorer, region.offset), region.segmentation, level)
-        return
+    whole refinement tree in breadth-first order, capped by the budget), leaving ``reserve``
+    calls to the regions after it as the run does (:class:`~attrib.scheduler.ReservedScorer`).
+
+    Returns:
+        The ``exact`` flag of the method's trace, or ``None`` when it records none.
+    """
+    from attrib.coalitions.hierarchical import Hierarchical  # on use: ``import attrib`` loads no method
+
+    left = None if scorer.remaining is None else max(0, scorer.remaining - reserve)
+    segmentation = region.segmentation
     shift = region.offset
-    ablations = [[(a + shift, b + shift)] for a, b in method.every_chunk(region.segmentation, level)]
-    first = method.min_calls(region.segmentation, level)
-    if scorer.remaining is not None and scorer.count_new(ablations[:first]) > scorer.remaining:
+    if isinstance(method, Hierarchical):
+        hipe = method.hipe()
+        ablations = [[(a + shift, b + shift)] for a, b in hipe.every_chunk(segmentation, level)]
+        scorer.charge_bound(ablations, limit=method.hipe_cap(left, segmentation, level))
+        left = None if scorer.remaining is None else max(0, scorer.remaining - reserve)
+        coalition_calls = method.most_calls(len(segmentation.boundaries(level)) - 1)
+        scorer.charge_calls(coalition_calls if left is None else min(coalition_calls, left))
+        return None  # an upper bound whatever region HiPe picks: none of its variants counted as shared
+    if not isinstance(method, HiPe):
+        view = ReservedScorer(RegionScorer(scorer, shift), reserve)
+        trace = method.run(view, segmentation, level).trace or {}
+        flag = trace.get("exact")
+        return flag if isinstance(flag, bool) else None
+    ablations = [[(a + shift, b + shift)] for a, b in method.every_chunk(segmentation, level)]
+    first = method.min_calls(segmentation, level)
+    if left is not None and scorer.count_new(ablations[:first]) > left:
         raise BudgetError(f"hipe needs at least {first + 1} calls (the prompt and its first chunks); raise --budget")
-    scorer.charge_bound(ablations)
+    scorer.charge_bound(ablations, limit=left)
+    return None
 
 
 def plan(
@@ -294,8 +334,13 @@ def plan(
     scorer = _CountingScorer(tokens.ids, n_columns, baseline=baseline, budget=budget_left, requests=requests)
     distinct = {r.prompt_ids: len(r.prompt_ids) for r in coalition_prompts}
     scorer.add(len(distinct), requests * sum(distinct.values()) + len(distinct) * n_columns)
-    for region in layout.regions:
-        _schedule(scheduler, scorer, region, level)
+    reserves = later_reserves(scheduler, [region.segmentation for region in layout.regions], level)
+    flags = [
+        _schedule(scheduler, scorer, region, level, reserve)
+        for region, reserve in zip(layout.regions, reserves, strict=True)
+    ]
+    known = [flag for flag in flags if flag is not None]
+    exact = all(known) if known and len(known) == len(flags) and not scheduler.adaptive else None
     per_call = requests * len(tokens) + n_columns
     return Plan(
         method=scheduler.name,
@@ -306,6 +351,7 @@ def plan(
         generation_calls=int(target is None),
         calls=scorer.calls + options.noise_samples,
         tokens=scorer.tokens_evaluated + options.noise_samples * per_call,
-        exact=not scheduler.adaptive,
+        calls_exact=not scheduler.adaptive,
+        exact=exact,
         contrast_tokens=len(contrast_ids),
     )

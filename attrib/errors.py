@@ -24,6 +24,7 @@ The command line prints that line and exits non-zero, without a traceback.
     │       ├── NotAnAPIError                a 2xx answer that is not the API's JSON (a web page)
     │       └── EndpointUnavailableError     429, 5xx, timeouts or bad JSON after all retries
     ├── CacheError                           the response cache cannot be opened or used
+    ├── RegistrationError (also TypeError)   a registry entry is not a class of its kind's base
     └── ResultError (also ValueError)        a result's data is inconsistent
 """
 
@@ -51,6 +52,7 @@ __all__ = [
     "EndpointUnavailableError",
     "NotAnAPIError",
     "CacheError",
+    "RegistrationError",
     "ResultError",
 ]
 
@@ -152,6 +154,12 @@ class EndpointUnavailableError(EndpointError):
 class CacheError(AttribError):
     """The persistent cache cannot be opened or used (a file where the directory should be,
     no permission, a database that fails mid-run). The message names the file and the fix."""
+
+
+class RegistrationError(AttribError, TypeError):
+    """A registry entry cannot be used: not a ``"module:Class"`` string, a target that does
+    not import, or a class that does not derive from its kind's base (a backend that is not
+    an :class:`~attrib.backend.Backend`, a method that is not a :class:`~attrib.scheduler.Scheduler`)."""
 
 
 class ResultError(AttribError, ValueError):

@@ -71,10 +71,8 @@ def check_contrast(contrast: object, target: str | None) -> None:
 
 def _scheduler(name: str, seed: int) -> Scheduler:
     """The method registered as ``name``; a method that samples gets the run's seed."""
-    cls = registry.resolve("method", name)
-    takes_seed = "seed" in inspect.signature(cls).parameters
-    scheduler: Scheduler = cls(seed=seed) if takes_seed else cls()
-    return scheduler
+    takes_seed = "seed" in inspect.signature(registry.methods.resolve(name)).parameters
+    return registry.methods.create(name, **({"seed": seed} if takes_seed else {}))
 
 
 def _check_recordable(what: str, description: dict[str, object]) -> None:
@@ -154,9 +152,7 @@ class RunOptions:
         """
         check_count("seed", seed)
         scheduler = method if isinstance(method, Scheduler) else _scheduler(method, seed)
-        perturb = (
-            perturbation if isinstance(perturbation, Perturbation) else registry.create("perturbation", perturbation)
-        )
+        perturb = registry.perturbations.instance(perturbation)
         check_level(level)
         _check_recordable("method", scheduler.describe())
         _check_recordable("perturbation", perturb.describe())

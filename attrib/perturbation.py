@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from attrib.errors import InputError, UnknownNameError
+from attrib.errors import InputError
 from attrib.segmentation import Tokenization
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "Deletion",
     "Replacement",
     "merge_spans",
-    "get_perturbation",
 ]
 
 #: A half-open run of token positions ``(first, last)``.
@@ -141,19 +140,3 @@ class Replacement(Perturbation):
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "baseline": self.baseline}
-
-
-_PERTURBATIONS: dict[str, type[Perturbation]] = {"delete": Deletion, "replace": Replacement}
-
-
-def get_perturbation(spec: str | Perturbation) -> Perturbation:
-    """Return a perturbation for a name (``"delete"``, ``"replace"``) or pass one through.
-
-    Raises:
-        UnknownNameError: for an unknown name.
-    """
-    if isinstance(spec, Perturbation):
-        return spec
-    if spec not in _PERTURBATIONS:
-        raise UnknownNameError.for_choice("perturbation", spec, _PERTURBATIONS)
-    return _PERTURBATIONS[spec]()

@@ -37,7 +37,7 @@ from attrib.progress import Progress
 from attrib.prompt import ChatPrompt, Layout, Prompt, Region, as_prompt, coalition_requests
 from attrib.result import Attribution, Contrast, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace
 from attrib.roles import coalitions, role_shares, shapley_values
-from attrib.scheduler import Schedule, Scheduler
+from attrib.scheduler import ReservedScorer, Schedule, Scheduler, SpanScorer, later_reserves
 from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Unit
 from attrib.target import Output, resolve_output
@@ -219,7 +219,11 @@ def run(
         roles: dict[str, float] | None = None
         if chat is not None:
             shapley, roles = _message_shapley(chat, backend, scorer, subsets, base, options.seed, bar)
-        schedules = [_run_region(method, scorer, region, level, chat, bar) for region in layout.regions]
+        reserves = later_reserves(method, [region.segmentation for region in layout.regions], level)
+        schedules = [
+            _run_region(method, scorer, region, level, chat, bar, reserve=reserve)
+            for region, reserve in zip(layout.regions, reserves, strict=True)
+        ]
     finally:
         bar.close()
 
@@ -321,9 +325,17 @@ def _message_shapley(
 
 
 def _run_region(
-    method: Scheduler, scorer: Scorer, region: Region, level: str, chat: ChatPrompt | None, bar: Progress
+    method: Scheduler,
+    scorer: Scorer,
+    region: Region,
+    level: str,
+    chat: ChatPrompt | None,
+    bar: Progress,
+    *,
+    reserve: int = 0,
 ) -> Schedule:
-    """The method over one region's units, its spans shifted into the whole prompt."""
+    """The method over one region's units, its spans shifted into the whole prompt, leaving
+    ``reserve`` calls of the budget to the regions after it."""
     on_phase: Callable[[str, int | None], None]
     if chat is None or region.message is None:
 
@@ -336,7 +348,10 @@ def _run_region(
         def on_phase(label: str, total: int | None) -> None:
             bar.set_phase(prefix + label, total=total)
 
-    return method.run(RegionScorer(scorer, region.offset), region.segmentation, level, on_phase=on_phase)
+    view: SpanScorer = RegionScorer(scorer, region.offset)
+    if reserve:
+        view = ReservedScorer(view, reserve)
+    return method.run(view, region.segmentation, level, on_phase=on_phase)
 
 
 def _trace(method: Scheduler, layout: Layout, schedules: list[Schedule]) -> Trace | MethodTrace | None:

@@ -1,27 +1,38 @@
-"""A one-line progress display on stderr for long attribution runs.
+"""The one-line progress display of a single attribution run, on stderr, drawn by tqdm.
 
-Drawn only when the stream is a terminal (so logs and CI output stay clean), at
-most ten times a second, and erased when the run ends.
+The line shows the phase (``"generating"``, ``"hipe depth 2"``), the scoring calls
+done in the whole run against the call count the phase ends at (a bar when that
+count is known), the elapsed time, the rate and the time left. It is drawn only
+when the stream is a terminal (so logs and CI output stay clean), at most ten
+times a second, and erased when the run ends. tqdm is imported only when the
+line is drawn.
 """
 
 from __future__ import annotations
 
 import sys
-import time
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["Progress"]
 
+#: The line with a known call count: phase, bar, calls done / calls the phase ends at, time, rate, time left.
+_WITH_TOTAL = "{desc}  {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} calls  [{elapsed}<{remaining}, {rate_fmt}]"
+#: The line without one (generating): phase, calls done, time, rate.
+_WITHOUT_TOTAL = "{desc}  {n_fmt} calls  [{elapsed}, {rate_fmt}]"
+
 
 class Progress:
-    """Progress of a run: a phase label, a call count against an optional total, elapsed time.
+    """Progress of a run: a phase label, a call count against an optional total, elapsed time and time left.
 
     Args:
         enabled: draw at all; ``None`` draws only when ``stream`` is a terminal.
         stream: where to draw (default ``sys.stderr``).
-    """
 
-    _WIDTH = 24
+    Attributes:
+        phase: the current phase's label.
+        done: scoring calls completed in the whole run.
+        total: the call count the current phase ends at, or ``None`` if unknown.
+    """
 
     def __init__(self, *, enabled: bool | None = None, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
@@ -31,42 +42,50 @@ class Progress:
         self.phase = ""
         self.done = 0
         self.total: int | None = None
-        self._started = time.perf_counter()
-        self._last_draw = 0.0
-        self._drawn = False
+        self._bar: Any = None  # a tqdm bar once drawn
 
     def set_phase(self, phase: str, *, total: int | None = None) -> None:
         """Start a phase (``"generating"``, ``"hipe depth 2"``); ``total`` is the calls it ends at."""
         self.phase = phase
         self.total = total
-        self._draw(force=True)
+        bar = self._line()
+        if bar is None:
+            return
+        bar.set_description_str(phase, refresh=False)
+        bar.total = total
+        bar.bar_format = _WITH_TOTAL if total else _WITHOUT_TOTAL
+        bar.refresh()
 
     def update(self, done: int) -> None:
         """Record that ``done`` calls have completed in the whole run."""
         self.done = done
-        self._draw()
+        bar = self._line()
+        if bar is not None and done != bar.n:
+            bar.update(done - bar.n)
 
     def close(self) -> None:
         """Erase the line."""
-        if self.enabled and self._drawn:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self._drawn = False
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
-    def _draw(self, *, force: bool = False) -> None:
+    def _line(self) -> Any:
+        """The tqdm bar, opened on first use; ``None`` when not drawing."""
         if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last_draw < 0.1:
-            return
-        self._last_draw = now
-        elapsed = now - self._started
-        if self.total:
-            filled = min(self._WIDTH, int(self._WIDTH * self.done / self.total))
-            bar = "#" * filled + "." * (self._WIDTH - filled)
-            count = f"[{bar}] {self.done}/{self.total} calls"
-        else:
-            count = f"{self.done} calls"
-        self.stream.write(f"\r\033[K{self.phase}  {count}  {elapsed:6.1f} s")
-        self.stream.flush()
-        self._drawn = True
+            return None
+        if self._bar is None:
+            from tqdm import tqdm  # imported on use: ``import attrib`` stays light
+
+            self._bar = tqdm(
+                desc=self.phase,
+                total=self.total,
+                initial=self.done,
+                unit=" calls",
+                file=self.stream,
+                leave=False,
+                mininterval=0.1,
+                dynamic_ncols=True,
+                disable=False,
+                bar_format=_WITH_TOTAL if self.total else _WITHOUT_TOTAL,
+            )
+        return self._bar

@@ -2,8 +2,8 @@
 
 A scheduler decides which token spans to ablate (and in which rounds), asks a
 scorer (:class:`SpanScorer`, e.g. :class:`~attrib.scoring.Scorer`) for their drops, and returns the attribution
-matrix at the requested level. Two ship with attrib, named in :mod:`attrib.registry`
-(kind ``"method"``) and imported only when first asked for:
+matrix at the requested level. Those shipped with attrib are named in
+:data:`attrib.registry.methods` and imported only when first asked for; among them:
 
 * :class:`~attrib.itp.ITP`, iterative perturbation: one variant per unit
   (exhaustive leave-one-out), the reference.
@@ -25,15 +25,11 @@ from typing import Any, ClassVar, Protocol, Self, cast
 
 import numpy as np
 
-from attrib import registry
-from attrib.errors import InputError, UnknownNameError
+from attrib.errors import BudgetError, UnknownNameError
 from attrib.perturbation import Span
 from attrib.segmentation import Segmentation
 
-__all__ = ["Scheduler", "Schedule", "SpanScorer", "get_scheduler", "METHODS"]
-
-#: Names of the built-in schedulers (read from the registry; nothing is imported).
-METHODS: tuple[str, ...] = tuple(registry.names("method"))
+__all__ = ["Scheduler", "Schedule", "SpanScorer", "ReservedScorer", "later_reserves"]
 
 
 @dataclass
@@ -94,6 +90,71 @@ class SpanScorer(Protocol):
         ...
 
 
+class ReservedScorer:
+    """A :class:`SpanScorer` that leaves ``reserve`` calls of the budget to work still to come.
+
+    A chat's messages are attributed one after another under one budget; each message's
+    schedule sees the budget less the first rounds of the messages after it (see
+    :func:`later_reserves`), so an early message that refines everything cannot leave a
+    later one without its first round. Without a budget it changes nothing.
+
+    Args:
+        scorer: the scorer to draw from (its own budget still holds).
+        reserve: calls to leave unspent, 0 or more.
+    """
+
+    def __init__(self, scorer: SpanScorer, reserve: int) -> None:
+        self.scorer = scorer
+        self.reserve = reserve
+
+    @property
+    def n_output(self) -> int:
+        return self.scorer.n_output
+
+    @property
+    def contrast_start(self) -> int | None:
+        return self.scorer.contrast_start
+
+    @property
+    def calls(self) -> int:
+        return self.scorer.calls
+
+    @property
+    def remaining(self) -> int | None:
+        outer = self.scorer.remaining
+        return None if outer is None else max(0, outer - self.reserve)
+
+    @property
+    def base_logprobs(self) -> np.ndarray:
+        return self.scorer.base_logprobs
+
+    def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
+        return self.scorer.count_new(ablations)
+
+    def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
+        """Like :meth:`SpanScorer.drops`, nats, shape (len(ablations), n_output).
+
+        Raises:
+            BudgetError: if the new variants would spend the reserve.
+        """
+        remaining = self.remaining
+        if remaining is not None and self.count_new(ablations) > remaining:
+            raise BudgetError(
+                f"{self.count_new(ablations)} more calls would leave less than the {self.reserve} kept for the "
+                "messages still to attribute; raise --budget"
+            )
+        return self.scorer.drops(ablations)
+
+
+def later_reserves(method: Scheduler, segmentations: Sequence[Segmentation], level: str) -> list[int]:
+    """For each region in turn, the calls the regions after it need at least (their :meth:`Scheduler.min_calls`).
+
+    What the budget check adds up, so a budget it accepts leaves every region its first round.
+    """
+    needs = [method.min_calls(segmentation, level) for segmentation in segmentations]
+    return [sum(needs[index + 1 :]) for index in range(len(needs))]
+
+
 def _described(value: object) -> object:
     """A parameter as recorded: a strategy object by its own ``describe()``, anything else as is."""
     describe = getattr(value, "describe", None)
@@ -115,7 +176,13 @@ class Scheduler(ABC):
 
     @abstractmethod
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
-        """Fewest perturbed-variant calls the method needs to produce any result."""
+        """Fewest perturbed-variant calls the method needs to produce any result.
+
+        The budget check (``attrib.pipeline.check_budget``) refuses a budget below it
+        before any call, so it must never exceed what :meth:`run` really needs: count
+        variants as :meth:`SpanScorer.count_new` does (by merged spans), the ones the
+        schedule scores twice once; where the schedule depends on the scores, a lower bound.
+        """
 
     @abstractmethod
     def run(
@@ -162,23 +229,3 @@ class Scheduler(ABC):
                 raise UnknownNameError.for_choice(f"parameter of {self.name or type(self).__name__}", key, known)
         # dataclasses.replace is typed for dataclass instances; every scheduler is one
         return cast(Self, dataclasses.replace(cast(Any, self), **changes))
-
-
-def get_scheduler(spec: str | Scheduler) -> Scheduler:
-    """Return a scheduler for a registered name (``"hipe"``, ``"itp"``) or pass an instance through.
-
-    Names resolve through :mod:`attrib.registry` (kind ``"method"``), so this module
-    imports no scheduler and no scheduler imports it back at import time.
-
-    Raises:
-        UnknownNameError: for an unknown name (with the closest known one).
-        InputError: if the name is registered to something that is not a :class:`Scheduler`.
-    """
-    if isinstance(spec, Scheduler):
-        return spec
-    scheduler = registry.create("method", spec)
-    if not isinstance(scheduler, Scheduler):
-        raise InputError(
-            f"method {spec!r} is registered as {type(scheduler).__name__}, not a Scheduler; fix its registry entry"
-        )
-    return scheduler

@@ -51,18 +51,23 @@ class Output:
     contrast_text: str | None = None
 
 
-def check_fits(backend: Backend, n_prompt: int, n_output: int) -> None:
-    """Refuse a prompt and output that exceed the model's context (BOS counted).
+def check_fits(backend: Backend, n_prompt: int, n_output: int, *, what: str = "output") -> None:
+    """Refuse a prompt and continuation that exceed the model's context (BOS counted).
+
+    Args:
+        n_prompt: prompt tokens.
+        n_output: tokens of the continuation scored after it.
+        what: the continuation's name in the message: ``"output"`` or ``"contrast"``.
 
     Raises:
-        PromptTooLongError: with both lengths and the limit.
+        PromptTooLongError: with both lengths, the limit, and what to shorten.
     """
     needed = n_prompt + n_output + 1
     if needed > backend.context_length:
         raise PromptTooLongError(
-            f"prompt is {n_prompt:,} tokens and the output {n_output:,}; with BOS that is "
+            f"prompt is {n_prompt:,} tokens and the {what} {n_output:,}; with BOS that is "
             f"{needed:,}, over the model's context of {backend.context_length:,} tokens; "
-            "shorten the prompt or the output",
+            f"shorten the prompt or the {what}",
             n_tokens=needed,
             limit=backend.context_length,
         )
@@ -155,7 +160,7 @@ def split_contrast(
         )
     if ids == output_ids:
         raise InputError(f"contrast {contrast!r} has the same tokens as the output; pass a different alternative")
-    check_fits(backend, len(layout.tokenization), len(ids))
+    check_fits(backend, len(layout.tokenization), len(ids), what="contrast")
     return ids, text
 
 

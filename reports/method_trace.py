@@ -65,6 +65,13 @@ def _number(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _quality(value: Any, reason: Any) -> str:
+    """A held-out fit quality as text; ``None`` is a quality the method found undefined (with its reason)."""
+    if value is None:
+        return f"undefined ({reason})" if isinstance(reason, str) and reason else "undefined"
+    return _number(value)
+
+
 def _rows(record: Mapping[str, Any], prefix: str = "") -> list[TraceRow]:
     """The rows of one record (keys as the coalition methods write them)."""
     rows: list[TraceRow] = []
@@ -93,8 +100,9 @@ def _rows(record: Mapping[str, Any], prefix: str = "") -> list[TraceRow]:
         add("standard_error", "largest standard error of a unit's total", f"{max(errors):.3f} nats")
     held_out = record.get("held_out")
     if isinstance(held_out, Mapping):
-        add("lds", "held-out LDS (Spearman, fit vs. measured)", _number(held_out.get("lds")))
-        add("r2", "held-out R² of the fit", _number(held_out.get("r2")))
+        reason = held_out.get("undefined")
+        add("lds", "held-out LDS (Spearman, fit vs. measured)", _quality(held_out.get("lds"), reason))
+        add("r2", "held-out R² of the fit", _quality(held_out.get("r2"), reason))
         add("folds", "cross-validation folds", _number(held_out.get("folds")))
     elif "held_out" in record:
         add("lds", "held-out LDS", "not measured (fewer than 4 masks)")
@@ -119,8 +127,8 @@ def _budget_note(method: str, records: list[Mapping[str, Any]]) -> str:
             "estimates are looser; efficiency (values summing to the full drop) is still imposed."
         )
     if method in ("surrogate", "lime"):
-        lds = [r.get("held_out", {}).get("lds") for r in records if isinstance(r.get("held_out"), Mapping)]
-        quality = f" (held-out LDS {_number(lds[0])})" if lds else ""
+        held = [r["held_out"] for r in records if isinstance(r.get("held_out"), Mapping)]
+        quality = f" (held-out LDS {_quality(held[0].get('lds'), held[0].get('undefined'))})" if held else ""
         return (
             "The call budget cut the masks short: the linear fit saw fewer samples, so trust its weights only "
             f"as far as its held-out quality{quality} says."

@@ -102,12 +102,12 @@ def test_plan_is_exact_for_itp_and_an_upper_bound_for_hipe() -> None:
     toy = ToyBackend(sensitivity={"paris": 2.0, "capital": 1.0}, output=" yes it is")
     exact = attrib.plan(PROMPT, backend=toy, method="itp", level="word", max_new_tokens=3)
     run = attrib.attribute(PROMPT, backend=toy, method="itp", level="word", max_new_tokens=3)
-    assert exact.exact and exact.calls == run.stats.calls == len(run.units) + 1
+    assert exact.calls_exact and exact.calls == run.stats.calls == len(run.units) + 1
     assert exact.generation_calls == 1 and exact.output_tokens == 3
     assert exact.tokens >= exact.calls * 3
     bound = attrib.plan(PROMPT, backend=toy, method="hipe", level="token", max_new_tokens=3)
     hipe = attrib.attribute(PROMPT, backend=toy, method="hipe", level="token", max_new_tokens=3)
-    assert not bound.exact and bound.calls >= hipe.stats.calls
+    assert not bound.calls_exact and bound.calls >= hipe.stats.calls
     assert "at most" in bound.describe()
     capped = attrib.plan(PROMPT, backend=toy, method="hipe", level="token", max_new_tokens=3, budget=10)
     assert capped.calls <= 10

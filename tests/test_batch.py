@@ -206,9 +206,9 @@ def test_resume_skips_finished_ids_and_retries_failures_only_when_asked(tmp_path
 
 def test_another_run_in_the_same_out_dir_is_refused(tmp_path: Path) -> None:
     run(RECORDS[:1], out_dir=tmp_path)
-    with pytest.raises(InputError, match="another options"):
+    with pytest.raises(InputError, match="--level: run.json has 'word', this run 'sentence'"):
         run(RECORDS[:1], out_dir=tmp_path, level="sentence")
-    with pytest.raises(InputError, match="another input sha256"):
+    with pytest.raises(InputError, match="input: run.json has sha256 [0-9a-f]{12}…"):
         run(RECORDS[:2], out_dir=tmp_path)
     assert run(RECORDS[:2], out_dir=tmp_path, force=True).skipped == 1
 

@@ -148,3 +148,27 @@ def test_a_backend_that_cannot_open_on_the_workers_is_the_runs_error(ray_runtime
     with pytest.raises(ModelNotFoundError, match="missing.gguf"):
         list(batch.outcomes())
     assert not (tmp_path / "records.jsonl").exists()
+    assert not (tmp_path / "run.json").exists()  # written only once a run has started
+
+
+def test_starting_ray_keeps_the_commands_sigterm_handler(tmp_path: Path) -> None:
+    # ray.init installs its own SIGTERM handler (sys.exit) in the driver; the command line's
+    # (finished work kept, one line, exit 143) must survive it.
+    import subprocess
+    import sys
+
+    script = (
+        "import signal\n"
+        "from attrib.batch import attribute_many\n"
+        "def mine(signum, frame): pass\n"
+        "signal.signal(signal.SIGTERM, mine)\n"
+        "summary = attribute_many([{'id': 'a', 'prompt': 'Paris is far.'}], executor='ray', workers=1, backend='toy')\n"
+        "print(summary.ok, signal.getsignal(signal.SIGTERM) is mine)\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root, "RAY_ADDRESS": ""}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "True"], proc.stdout + proc.stderr

@@ -43,6 +43,19 @@ def test_default_directory_follows_attrib_cache_dir(monkeypatch: pytest.MonkeyPa
     assert default_cache_dir() == tmp_path / "xdg" / "attrib"
 
 
+@pytest.mark.parametrize("xdg", ["relative/cache", "  ", ""])
+def test_a_relative_or_blank_xdg_cache_home_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, xdg: str
+) -> None:
+    # The XDG specification: a relative path is invalid and is ignored (it must not
+    # put the cache under whatever directory a run happens to start in).
+    monkeypatch.delenv("ATTRIB_CACHE_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    assert default_cache_dir() == tmp_path / ".cache" / "attrib"
+    assert default_cache_dir().is_absolute()
+
+
 @pytest.mark.parametrize(
     "damage",
     [

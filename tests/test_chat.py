@@ -160,7 +160,7 @@ def test_noise_samples_and_dry_runs_work_for_chats() -> None:
     result = attrib.attribute(CHAT, backend=toy, method="itp", level="word", noise_samples=2)
     assert result.noise is not None and len(result.within_noise) == len(result.units)
     bound = attrib.plan(CHAT, backend=toy, method="itp", level="word", noise_samples=2)
-    assert bound.calls == result.stats.calls and bound.exact
+    assert bound.calls == result.stats.calls and bound.calls_exact
 
 
 def test_a_target_whose_first_token_takes_in_the_template_cue_is_split_jointly() -> None:

@@ -11,9 +11,8 @@ import attrib
 from attrib import registry
 from attrib.backends.toy import ToyBackend
 from attrib.errors import InputError, UnknownNameError
-from attrib.hipe import ORDERS, BestFirst, DepthOrder, Fixed, HiPe, MidRange, Relative, get_threshold
+from attrib.hipe import BestFirst, DepthOrder, Fixed, HiPe, MidRange, Relative, get_threshold
 from attrib.itp import ITP
-from attrib.scheduler import METHODS, get_scheduler
 
 PROMPT = "The capital of France is Paris, a city on the Seine. " * 3 + "Question: which city? Answer:"
 
@@ -99,12 +98,12 @@ def test_get_threshold_reads_a_name_a_number_or_an_instance(spec, expected):
 
 
 def test_thresholds_and_orders_resolve_through_the_registry():
-    assert registry.resolve("threshold", "relative") is Relative
-    assert registry.resolve("order", "best") is BestFirst
-    assert registry.resolve("order", "depth") is DepthOrder
-    assert ORDERS == ("best", "depth")
-    assert {"hipe", "itp"} <= set(METHODS)
-    assert isinstance(get_scheduler("hipe"), HiPe) and isinstance(get_scheduler("itp"), ITP)
+    assert registry.thresholds.resolve("relative") is Relative
+    assert registry.orders.resolve("best") is BestFirst
+    assert registry.orders.resolve("depth") is DepthOrder
+    assert registry.orders.names() == ["best", "depth"]
+    assert {"hipe", "itp"} <= set(registry.methods.names())
+    assert isinstance(registry.methods.create("hipe"), HiPe) and isinstance(registry.methods.create("itp"), ITP)
 
 
 def test_unknown_names_suggest_the_closest_known_one():
@@ -113,14 +112,16 @@ def test_unknown_names_suggest_the_closest_known_one():
     with pytest.raises(UnknownNameError, match="unknown order 'bets'; did you mean 'best'"):
         HiPe(order="bets")
     with pytest.raises(UnknownNameError, match="unknown method 'hpie'; did you mean 'hipe'"):
-        get_scheduler("hpie")
+        registry.methods.create("hpie")
 
 
-def test_a_registered_threshold_is_usable_by_name(monkeypatch):
-    entries = dict(registry._ENTRIES["threshold"])
-    monkeypatch.setitem(registry._ENTRIES, "threshold", entries)
-    registry.register("threshold", "strict", "tests.test_hipe_parameters:Strict")
-    assert HiPe(threshold="strict").describe()["threshold"] == {"name": "strict", "nats": 3.0}
+def test_a_registered_threshold_is_usable_by_name():
+    registry.thresholds.register("strict", "tests.test_hipe_parameters:Strict")
+    try:
+        assert HiPe(threshold="strict").describe()["threshold"] == {"name": "strict", "nats": 3.0}
+    finally:
+        registry.thresholds.unregister("strict")
+    assert "strict" not in registry.thresholds
 
 
 @dataclasses.dataclass(frozen=True)

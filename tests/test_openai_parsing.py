@@ -7,7 +7,7 @@ import pytest
 
 import attrib
 from attrib import registry
-from attrib.backends.openai import SCORING_MODES, OpenAIBackend, redact_url
+from attrib.backends.openai import OpenAIBackend, redact_url
 from attrib.backends.openai.probe import ladder
 from attrib.backends.openai.rungs.base import Rung, chat_body, message_text, prompt_tokens
 from attrib.backends.openai.rungs.forced import ForcedRung, echoed_continuation, offers_echo
@@ -140,10 +140,9 @@ def test_each_rung_declares_its_capabilities_and_identity() -> None:
 
 
 def test_the_ladder_comes_from_the_registry_most_exact_first() -> None:
-    assert SCORING_MODES == ("forced", "top_logprobs", "text")
-    assert ladder() == list(SCORING_MODES)
-    for name in SCORING_MODES:
-        cls = registry.resolve("rung", name)
+    assert ladder() == ["forced", "top_logprobs", "text"]
+    for name in ladder():
+        cls = registry.rungs.resolve(name)
         assert issubclass(cls, Rung) and cls.name == name
 
 

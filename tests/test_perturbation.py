@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from attrib import registry
 from attrib.backends.toy import ToyBackend
 from attrib.errors import InputError, UnknownNameError
-from attrib.perturbation import Deletion, Replacement, get_perturbation, merge_spans
+from attrib.perturbation import Deletion, Replacement, merge_spans
 
 
 def test_merge_spans_sorts_merges_and_drops_empty():
@@ -39,4 +40,4 @@ def test_replacement_baseline_must_be_one_token():
 
 def test_unknown_perturbation_name():
     with pytest.raises(UnknownNameError, match="did you mean 'delete'"):
-        get_perturbation("deletion")
+        registry.perturbations.create("deletion")

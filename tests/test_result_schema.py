@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -136,7 +137,6 @@ def test_the_schema_ships_with_the_package():
 
 
 def test_the_schema_is_valid_draft_2020_12_and_agrees_with_the_small_validator():
-    jsonschema = pytest.importorskip("jsonschema")
     schema = load_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     good = attrib.Attribution.from_json(DATA / "result-v1-audit.json").to_dict()

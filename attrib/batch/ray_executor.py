@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
+import threading
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -107,6 +109,21 @@ def _rebuilt(kind: str, message: str) -> AttribError:
     return error
 
 
+def _init_keeping_sigterm(ray: Any, address: str | None, options: dict[str, Any]) -> None:
+    """``ray.init``, with this process's SIGTERM handler put back afterwards.
+
+    ``ray.init`` installs a SIGTERM handler of its own (``sys.exit``) in the driver, which
+    would replace the command line's (:class:`attrib.cli.Terminated`: finished work kept,
+    one line, exit status 143). Only the main thread can set handlers; elsewhere nothing
+    is saved or restored.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    ray.init(address=address, **options)
+    if main and previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_ray(
     items: Sequence[Item], spec: Spec, *, workers: int | None = None, address: str | None = None
 ) -> Iterator[Done]:
@@ -138,7 +155,7 @@ def run_ray(
             options["include_dashboard"] = False
             if workers is not None:
                 options["num_cpus"] = workers
-        ray.init(address=address, **options)
+        _init_keeping_sigterm(ray, address, options)
     count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     count = min(count, len(items))
     actor_class: Any = ray.remote(num_cpus=1, max_restarts=0)(BatchActor)

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from attrib.backend import Backend
-from attrib.batch.inputs import BadInputError, Item, Problem, check_records, from_dicts, read_records
+from attrib.batch.inputs import BadInputError, Item, Problem, check_records, fingerprint, from_dicts, read_input
 from attrib.batch.outcomes import Outcome, Summary
 from attrib.batch.outdir import OutDir
 from attrib.batch.records import error_record
@@ -29,6 +29,7 @@ from attrib.batch.worker import Done, Spec
 from attrib.caching import CacheSpec
 from attrib.errors import InputError, UnknownNameError
 from attrib.options import RunOptions
+from attrib.paths import Place, check_places
 from attrib.scheduler import Scheduler
 
 __all__ = ["attribute_many", "prepare", "run_batch", "Batch", "Outcome", "Summary", "EXECUTORS", "TASKS"]
@@ -112,9 +113,15 @@ class Batch:
 
         module, _, name = EXECUTORS[self.executor].partition(":")
         execute: Callable[..., Iterator[Done]] = getattr(importlib.import_module(module), name)
-        bad = (Done(error_record(p.id, p.line, p.meta, p.error_type, p.message)) for p in self.problems)
+        bad = [Done(error_record(p.id, p.line, p.meta, p.error_type, p.message)) for p in self.problems]
         try:
-            for done in _chain(bad, lambda: execute(self.items, self.spec, workers=self.workers, address=self.address)):
+            # Nothing is written before the executor's first item is back (or it had none):
+            # a backend that does not open leaves no run.json, no record.
+            running = execute(self.items, self.spec, workers=self.workers, address=self.address)
+            first = list(itertools.islice(running, 1))
+            if self.out is not None:
+                self.out.begin()
+            for done in itertools.chain(bad, first, running):
                 outcome = self._keep(done)
                 if on_outcome is not None:
                     on_outcome(outcome)
@@ -122,7 +129,8 @@ class Batch:
         finally:
             if self.out is not None:
                 try:
-                    self.out.write_units()
+                    if self.out.started:
+                        self.out.write_units()
                 finally:
                     self.out.release()
 
@@ -133,11 +141,6 @@ class Batch:
         record = self.out.write(done)
         file = self.out.path / record["file"] if "file" in record else None
         return Outcome(item_id, record, None, file, done.worker)
-
-
-def _chain(first: Iterable[Done], then: Callable[[], Iterator[Done]]) -> Iterator[Done]:
-    yield from first
-    yield from then()
 
 
 def prepare(
@@ -166,7 +169,8 @@ def prepare(
     Raises:
         BadInputError: listing every bad record (unless ``skip_bad``).
         InputError: for an unknown task or executor, options the task does not take, an
-            unreadable input, or an OUT_DIR holding another run (unless ``force``).
+            unreadable input, an ``out_dir`` that is empty or holds the input
+            (:func:`attrib.paths.check_places`), or an OUT_DIR holding another run (unless ``force``).
         UnknownNameError, BudgetError: for a bad run-wide option.
     """
     if task not in TASKS:
@@ -182,20 +186,22 @@ def prepare(
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
     options.setdefault("level", "sentence" if task == "audit" else "token")
     _build_options(options)  # run-wide options checked before the input is read
+    if out_dir is not None:  # no output may be the input or an empty path
+        reads = [Place("the input", items)] if isinstance(items, str | os.PathLike) else []
+        check_places([Place("out_dir", out_dir, run_dir=True)], reads)
 
     def check_options(own: dict[str, Any]) -> None:
         _build_options({**options, **own})
 
     if isinstance(items, str | os.PathLike):
         source = str(items)
-        raws = read_records(items)
-        data = Path(items).read_bytes()
+        raws, data = read_input(items)  # read once: a pipe cannot be read again to hash it
         described = {"path": os.path.abspath(source), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     else:
         source = "the items"
         records = list(items)
         raws = from_dicts(records)
-        data = json.dumps(records, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+        data = fingerprint(records)
         described = {"path": None, "size": len(records), "sha256": hashlib.sha256(data).hexdigest()}
     todo, problems = check_records(raws, system=system, check_options=check_options)
     if problems and not skip_bad:
@@ -215,17 +221,26 @@ def prepare(
         out = OutDir(out_dir)
         try:  # held (OutDir.lock) from here until the outcomes end
             out.claim(_run_json(task, spec, system, described, executor), force=force)
-            finished = out.scan()
+            finished = out.scan()  # without the stale records (their item file is gone): redone
             retry = {key for key, record in finished.items() if record.get("status") != "ok"} if retry_failed else set()
-            out.forget(retry)
+            out.forget(retry | out.stale)
+            done_ids = set(finished) - retry
+            skipped = sum(1 for item in todo if item.id in done_ids) + sum(1 for p in problems if p.id in done_ids)
+            retained = sum(1 for key in done_ids if finished[key].get("status") != "ok")
+            todo = [item for item in todo if item.id not in done_ids]
+            problems = [p for p in problems if p.id not in done_ids]
+            refused = out.reserve(item.id for item in todo)  # two ids, one item file: the later one is bad
+            if refused:
+                problems = sorted(
+                    [*problems, *(Problem(i.line, i.id, refused[i.id], meta=i.meta) for i in todo if i.id in refused)],
+                    key=lambda p: p.line,
+                )
+                todo = [item for item in todo if item.id not in refused]
+                if not skip_bad:
+                    raise BadInputError(problems, source)
         except BaseException:
             out.release()
             raise
-        done_ids = set(finished) - retry
-        skipped = sum(1 for item in todo if item.id in done_ids) + sum(1 for p in problems if p.id in done_ids)
-        retained = sum(1 for key in done_ids if finished[key].get("status") != "ok")
-        todo = [item for item in todo if item.id not in done_ids]
-        problems = [p for p in problems if p.id not in done_ids]
     return Batch(
         items=todo,
         problems=problems,

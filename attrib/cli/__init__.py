@@ -1,7 +1,9 @@
 """The ``attrib`` command line: ``explain``, ``audit``, ``report``, ``batch`` and ``summarize``.
 
 User errors print one line, ``attrib: error: ...``, and exit with status 1
-(2 for a malformed command line); there is no traceback for them.
+(2 for a malformed command line); there is no traceback for them. SIGTERM is
+handled as Ctrl-C is (:class:`Terminated`): what is finished is kept, and the
+exit status is 143 (130 for Ctrl-C).
 
 * :mod:`attrib.cli.parser`: commands, flags and help (choices from the registry);
 * :mod:`attrib.cli.inputs`: reading prompts and files, writing outputs;
@@ -11,12 +13,43 @@ User errors print one line, ``attrib: error: ...``, and exit with status 1
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 from attrib.errors import AttribError
 
-__all__ = ["main"]
+__all__ = ["main", "Terminated"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: raised where the program is, so it unwinds as Ctrl-C does (exit status 143)."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` inside the block (main thread only; the handler is restored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_status(error: KeyboardInterrupt) -> int:
+    """The exit status of an interrupted command: 143 for SIGTERM, 130 for Ctrl-C (128 + the signal)."""
+    return 128 + (signal.SIGTERM if isinstance(error, Terminated) else signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,13 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         "summarize": summarize.run,
     }
     try:
-        return handlers[args.command](args)
+        with _sigterm_unwinds():
+            return handlers[args.command](args)
     except AttribError as error:
         print(f"attrib: error: {_one_line(str(error))}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         print("attrib: interrupted; no result was written", file=sys.stderr)
-        return 130
+        return interrupted_status(error)
     except BrokenPipeError:
         # The reader went away (``attrib explain ... | head``): not an error of ours, and
         # nothing more can be shown. Point stdout at /dev/null so the interpreter's own

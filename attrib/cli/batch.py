@@ -12,6 +12,7 @@ from typing import Any
 
 from attrib import registry
 from attrib.errors import InputError
+from attrib.paths import Place, check_places
 from attrib.segmentation import LEVELS
 
 __all__ = ["add_parser", "batch"]
@@ -35,13 +36,14 @@ input: JSON Lines (one record a line), .csv or .parquet with the same fields:
 Every record is checked before any model work; a bad one stops the run with the
 problems listed, unless --skip-bad-lines records each as an error and runs the rest.
 
-OUT_DIR: run.json, records.jsonl (one record per finished item, fsync'ed), items/<id>.json
+OUT_DIR: run.json, records.jsonl (one record per finished item, fsync'ed), items/<key>.json
 (the full results), units.csv and units.parquet (one row per unit). A re-run with the
 same command skips the finished ids (ok records; error records too unless --retry-failed),
 so a killed or interrupted run resumes where it stopped. See docs/batch.md.
 
 exit status: 0 when every item succeeded, 1 when any item failed (or on an error
-before the run), 2 for a malformed command line. The last line on stderr is
+before the run), 2 for a malformed command line, 130 on Ctrl-C, 143 on SIGTERM
+(finished items are kept). The last line on stderr is
 "N ok, M failed, K skipped (already done)".
 
 --executor ray: each worker opens the backend itself (by name and options) and reads
@@ -117,10 +119,12 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 def batch(args: argparse.Namespace) -> int:
     """``attrib batch``: run every record; exit 0 when all succeeded, 1 when any failed."""
     from attrib.batch import BadInputError, prepare, run_batch
-    from attrib.cli.commands import _backend_options, _cache, _check_texts, _method, _perturbation
+    from attrib.cli import Terminated, interrupted_status
+    from attrib.cli.commands import _backend_options, _cache, _check_texts, _inputs, _method, _perturbation
     from attrib.cli.inputs import decode, read_bytes
 
     _check_texts(args)
+    check_places([Place("-o", args.out_dir, run_dir=True)], [Place("the input", args.input), *_inputs(args)])
     if args.system is not None and args.system_file is not None:
         raise InputError("give the system prompt either with --system or with --system-file, not both")
     if args.workers is not None and args.workers < 1:
@@ -187,12 +191,21 @@ def batch(args: argparse.Namespace) -> int:
         raise
     try:
         summary = run_batch(prepared, progress=False if args.quiet else None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         print(
-            f"attrib: interrupted; every finished item is kept in {args.out_dir}; re-run the same command to resume",
+            f"attrib: {'terminated' if isinstance(error, Terminated) else 'interrupted'}; every finished item is "
+            f"kept in {args.out_dir}; re-run the same command to resume",
             file=sys.stderr,
         )
-        return 130
+        return interrupted_status(error)
+    unreadable = prepared.out.unreadable if prepared.out is not None else []
+    if unreadable:
+        reason = unreadable[0][2]
+        print(
+            f"attrib: note: {len(unreadable)} item file(s) could not be read and are left out of units.csv "
+            f"(first: {reason}); delete them and re-run the same command to redo those items",
+            file=sys.stderr,
+        )
     bugs = sum(1 for o in summary.outcomes if not o.ok and not _ours(o.record.get("error_type")))
     if bugs:
         print(

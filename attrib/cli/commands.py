@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from attrib import registry
 from attrib.caching import CacheSpec
-from attrib.cli.inputs import check_output, check_text, decode, read_bytes, read_prompt, write_text
+from attrib.cli.inputs import check_text, decode, read_bytes, read_prompt, write_text
 from attrib.cli.parser import API_FLAGS, HIPE_FLAGS
 from attrib.errors import EmptyPromptError, InputError, ResultError
+from attrib.paths import Place, check_places
 
 if TYPE_CHECKING:
     from attrib.backend import Backend
@@ -177,11 +178,22 @@ def _rescue(text: str) -> str:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse unwritable --json/--html paths before any model is loaded or called."""
-    check_output(args.json, "--json")
-    check_output(args.html, "--html")
-    if args.json is not None and args.json == args.html:
-        raise InputError("--json and --html name the same file; give two paths")
+    """Refuse --json/--html paths that cannot be written or would overwrite an input, before any work
+    (:func:`attrib.paths.check_places`)."""
+    check_places([Place("--json", args.json), Place("--html", args.html)], _inputs(args))
+
+
+def _inputs(args: argparse.Namespace) -> list[Place]:
+    """The files a command's flags name for reading (a ``--model`` only when it is a file)."""
+    reads = [
+        Place(f"the {flag} file", getattr(args, dest, None))
+        for flag, dest in (("--prompt-file", "prompt_file"), ("--system-file", "system_file"))
+    ]
+    reads.append(Place("the chat template", getattr(args, "chat_template", None)))
+    model = getattr(args, "model", None)
+    if model is not None and os.path.isfile(model):
+        reads.append(Place("the --model file", model))
+    return reads
 
 
 def explain(args: argparse.Namespace) -> int:
@@ -271,7 +283,7 @@ def report(args: argparse.Namespace) -> int:
     from attrib.result import Attribution
     from attrib.result.files import parse_json
 
-    check_output(args.output, "report")
+    check_places([Place("-o", args.output)], [Place("the result file", args.result)])
     try:
         result = Attribution.from_dict(parse_json(decode(*read_bytes(args.result, kind="result file"))))
     except ResultError as error:

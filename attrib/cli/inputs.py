@@ -8,7 +8,6 @@ written whole or not at all.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -111,22 +110,15 @@ def read_prompt(args: argparse.Namespace) -> str:
 
 
 def check_output(path: str | None, what: str) -> None:
-    """Refuse, before any work, an output path that cannot be written.
+    """Refuse, before any work, an output path that cannot be written (:func:`attrib.paths.check_writable`).
 
     Raises:
-        InputError: if ``path`` is a directory, its directory does not exist, or either
-            is not writable.
+        InputError: if ``path`` is empty or a directory, its directory does not exist, or
+            either is not writable.
     """
-    if path is None or path == "-":
-        return
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise InputError(f"{what} {path} is a directory; give a file name")
-    if not folder.is_dir():
-        raise InputError(f"cannot write {what} {path}: directory {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise InputError(f"cannot write {what} {path}: permission denied")
+    from attrib.paths import Place, check_writable
+
+    check_writable(Place(what, path))
 
 
 def write_text(path: str, text: str) -> None:

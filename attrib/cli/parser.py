@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     how = explain.add_argument_group("method")
     how.add_argument(
         "--method",
-        choices=registry.names("method"),
+        choices=registry.methods.names(),
         default="hipe",
         help="hipe: hierarchical (default); itp: exhaustive",
     )
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate (default 16)"
     )
     audit_how.add_argument(
-        "--method", choices=registry.names("method"), default="hipe", help="inside each message (default hipe)"
+        "--method", choices=registry.methods.names(), default="hipe", help="inside each message (default hipe)"
     )
     audit_how.add_argument(
         "--level", choices=LEVELS, default="sentence", help="units inside messages (default sentence)"
@@ -220,7 +220,7 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and API-endpoint flags shared by explain and audit."""
     model = parser.add_argument_group("model")
     model.add_argument(
-        "--backend", choices=registry.names("backend"), default="llama", help="model backend (default llama)"
+        "--backend", choices=registry.backends.names(), default="llama", help="model backend (default llama)"
     )
     model.add_argument(
         "--model",

@@ -14,8 +14,9 @@ import argparse
 import json
 from typing import Any
 
-from attrib.cli.inputs import check_output, write_text
+from attrib.cli.inputs import write_text
 from attrib.errors import InputError, ResultError
+from attrib.paths import Place, check_places
 
 __all__ = ["add_parser", "run"]
 
@@ -61,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
     """
     from attrib.summary import summarize
 
-    check_output(args.html, "HTML page")
-    check_output(args.json, "JSON summary")
+    check_places(
+        [Place("--html", args.html), Place("--json", args.json)],
+        [Place("the batch OUT_DIR", args.out_dir, run_dir=True)],
+    )
     summary = summarize(args.out_dir, top=args.top)
     if args.json is not None:
         text = json.dumps(summary.to_dict(), ensure_ascii=False, indent=2, allow_nan=False)

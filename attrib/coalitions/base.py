@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 
-from attrib.coalitions.game import CoalitionGame
+from attrib.coalitions.game import Coalition, CoalitionGame
 from attrib.errors import UnknownNameError
 from attrib.scheduler import Schedule, Scheduler, SpanScorer
 from attrib.segmentation import Segmentation
@@ -40,12 +40,27 @@ class CoalitionMethod(Scheduler):
 
     adaptive: ClassVar[bool] = False  # the coalitions are drawn before any is scored
 
+    #: Leading rounds of :meth:`rounds` without which the method gives no answer.
+    minimum_rounds: ClassVar[int] = 1
+
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         return self.least_calls(len(segmentation.boundaries(level)) - 1)
 
-    def least_calls(self, n: int) -> int:
-        """Fewest scoring calls that give an answer for ``n`` units."""
+    def rounds(self, n: int) -> list[list[Coalition]]:
+        """The coalitions the method plans for ``n`` units, in rounds, in the order it keeps them
+        under a budget (what :meth:`solve` passes to :meth:`CoalitionGame.fit_rounds`)."""
         raise NotImplementedError
+
+    def least_calls(self, n: int) -> int:
+        """Fewest scoring calls that give an answer for ``n`` units: the distinct coalitions of the
+        first :attr:`minimum_rounds` of :meth:`rounds` but the full one (which is the unperturbed prompt).
+
+        Derived from the rounds :meth:`solve` plays, so the budget check and the run agree.
+        """
+        if n == 0:
+            return 0
+        first = {c for round_ in self.rounds(n)[: self.minimum_rounds] for c in round_}
+        return sum(1 for c in first if len(set(c)) < n)
 
     def run(
         self,
@@ -69,6 +84,13 @@ class CoalitionMethod(Scheduler):
         if game.n == 0:
             return Schedule(scores=np.zeros((0, scorer.n_output)), trace={"units": 0})
         return self.solve(game, on_phase)
+
+    def most_calls(self, n: int) -> int:
+        """Most scoring calls the method can make for ``n`` units, with no budget: the distinct
+        coalitions of all its :meth:`rounds` but the full one (an upper bound for the dry run)."""
+        if n == 0:
+            return 0
+        return len({c for round_ in self.rounds(n) for c in round_ if len(set(c)) < n})
 
     def solve(self, game: CoalitionGame, on_phase: Phase) -> Schedule:
         """The method proper: coalition values to unit scores, shape (game.n, m), nats."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -35,10 +35,13 @@ from attrib.coalitions.base import CoalitionMethod, Phase
 from attrib.coalitions.checks import at_least, probability
 from attrib.coalitions.game import CoalitionGame
 from attrib.coalitions.shapley import ShapleySampling
-from attrib.errors import BudgetError
-from attrib.perturbation import Span
+from attrib.errors import BudgetError, InputError
+from attrib.perturbation import Span, merge_spans
 from attrib.scheduler import Schedule, SpanScorer
 from attrib.segmentation import Segmentation
+
+if TYPE_CHECKING:
+    from attrib.hipe import HiPe
 
 __all__ = ["Hierarchical", "CappedScorer"]
 
@@ -118,20 +121,41 @@ def top_region(coarse: Schedule, bounds: Sequence[int], size: int) -> list[int]:
     return sorted(int(i) for i in order[:size])
 
 
+def _most_disjoint(sets: list[frozenset[int]]) -> int:
+    """The size of the largest family of pairwise disjoint sets among ``sets`` (few sets: searched)."""
+    if len(sets) > 16:
+        return len(sets)  # an upper bound, enough for a lower bound on calls
+    best = 0
+
+    def grow(start: int, used: frozenset[int], size: int) -> None:
+        nonlocal best
+        best = max(best, size)
+        for index in range(start, len(sets)):
+            if not used & sets[index]:
+                grow(index + 1, used | sets[index], size + 1)
+
+    grow(0, frozenset(), 0)
+    return best
+
+
 @dataclass(frozen=True)
 class Hierarchical(CoalitionMethod):
     """HiPe over the prompt, then a coalition method among its top units (nats, shape (n_units, m)).
 
     Args:
         region: how many of HiPe's top units become the coalition game's players.
-        method: the coalition method for the region (its seed is replaced by ``seed``).
+        method: the coalition method for the region, an instance or a registered name
+            (``"shapley"``, ``"kernelshap"``, ``"surrogate"``, ``"lime"``); its seed is
+            replaced by ``seed``.
         share: under a call budget, the share of the remaining calls HiPe may use (at
             least its first round); the coalition method takes what is left.
         threshold: HiPe's threshold (see :class:`~attrib.hipe.HiPe`).
         seed: seed of the coalition method.
 
     Raises:
-        InputError: for ``region`` below 1, ``share`` outside (0, 1) or a negative seed.
+        InputError: for ``region`` below 1, ``share`` outside (0, 1), a negative seed, or a
+            ``method`` that is not one coalition game's method.
+        UnknownNameError: for an unknown method name.
 
     Source: Cooper, Arandjelović & Harrison 2021 (HiPe); the coalition method's own.
     """
@@ -149,16 +173,67 @@ class Hierarchical(CoalitionMethod):
         at_least("region", self.region, 1)
         probability("share", self.share)
         at_least("seed", self.seed, 0)
+        method: object = self.method
+        if isinstance(method, str):
+            from attrib import registry
+
+            method = registry.methods.instance(method)
+        if not isinstance(method, CoalitionMethod) or isinstance(method, Hierarchical):
+            raise InputError(
+                f"hierarchical's method must be a method of one coalition game (shapley, kernelshap, "
+                f"surrogate or lime), got {self.method!r}"
+            )
+        object.__setattr__(self, "method", method)
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
-        from attrib.hipe import HiPe
+        """HiPe's first chunks plus the coalition method's first round, less the variants both score.
 
-        hipe = HiPe(threshold=self.threshold, top_k=self.region)
-        n = len(segmentation.boundaries(level)) - 1
-        return hipe.min_calls(segmentation, level) + self.method.least_calls(min(n, self.region))
+        With at most ``region`` units the region is every unit, so the coalition method's
+        first round is known and the variants HiPe's first chunks already scored (the
+        leave-one-out of a unit that is a first chunk) are free, as in :meth:`run`. With
+        more units the region is chosen by HiPe's scores: the bound then assumes the
+        most first chunks the first round could meet (a lower bound: the run may need more).
+        """
+        hipe = self.hipe()
+        bounds = segmentation.boundaries(level)
+        n = len(bounds) - 1
+        inner = self.method.replace(seed=self.seed)
+        chunks = hipe.first_chunks(segmentation, level)
+        r = min(n, self.region)
+        first = [c for round_ in inner.rounds(r)[: inner.minimum_rounds] for c in round_] if r else []
+        removed = {frozenset(i for i in range(r) if i not in set(c)) for c in first}
+        removed.discard(frozenset())
+        if n <= self.region:
+            scored = {merge_spans([chunk]) for chunk in chunks}
+            spans = [(bounds[i], bounds[i + 1]) for i in range(n)]
+            fresh = {merge_spans([spans[i] for i in sorted(units)]) for units in removed} - scored
+            return len(chunks) + len(fresh)
+        # HiPe's first chunks are disjoint, so they can equal at most a family of disjoint ablations.
+        return len(chunks) + len(removed) - min(len(chunks), _most_disjoint(list(removed)))
 
     def least_calls(self, n: int) -> int:
-        return self.method.least_calls(min(n, self.region))
+        return self.method.replace(seed=self.seed).least_calls(min(n, self.region))
+
+    def most_calls(self, n: int) -> int:
+        """Most calls the coalition step can make on ``n`` units' region, none shared with HiPe's."""
+        return self.method.replace(seed=self.seed).most_calls(min(n, self.region))
+
+    def hipe(self) -> HiPe:
+        """The HiPe scheduler of the first step (stopping once ``region`` units are settled)."""
+        from attrib.hipe import HiPe
+
+        return HiPe(threshold=self.threshold, top_k=self.region)
+
+    def hipe_cap(self, remaining: int | None, segmentation: Segmentation, level: str) -> int | None:
+        """Calls HiPe may make when ``remaining`` are left (``None``: no limit): ``share`` of them, at
+        least its first chunks, leaving the coalition method its first round when that fits.
+        What :meth:`run` gives HiPe, and what the dry run (:mod:`attrib.dryrun`) bounds it by."""
+        if remaining is None:
+            return None
+        n = len(segmentation.boundaries(level)) - 1
+        reserve = self.method.replace(seed=self.seed).least_calls(min(n, self.region))
+        first = self.hipe().min_calls(segmentation, level)
+        return max(first, min(remaining - reserve, int(self.share * remaining)))
 
     def run(
         self,
@@ -179,17 +254,10 @@ class Hierarchical(CoalitionMethod):
             BudgetError: if the budget cannot cover HiPe's first round and the
                 coalition method's.
         """
-        from attrib.hipe import HiPe
-
-        hipe = HiPe(threshold=self.threshold, top_k=self.region)
+        hipe = self.hipe()
         bounds = segmentation.boundaries(level)
-        n = len(bounds) - 1
         inner = self.method.replace(seed=self.seed)
-        reserve = inner.least_calls(min(n, self.region))
-        cap = None
-        if scorer.remaining is not None:
-            first = hipe.min_calls(segmentation, level)
-            cap = max(first, min(scorer.remaining - reserve, int(self.share * scorer.remaining)))
+        cap = self.hipe_cap(scorer.remaining, segmentation, level)
         start = scorer.calls
         # HiPe reads only the SpanScorer protocol; its signature names the Scorer class.
         coarse = hipe.run(CappedScorer(scorer, cap), segmentation, level, on_phase=on_phase)

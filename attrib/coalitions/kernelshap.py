@@ -103,8 +103,8 @@ class KernelSHAP(CoalitionMethod):
         at_least("samples", self.samples, 2)
         at_least("seed", self.seed, 0)
 
-    def least_calls(self, n: int) -> int:
-        return min(3, (1 << n) - 1)
+    def rounds(self, n: int) -> list[list[Coalition]]:
+        return self.plan(n)[0]
 
     def plan(self, n: int) -> tuple[list[list[Coalition]], dict[Coalition, float], bool]:
         """Rounds of coalitions (the first holds the empty one), the weight of each, and whether enumerated."""
@@ -145,7 +145,7 @@ class KernelSHAP(CoalitionMethod):
     def solve(self, game: CoalitionGame, on_phase: Phase) -> Schedule:
         n = game.n
         rounds, weights, enumerated = self.plan(n)
-        kept, exhausted = game.fit_rounds(rounds, method=self.name)
+        kept, exhausted = game.fit_rounds(rounds, method=self.name, minimum=self.minimum_rounds)
         planned = list(dict.fromkeys(c for r in kept for c in r))
         if on_phase is not None:
             on_phase(f"kernelshap: {len(planned)} coalitions", game.scorer.calls + game.new_calls(planned))

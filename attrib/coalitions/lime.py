@@ -34,14 +34,19 @@ def weighted_ridge(x: np.ndarray, y: np.ndarray, weights: np.ndarray, penalty: f
         penalty: ridge penalty, 0 or more (0 gives the minimum-norm least squares).
 
     Returns:
-        ``(W, b)`` of shapes (n, m) and (m,).
+        ``(W, b)`` of shapes (n, m) and (m,). With every weight 0 (a kernel so narrow
+        that only masks left out of this fit had weight) only the penalty is left:
+        ``W = 0`` and ``b`` the plain mean of ``y``.
     """
-    w = weights / weights.sum()
+    total = float(weights.sum())
+    if not total > 0.0:
+        return np.zeros((x.shape[1], y.shape[1])), y.mean(axis=0)
+    w = weights / total
     x_mean = w @ x
     y_mean = w @ y
     xc, yc = x - x_mean, y - y_mean
     root = np.sqrt(w)[:, None]
-    gram = (xc * root).T @ (xc * root) + penalty / weights.sum() * np.eye(x.shape[1])
+    gram = (xc * root).T @ (xc * root) + penalty / total * np.eye(x.shape[1])
     coef = np.linalg.lstsq(gram, (xc * root).T @ (yc * root), rcond=None)[0]
     return coef, y_mean - x_mean @ coef
 
@@ -91,7 +96,9 @@ class LIME(LinearSurrogate):
 
     def weights(self, x: np.ndarray) -> np.ndarray:
         distance = 1.0 - np.sqrt(x.sum(axis=1) / x.shape[1])
-        weights: np.ndarray = np.sqrt(np.exp(-(distance**2) / self.width**2))
+        # sqrt(exp(-d^2 / width^2)), written so that a tiny width cannot make 0/0
+        with np.errstate(over="ignore", under="ignore"):  # far masks get weight 0, as they should
+            weights: np.ndarray = np.exp(-0.5 * (distance / self.width) ** 2)
         return weights
 
     def fit(self, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,13 +17,17 @@ other folds, and over all masks the trace reports the linear datamodeling score
 (LDS, Spearman's rank correlation of predicted and actual values of the whole
 output's log-probability; Park et al. 2023, "TRAK", as used by Cohen-Wang et al.
 2024, "ContextCite") and the R^2 of those predictions. The scores themselves come
-from a fit to every mask.
+from a fit to every mask. Where a quality is undefined (constant coalition values: an output
+that does not depend on the units) it is ``None`` (JSON null) with the reason in
+``held_out["undefined"]``; results hold finite numbers only.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -53,7 +57,7 @@ def indicator(coalitions: list[Coalition], n: int) -> np.ndarray:
 
 def held_out_quality(
     fit: Fit, x: np.ndarray, y: np.ndarray, weights: np.ndarray, *, folds: int, seed: int
-) -> dict[str, float | int] | None:
+) -> dict[str, float | int | str | None] | None:
     """Cross-validated LDS and R^2 of the fit's predictions of the whole output's value.
 
     Args:
@@ -65,8 +69,11 @@ def held_out_quality(
         seed: seed of the fold assignment.
 
     Returns:
-        ``{"lds", "r2", "folds", "masks"}``, or ``None`` with fewer than 4 masks.
-        ``lds`` is ``nan`` when the predictions or the values are constant.
+        ``{"lds", "r2", "folds", "masks"}``, or ``None`` with fewer than 4 masks. A
+        quality that is undefined is ``None`` (JSON null, never NaN) and the record
+        then holds ``"undefined"``, the reason: the LDS (a rank correlation) when the
+        values or the held-out predictions are constant, R^2 when the values are
+        constant (there is no variance to explain). Both are finite otherwise.
     """
     from attrib.metrics import spearman
 
@@ -81,9 +88,21 @@ def held_out_quality(
         coef, intercept = fit(x[~test], y[~test], weights[~test])
         predicted[test] = (x[test] @ coef + intercept[None, :]).sum(axis=1)
     actual = y.sum(axis=1)
+    quality: dict[str, float | int | str | None] = {"lds": None, "r2": None, "folds": folds, "masks": k}
+    if not (np.all(np.isfinite(actual)) and np.all(np.isfinite(predicted))):
+        quality["undefined"] = "a value or a prediction is not finite: fit quality undefined"
+        return quality
     spread = float(((actual - actual.mean()) ** 2).sum())
-    r2 = 1.0 - float(((actual - predicted) ** 2).sum()) / spread if spread > 0 else float("nan")
-    return {"lds": spearman(predicted, actual), "r2": r2, "folds": folds, "masks": k}
+    if spread <= 0.0:
+        quality["undefined"] = "coalition values constant: fit quality undefined"
+        return quality
+    quality["r2"] = 1.0 - float(((actual - predicted) ** 2).sum()) / spread
+    lds = spearman(predicted, actual)
+    if math.isfinite(lds):
+        quality["lds"] = lds
+    else:
+        quality["undefined"] = "held-out predictions constant: LDS undefined"
+    return quality
 
 
 @dataclass(frozen=True)
@@ -107,15 +126,32 @@ class LinearSurrogate(CoalitionMethod):
         """Coalitions always fitted besides the random masks (free ones, like the full prompt)."""
         return []
 
+    minimum_rounds: ClassVar[int] = 2  # a fit needs two masks
+
+    def rounds(self, n: int) -> list[list[Coalition]]:
+        """One round per random mask (the extra coalitions are added to whatever is kept)."""
+        count, keep, _, seed = self.mask_plan(n)
+        return [[m] for m in random_masks(n, count, keep, np.random.default_rng(seed))]
+
     def least_calls(self, n: int) -> int:
-        return 2
+        """The distinct first :attr:`minimum_rounds` masks and the extra coalitions but the full one."""
+        return self._distinct_calls(n, self.minimum_rounds)
+
+    def most_calls(self, n: int) -> int:
+        """The distinct masks and extra coalitions but the full one."""
+        return self._distinct_calls(n, None)
+
+    def _distinct_calls(self, n: int, rounds: int | None) -> int:
+        if n == 0:
+            return 0
+        every = {r[0] for r in self.rounds(n)[:rounds]} | set(self.extra(n))
+        return sum(1 for c in every if len(set(c)) < n)
 
     def solve(self, game: CoalitionGame, on_phase: Phase) -> Schedule:
         n = game.n
-        count, keep, folds, seed = self.mask_plan(n)
-        masks = random_masks(n, count, keep, np.random.default_rng(seed))
-        rounds = [[m] for m in masks]
-        kept, exhausted = game.fit_rounds(rounds, method=self.name, minimum=2)
+        _, keep, folds, seed = self.mask_plan(n)
+        rounds = self.rounds(n)
+        kept, exhausted = game.fit_rounds(rounds, method=self.name, minimum=self.minimum_rounds)
         coalitions = [r[0] for r in kept] + self.extra(n)
         if on_phase is not None:
             on_phase(f"{self.name}: {len(coalitions)} masks", game.scorer.calls + game.new_calls(coalitions))

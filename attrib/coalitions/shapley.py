@@ -120,7 +120,18 @@ class ShapleySampling(CoalitionMethod):
         at_least("seed", self.seed, 0)
 
     def least_calls(self, n: int) -> int:
+        """One permutation's proper prefixes, all distinct: ``n`` (what the base class derives from
+        :meth:`rounds`, without building every permutation's prefixes for a long prompt)."""
         return n
+
+    def most_calls(self, n: int) -> int:
+        """Every coalition (``2^n - 1`` calls) when ``n`` is within ``exact_limit``, else the sampled ones."""
+        sampled = super().most_calls(n)
+        return max(sampled, (1 << n) - 1) if n <= self.exact_limit else sampled
+
+    def rounds(self, n: int) -> list[list[Coalition]]:
+        """One round per sampled permutation: the sorted prefixes of the order (empty to full)."""
+        return [[tuple(sorted(order[:stop])) for stop in range(n + 1)] for order in self.orders(n)]
 
     def orders(self, n: int) -> list[list[int]]:
         """The sampled permutations of ``range(n)``, antithetic pairs adjacent."""
@@ -147,8 +158,8 @@ class ShapleySampling(CoalitionMethod):
                 exact: dict[str, object] = {"units": n, "exact": True, "coalitions": len(everything)}
                 return Schedule(scores=exact_shapley(values, n), trace=exact)
         every = self.orders(n)
-        rounds = [[tuple(sorted(order[:stop])) for stop in range(n + 1)] for order in every]
-        kept, exhausted = game.fit_rounds(rounds, method=self.name)
+        rounds = self.rounds(n)
+        kept, exhausted = game.fit_rounds(rounds, method=self.name, minimum=self.minimum_rounds)
         orders = every[: len(kept)]
         planned = list(dict.fromkeys(c for r in kept for c in r))
         if on_phase is not None:

@@ -54,7 +54,8 @@ class Surrogate(LinearSurrogate):
 
     Under a call budget the method scores the masks that fit (at least 2);
     ``budget_exhausted`` says when some did not. The trace holds the masks' count,
-    the intercept and ``held_out`` (cross-validated LDS and R^2).
+    the intercept and ``held_out`` (cross-validated LDS and R^2; ``None`` with the reason in
+    ``held_out["undefined"]`` when undefined, as for constant coalition values).
 
     Raises:
         InputError: for ``masks`` below 2, ``keep`` outside (0, 1), a negative

@@ -78,7 +78,7 @@ tree), :mod:`~attrib.hipe.thresholds`, :mod:`~attrib.hipe.orders` and
 from __future__ import annotations
 
 from attrib.hipe.chunks import Chunk, ChunkTree, children, token_map
-from attrib.hipe.orders import ORDERS, BestFirst, DepthOrder, Order, get_order
+from attrib.hipe.orders import BestFirst, DepthOrder, Order
 from attrib.hipe.scheduler import HiPe
 from attrib.hipe.thresholds import Fixed, MidRange, Quantity, Relative, Threshold, get_threshold
 
@@ -95,8 +95,6 @@ __all__ = [
     "Order",
     "BestFirst",
     "DepthOrder",
-    "ORDERS",
-    "get_order",
     "children",
     "token_map",
 ]

@@ -4,8 +4,7 @@ An order is a small strategy object. It names the chunks that may be refined
 next, hands the threshold the quantity it judges them by (one quantity per
 order, so every threshold judges the same thing), and ranks the chunks the
 threshold passes; HiPe then refines them, a whole family at a time, as far as
-the call budget reaches. Orders are registered in :mod:`attrib.registry` (kind
-``"order"``).
+the call budget reaches. Orders are registered in :data:`attrib.registry.orders`.
 
 * :class:`DepthOrder` (Cooper et al. 2021's schedule): every chunk the threshold
   passes at one depth is refined before the next depth. It judges chunk drops.
@@ -23,15 +22,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from attrib import registry
-from attrib.errors import InputError
 from attrib.hipe.chunks import Chunk, ChunkTree, salience
 from attrib.hipe.thresholds import Quantity, Threshold
 
-__all__ = ["Order", "BestFirst", "DepthOrder", "ORDERS", "get_order"]
-
-#: Names of the registered refinement orders.
-ORDERS: tuple[str, ...] = tuple(registry.names("order"))
+__all__ = ["Order", "BestFirst", "DepthOrder"]
 
 
 class Order(ABC):
@@ -145,18 +139,3 @@ class BestFirst(Order):
 
     def take(self, ranked: list[Chunk]) -> list[Chunk]:
         return ranked[:1]
-
-
-def get_order(spec: str | Order) -> Order:
-    """A refinement order from its registered name (``"best"``, ``"depth"``) or an instance.
-
-    Raises:
-        UnknownNameError: for an unknown name (with the closest known one).
-        InputError: if the name is registered to something that is not an :class:`Order`.
-    """
-    if isinstance(spec, Order):
-        return spec
-    order = registry.create("order", spec)
-    if not isinstance(order, Order):
-        raise InputError(f"order {spec!r} is registered as {type(order).__name__}; fix its registry entry")
-    return order

@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from attrib import registry
 from attrib.errors import BudgetError, InputError
 from attrib.hipe.chunks import Chunk, ChunkTree, children, first_spans
-from attrib.hipe.orders import Order, get_order
+from attrib.hipe.orders import Order
 from attrib.hipe.thresholds import Threshold, get_threshold
 from attrib.perturbation import Span
 from attrib.scheduler import Schedule, Scheduler, SpanScorer
@@ -114,7 +115,7 @@ class HiPe(Scheduler):
         object.__setattr__(self, "threshold", get_threshold(threshold))
         object.__setattr__(self, "max_depth", max_depth)
         object.__setattr__(self, "leaf_group", leaf_group)
-        object.__setattr__(self, "order", get_order(order))
+        object.__setattr__(self, "order", registry.orders.instance(order))
         object.__setattr__(self, "top_k", top_k)
 
     @property
@@ -127,7 +128,11 @@ class HiPe(Scheduler):
         return {**super().describe(), "leaf_group": self.group}
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
-        return len(first_spans(segmentation.n_tokens, segmentation.hierarchy(level), leaf_group=self.group))
+        return len(self.first_chunks(segmentation, level))
+
+    def first_chunks(self, segmentation: Segmentation, level: str) -> list[Span]:
+        """The depth-0 chunks every run scores first, token spans (what :meth:`min_calls` counts)."""
+        return first_spans(segmentation.n_tokens, segmentation.hierarchy(level), leaf_group=self.group)
 
     def every_chunk(self, segmentation: Segmentation, level: str) -> list[Span]:
         """Every chunk a run scores when every chunk passes the threshold: the whole

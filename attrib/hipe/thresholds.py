@@ -4,8 +4,8 @@ A threshold judges a :class:`Quantity` that the refinement order hands it: one
 value per chunk and the same quantity per token. Depth order hands chunk drops
 (and the token map they spread into), best-first hands ceilings (and the per-token
 bounds they are the maxima of), so each threshold judges the same quantity in
-every order. Thresholds are registered in :mod:`attrib.registry` (kind
-``"threshold"``) and selected by :func:`get_threshold`.
+every order. Thresholds are registered in :data:`attrib.registry.thresholds` and selected
+by :func:`get_threshold`.
 """
 
 from __future__ import annotations
@@ -132,8 +132,8 @@ def get_threshold(spec: str | float | Threshold) -> Threshold:
 
     Raises:
         UnknownNameError: for an unknown name (with the closest known one).
-        InputError: for a value of another type (``True``), or a name registered to
-            something that is not a :class:`Threshold`.
+        InputError: for a value of another type (``True``).
+        RegistrationError: for a name registered to something that is not a :class:`Threshold`.
     """
     if isinstance(spec, Threshold):
         return spec
@@ -141,12 +141,9 @@ def get_threshold(spec: str | float | Threshold) -> Threshold:
         raise InputError(f"threshold must be a name, a number of nats or a Threshold, got {spec!r}")
     if not isinstance(spec, str):
         return Fixed(float(spec))
-    if spec not in registry.names("threshold"):
+    if spec not in registry.thresholds:
         try:
             return Fixed(float(spec))
         except ValueError:
             pass
-    threshold = registry.create("threshold", spec)  # raises UnknownNameError for an unknown name
-    if not isinstance(threshold, Threshold):
-        raise InputError(f"threshold {spec!r} is registered as {type(threshold).__name__}; fix its registry entry")
-    return threshold
+    return registry.thresholds.create(spec)

@@ -203,6 +203,9 @@ def decode(hint: Any, value: object, where: str) -> Any:
             raise _wrong(where, "a value", value)
         if len(options) == 1:
             return decode(options[0], value, where)
+        own = [o for o in options if dataclasses.is_dataclass(o) and isinstance(o, type) and isinstance(value, o)]
+        if own:  # an instance of one form is checked as that form: its own error is the one to report
+            return decode(own[0], value, where)
         if isinstance(value, Mapping) and all(dataclasses.is_dataclass(option) for option in options):
             keys = set(value)  # the form sharing the most field names with the data explains a mismatch best
             options.sort(key=lambda option: -len(keys & set(field_hints(option))))

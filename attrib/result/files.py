@@ -13,13 +13,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from attrib.errors import ResultError
 
-__all__ = ["parse_json", "read_json", "write_atomic"]
+__all__ = ["parse_json", "read_json", "write_atomic", "temporary_name", "remove_temporaries"]
+
+#: The temporary files :func:`write_atomic` writes beside its target: ``.<name>.<12 hex digits>.tmp``.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
 
 
 def _finite(text: str) -> float:
@@ -88,7 +93,7 @@ def write_atomic(path: str | Path, text: str) -> None:
     except UnicodeEncodeError as error:
         raise ResultError(f"cannot write {path}: the text holds a lone surrogate at {error.start}") from None
     target = Path(path)
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    temporary = target.with_name(temporary_name(target.name))
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as handle:
@@ -99,3 +104,39 @@ def write_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def temporary_name(name: str) -> str:
+    """A fresh name for :func:`write_atomic`'s temporary copy of the file ``name``: ``.<name>.<12 hex>.tmp``."""
+    return f".{name}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+def remove_temporaries(directory: str | Path, targets: Callable[[str], bool]) -> int:
+    """Delete the temporary files that an interrupted :func:`write_atomic` left in ``directory``.
+
+    A process killed between creating its temporary copy and renaming it (SIGKILL, a
+    power cut) leaves ``.<name>.<12 hex>.tmp`` behind. Only names of that form whose
+    target ``<name>`` satisfies ``targets`` are removed. Call it only while no other
+    process can be writing there (for a batch OUT_DIR: while holding its lock).
+
+    Returns:
+        How many files were removed (0 when ``directory`` does not exist).
+
+    Raises:
+        OSError: if a stale temporary cannot be removed.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match is None or not targets(match.group("name")) or entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed

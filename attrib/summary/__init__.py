@@ -147,8 +147,8 @@ def summarize(out_dir: str | Path, *, top: int = 10) -> DatasetSummary:
 
     Raises:
         InputError: if ``out_dir`` holds no ``records.jsonl``, or ``top`` is below 1.
-        ResultError: if a record line (other than a torn last one) or a result file is invalid.
-        OSError: if a file cannot be read.
+        ResultError: if a record line (other than a torn last one) or a result file is
+            invalid, missing or unreadable (:func:`attrib.summary.load.read_item`).
     """
     from attrib.errors import InputError
 

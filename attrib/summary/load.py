@@ -18,7 +18,7 @@ from typing import Any
 from attrib.errors import InputError, ResultError
 from attrib.result import Attribution
 
-__all__ = ["Item", "Records", "iter_items", "read_records"]
+__all__ = ["Item", "Records", "iter_items", "read_item", "read_records"]
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,20 @@ def read_records(out_dir: str | Path) -> Records:
     """The records of ``out_dir/records.jsonl``.
 
     Raises:
-        InputError: if ``out_dir`` has no ``records.jsonl`` (not a batch OUT_DIR).
+        InputError: if ``out_dir`` has no ``records.jsonl`` (not a batch OUT_DIR), or it
+            is not a file or cannot be read.
         ResultError: if a line other than the last is not a JSON object with an ``id``
             and a ``status`` (the file was edited or is not a batch record file).
-        OSError: if the file cannot be read.
     """
     path = Path(out_dir) / "records.jsonl"
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path} is not a file; {out_dir} is not the OUT_DIR of an attrib batch run, or was damaged")
     if not path.is_file():
         raise InputError(f"{out_dir} holds no records.jsonl; give the OUT_DIR of an attrib batch run")
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
     if lines and lines[-1] == "":
         lines.pop()
     latest: dict[str, dict[str, Any]] = {}
@@ -91,7 +96,7 @@ def read_records(out_dir: str | Path) -> Records:
 def _parse(line: str) -> dict[str, Any] | None:
     try:
         value = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(value, dict) or "id" not in value or value.get("status") not in ("ok", "error"):
         return None
@@ -99,19 +104,42 @@ def _parse(line: str) -> dict[str, Any] | None:
 
 
 def iter_items(out_dir: str | Path, records: Records) -> Iterator[Item]:
-    """Each ok record with its result, read from the file the record names.
+    """Each ok record with its result, read from the file the record names (:func:`read_item`).
 
     Raises:
-        ResultError: if a record names no file, a file outside ``out_dir/items``, or a
-            file that is not a valid attrib result.
-        OSError: if a result file cannot be read (missing: the OUT_DIR is incomplete).
+        ResultError: as :func:`read_item`.
     """
-    root = (Path(out_dir) / "items").resolve()
     for record in records.ok:
-        name = record.get("file")
-        if not isinstance(name, str):
-            raise ResultError(f"record {record['id']!r} names no result file")
-        path = (Path(out_dir) / name).resolve()
-        if path.parent != root:
-            raise ResultError(f"record {record['id']!r} names {name!r}, outside the OUT_DIR's items/")
-        yield Item(record, Attribution.from_json(path))
+        yield Item(record, read_item(out_dir, record))
+
+
+def read_item(out_dir: str | Path, record: dict[str, Any]) -> Attribution:
+    """The result of one ok record, read from the file the record names.
+
+    The one reader of item files: ``attrib summarize`` refuses what it refuses, and the
+    batch's units table leaves those items out (:meth:`attrib.batch.outdir.OutDir.unit_rows`).
+
+    Raises:
+        ResultError: if the record names no file, a file outside ``out_dir/items``, or a
+            file that is missing, not a file, unreadable or not a valid attrib result;
+            the message names the record and says how to redo it.
+    """
+    name = record.get("file")
+    shown = repr(str(record.get("id")))
+    if not isinstance(name, str):
+        raise ResultError(f"record {shown} names no result file")
+    root = (Path(out_dir) / "items").resolve()
+    path = (Path(out_dir) / name).resolve()
+    if path.parent != root:
+        raise ResultError(f"record {shown} names {name!r}, outside the OUT_DIR's items/")
+    redo = "re-run the attrib batch command that wrote this OUT_DIR to redo it"
+    if not path.exists():
+        raise ResultError(f"record {shown}: its result file {name} is missing; {redo}")
+    if not path.is_file():
+        raise ResultError(f"record {shown}: its result file {name} is not a file; move it away and {redo}")
+    try:
+        return Attribution.from_json(path)
+    except OSError as error:
+        raise ResultError(f"record {shown}: cannot read {name}: {error.strerror or error}") from None
+    except ResultError as error:
+        raise ResultError(f"record {shown}: {name}: {error}; delete that file and {redo}") from None

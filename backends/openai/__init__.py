@@ -51,7 +51,4 @@ from .backend import OpenAIBackend
 from .probe import ladder
 from .redaction import redact_url
 
-__all__ = ["OpenAIBackend", "SCORING_MODES", "redact_url"]
-
-#: The rungs of the scoring ladder, most exact first (the built-in ones, read from the registry).
-SCORING_MODES: tuple[str, ...] = tuple(ladder())
+__all__ = ["OpenAIBackend", "ladder", "redact_url"]

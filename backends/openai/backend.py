@@ -80,8 +80,8 @@ class OpenAIBackend(Backend):
         tokenizer: str = "auto",
         context_length: int | None = None,
     ) -> None:
-        if scoring != "auto" and scoring not in registry.names("rung"):
-            raise UnknownNameError.for_choice("scoring rung", scoring, ("auto", *registry.names("rung")))
+        if scoring != "auto" and scoring not in registry.rungs:
+            raise UnknownNameError.for_choice("scoring rung", scoring, ("auto", *registry.rungs.names()))
         if tokenizer not in SOURCES:
             raise UnknownNameError.for_choice("tokenizer", tokenizer, SOURCES)
         if concurrency < 1:

@@ -32,7 +32,7 @@ __all__ = ["choose_rung", "create_rung", "ladder", "verdict_parts"]
 
 def ladder() -> list[str]:
     """The registered rungs' names, most exact first (by each class's ``position``, then name)."""
-    return sorted(registry.names("rung"), key=lambda name: (registry.resolve("rung", name).position, name))
+    return sorted(registry.rungs.names(), key=lambda name: (registry.rungs.resolve(name).position, name))
 
 
 def create_rung(name: str, *, transport: Transport, model: str, top_logprobs: int) -> Rung:
@@ -41,8 +41,7 @@ def create_rung(name: str, *, transport: Transport, model: str, top_logprobs: in
     Raises:
         UnknownNameError: if no rung has that name (with a "did you mean").
     """
-    rung: Rung = registry.create("rung", name, transport=transport, model=model, top_logprobs=top_logprobs)
-    return rung
+    return registry.rungs.create(name, transport=transport, model=model, top_logprobs=top_logprobs)
 
 
 def verdict_parts(model: str, names: list[str]) -> dict[str, object]:

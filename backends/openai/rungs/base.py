@@ -17,8 +17,9 @@ cache never branch on a rung's name. Each rung
 
 Adding a rung (vLLM's ``prompt_logprobs``, SGLang's native ``/generate`` with
 ``logprob_start_len``) is one new file with a :class:`Rung` subclass and one line
-``registry.register("rung", "<name>", "<module>:<Class>")`` (or an entry in
-:mod:`attrib.registry`'s table): its ``position`` places it on the ladder
+``registry.rungs.register("<name>", "<module>:<Class>")`` (or an entry in
+:data:`attrib.registry.rungs`, or an installed package's ``attrib.rungs`` entry
+point): its ``position`` places it on the ladder
 (lower is more exact; ``forced`` is 10, ``top_logprobs`` 20, ``text`` 30).
 """
 
