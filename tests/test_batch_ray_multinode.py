@@ -13,7 +13,10 @@ only ``seconds`` and ``tokens_evaluated`` may differ, as docs/batch.md says).
 Every process the cluster started is found by its session directory or its ports
 and killed by pid at the end, failed or not (never ``ray stop``, which would stop
 every Ray runtime on the machine). Token authentication is turned off for these
-processes (``RAY_AUTH_MODE=disabled``) so no token is read from or written to ``~/.ray``.
+processes (``RAY_AUTH_MODE=disabled``) so no token is read from or written to
+``~/.ray``. This test's own process never joins the cluster: the placeholder is
+started by a driver of its own, so another test's Ray runtime in this process is
+left alone.
 """
 
 from __future__ import annotations
@@ -42,6 +45,30 @@ psutil = pytest.importorskip("psutil")
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = 160
 KILL_AFTER = 8  # records written before the second node is killed
+
+
+#: A driver of its own: a detached actor pinned to the head node holds the head's one CPU.
+_HOLD = """
+import sys
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+ray.init(address=sys.argv[1], namespace="attrib-test", logging_level="ERROR", log_to_driver=False)
+alive = [node for node in ray.nodes() if node["Alive"]]
+head = next(node for node in alive if node["NodeManagerPort"] != int(sys.argv[2]))
+
+
+@ray.remote(num_cpus=1)
+class Placeholder:
+    def ready(self):
+        return True
+
+
+pinned = NodeAffinitySchedulingStrategy(head["NodeID"], soft=False)
+holder = Placeholder.options(name="placeholder", lifetime="detached", scheduling_strategy=pinned).remote()
+ray.get(holder.ready.remote())
+print("nodes", len(alive))
+"""
 
 
 def free_port() -> int:
@@ -134,15 +161,38 @@ class TwoNodes:
                         return process
         raise AssertionError("raylet not found")
 
-    def actors_on(self, raylet: Any) -> list[Any]:
-        """The batch actors running under ``raylet`` (worker processes are its children)."""
+    def actors_on(self, raylet: Any, name: str = "BatchActor") -> list[Any]:
+        """The actors of class ``name`` running under ``raylet`` (worker processes are its children)."""
         actors = []
         with contextlib.suppress(psutil.Error):
             for child in raylet.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    if "BatchActor" in " ".join(child.cmdline()):
+                    if name in " ".join(child.cmdline()):
                         actors.append(child)
         return actors
+
+    def hold_head(self) -> None:
+        """Start an actor that holds the head's only CPU (from its own driver process, which then exits).
+
+        The actor is detached, so it outlives that driver; this test's process never joins
+        the cluster (another test's Ray runtime in this process stays untouched).
+        """
+        done = subprocess.run(
+            [sys.executable, "-c", _HOLD, self.address, str(self.second_port)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0 and "nodes 2" in done.stdout.splitlines(), done.stdout + done.stderr[-3000:]
+
+    def release_head(self) -> None:
+        """Kill the actor holding the head's CPU."""
+        holders = self.actors_on(self.raylet(second=False), "Placeholder")
+        assert holders, "the placeholder actor is not on the head"
+        for process in holders:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signal.SIGKILL)
 
     def kill_second_node(self) -> None:
         """SIGKILL the second node's raylet and every process under it (a machine that dies)."""
@@ -165,16 +215,13 @@ class TwoNodes:
 
 
 @pytest.fixture
-def two_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[TwoNodes]:
+def two_nodes() -> Iterator[TwoNodes]:
     base = Path(tempfile.mkdtemp(prefix="attrib-ray-", dir="/tmp"))
     cluster = TwoNodes(base)
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # this process's own connection (the placeholder)
     try:
         cluster.start()
         yield cluster
     finally:
-        with contextlib.suppress(Exception):
-            ray.shutdown()
         cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
 
@@ -202,8 +249,6 @@ def journal(out: Path) -> list[dict[str, Any]]:
 
 
 def test_killing_the_node_of_the_actor_mid_run_loses_and_repeats_nothing(two_nodes: TwoNodes, tmp_path: Path) -> None:
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     source = tmp_path / "in.jsonl"
     prompts = [
         f"Item {n}: the capital of France is Paris, on the Seine. Otters {n} swim near the bridge at dawn." * 2
@@ -215,24 +260,8 @@ def test_killing_the_node_of_the_actor_mid_run_loses_and_repeats_nothing(two_nod
     common = [sys.executable, "-m", "attrib", "batch", str(source), "--backend", "toy", "--quiet", "--no-cache"]
     common += ["--level", "token", "--method", "shapley", "--skip-bad-lines"]
 
-    class Placeholder:  # defined here, so Ray ships it by value (the workers cannot import this file)
-        """An actor that only holds its CPU."""
-
-        def ready(self) -> bool:
-            return True
-
     # the head's only CPU is held, so the batch's one actor can only start on the second node
-    if ray.is_initialized():  # another test's runtime: this process joins the two-node cluster instead
-        ray.shutdown()
-    ray.init(address=two_nodes.address, logging_level="ERROR", log_to_driver=False)
-    head = next(node for node in ray.nodes() if node["Alive"] and node["NodeManagerPort"] != two_nodes.second_port)
-    assert len([node for node in ray.nodes() if node["Alive"]]) == 2
-    placeholder: Any = ray.remote(num_cpus=1)(Placeholder).options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(head["NodeID"], soft=False)
-    )
-    holder = placeholder.remote()
-    ray.get(holder.ready.remote())
-
+    two_nodes.hold_head()
     out = tmp_path / "ray"
     argv = [*common, "-o", str(out), "--executor", "ray", "--ray-address", two_nodes.address, "--workers", "1"]
     driver = subprocess.Popen(argv, env=two_nodes.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -245,7 +274,7 @@ def test_killing_the_node_of_the_actor_mid_run_loses_and_repeats_nothing(two_nod
             time.sleep(0.005)
         assert two_nodes.actors_on(second), "the batch actor is not on the second node"
         assert not two_nodes.actors_on(two_nodes.raylet(second=False))
-        ray.kill(holder)  # room on the head for the replacement actor
+        two_nodes.release_head()  # room on the head for the replacement actor
         two_nodes.kill_second_node()
         killed_at = len(journal(out))
         _, err = driver.communicate(timeout=300)
