@@ -211,6 +211,15 @@ class Hierarchical(CoalitionMethod):
         # HiPe's first chunks are disjoint, so they can equal at most a family of disjoint ablations.
         return len(chunks) + len(removed) - min(len(chunks), _most_disjoint(list(removed)))
 
+    def first_round(self, segmentation: Segmentation, level: str) -> list[list[Span]] | None:
+        """With at most ``region`` units, HiPe's first chunks and the coalition method's first round
+        over every unit; with more, ``None``: the region is HiPe's choice (:meth:`min_calls` bounds it)."""
+        n = len(segmentation.boundaries(level)) - 1
+        if n > self.region:
+            return None
+        coalitions = self.method.replace(seed=self.seed).first_round(segmentation, level) or []
+        return self.hipe().first_round(segmentation, level) + coalitions
+
     def least_calls(self, n: int) -> int:
         return self.method.replace(seed=self.seed).least_calls(min(n, self.region))
 
