@@ -213,12 +213,17 @@ class Hierarchical(CoalitionMethod):
 
     def first_round(self, segmentation: Segmentation, level: str) -> list[list[Span]] | None:
         """With at most ``region`` units, HiPe's first chunks and the coalition method's first round
-        over every unit; with more, ``None``: the region is HiPe's choice (:meth:`min_calls` bounds it)."""
-        n = len(segmentation.boundaries(level)) - 1
-        if n > self.region:
-            return None
-        coalitions = self.method.replace(seed=self.seed).first_round(segmentation, level) or []
-        return self.hipe().first_round(segmentation, level) + coalitions
+        over every unit. With more, the region is HiPe's choice: ``None`` (:meth:`min_calls` bounds
+        it), unless some units repeat, when the region's coalitions may share prompts that bound
+        does not know: then HiPe's first chunks alone (a lower bound; the run checks the rest)."""
+        bounds = segmentation.boundaries(level)
+        n = len(bounds) - 1
+        chunks = self.hipe().first_round(segmentation, level)
+        if n <= self.region:
+            return chunks + (self.method.replace(seed=self.seed).first_round(segmentation, level) or [])
+        ids = segmentation.tokenization.ids
+        units = {ids[a:b] for a, b in zip(bounds, bounds[1:], strict=False)}
+        return chunks if len(units) < n else None
 
     def least_calls(self, n: int) -> int:
         return self.method.replace(seed=self.seed).least_calls(min(n, self.region))
