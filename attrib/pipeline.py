@@ -306,7 +306,10 @@ def check_budget(
 
 
 def _reserves(method: Scheduler, scorer: SpanScorer, layout: Layout, level: str) -> list[int]:
-    """For each region, the calls kept for the regions after it (:func:`~attrib.scheduler.later_reserves`)."""
+    """For each region, the calls kept for the regions after it (:func:`~attrib.scheduler.later_reserves`);
+    none without a budget."""
+    if scorer.remaining is None:
+        return [0] * len(layout.regions)
     views = [RegionScorer(scorer, region.offset) for region in layout.regions]
     return later_reserves(method, views, [region.segmentation for region in layout.regions], level)
 

@@ -170,11 +170,9 @@ def later_reserves(
 
     What the budget check adds up, so a budget it accepts leaves every region its first round.
     """
-    needs = [
-        first_round_calls(method, scorer, segmentation, level)
-        for scorer, segmentation in zip(scorers, segmentations, strict=True)
-    ]
-    return [sum(needs[index + 1 :]) for index in range(len(needs))]
+    pairs = list(zip(scorers, segmentations, strict=True))
+    needs = [0] + [first_round_calls(method, scorer, segmentation, level) for scorer, segmentation in pairs[1:]]
+    return [sum(needs[index + 1 :]) for index in range(len(needs))] if pairs else []
 
 
 def _described(value: object) -> object:
