@@ -29,7 +29,7 @@ from attrib.errors import BudgetError, UnknownNameError
 from attrib.perturbation import Span
 from attrib.segmentation import Segmentation
 
-__all__ = ["Scheduler", "Schedule", "SpanScorer", "ReservedScorer", "later_reserves"]
+__all__ = ["Scheduler", "Schedule", "SpanScorer", "ReservedScorer", "later_reserves", "first_round_calls"]
 
 
 @dataclass
@@ -82,7 +82,9 @@ class SpanScorer(Protocol):
         ...
 
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
-        """How many of ``ablations`` (each a list of token spans) would be new calls."""
+        """How many of ``ablations`` (each a list of token spans) would be new calls: the distinct
+        perturbed prompts among them not scored yet (two ablations giving the same tokens, or the
+        unperturbed prompt's tokens, are no new call)."""
         ...
 
     def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
@@ -146,13 +148,31 @@ class ReservedScorer:
         return self.scorer.drops(ablations)
 
 
-def later_reserves(method: Scheduler, segmentations: Sequence[Segmentation], level: str) -> list[int]:
-    """For each region in turn, the calls the regions after it need at least (their :meth:`Scheduler.min_calls`).
+def first_round_calls(method: Scheduler, scorer: SpanScorer, segmentation: Segmentation, level: str) -> int:
+    """Fewest calls ``method`` makes through ``scorer`` on ``segmentation`` before it gives any result.
+
+    The distinct prompts of the method's :meth:`Scheduler.first_round`, counted by
+    ``scorer.count_new`` as the run counts its calls (ablations that give the same
+    tokens are one call); :meth:`Scheduler.min_calls` when the first round depends
+    on the scores. What the budget check adds up and what :func:`later_reserves` keeps.
+    """
+    first = method.first_round(segmentation, level)
+    if first is None:
+        return method.min_calls(segmentation, level)
+    return scorer.count_new(first) if first else 0
+
+
+def later_reserves(
+    method: Scheduler, scorers: Sequence[SpanScorer], segmentations: Sequence[Segmentation], level: str
+) -> list[int]:
+    """For each region in turn, the calls the regions after it need at least (:func:`first_round_calls`
+    through the region's scorer, ``scorers[i]`` for ``segmentations[i]``).
 
     What the budget check adds up, so a budget it accepts leaves every region its first round.
     """
-    needs = [method.min_calls(segmentation, level) for segmentation in segmentations]
-    return [sum(needs[index + 1 :]) for index in range(len(needs))]
+    pairs = list(zip(scorers, segmentations, strict=True))
+    needs = [0] + [first_round_calls(method, scorer, segmentation, level) for scorer, segmentation in pairs[1:]]
+    return [sum(needs[index + 1 :]) for index in range(len(needs))] if pairs else []
 
 
 def _described(value: object) -> object:
@@ -180,9 +200,20 @@ class Scheduler(ABC):
 
         The budget check (``attrib.pipeline.check_budget``) refuses a budget below it
         before any call, so it must never exceed what :meth:`run` really needs: count
-        variants as :meth:`SpanScorer.count_new` does (by merged spans), the ones the
-        schedule scores twice once; where the schedule depends on the scores, a lower bound.
+        variants by merged spans, the ones the schedule scores twice once; where the schedule
+        depends on the scores, a lower bound. Ablations that give the same tokens (deleting
+        either copy of a repeated word) are one call; a method that states its
+        :meth:`first_round` is checked by the distinct prompts of that instead
+        (:func:`first_round_calls`), so this count is only used when it states none.
         """
+
+    def first_round(self, segmentation: Segmentation, level: str) -> list[list[Span]] | None:
+        """The ablations every run scores before it can give any result (token spans of
+        ``segmentation``, each a list ablated together), or ``None`` when they depend on the
+        scores. The budget check counts their distinct perturbed prompts
+        (:func:`first_round_calls`); the default, ``None``, falls back to :meth:`min_calls`.
+        """
+        return None
 
     @abstractmethod
     def run(

@@ -13,8 +13,9 @@ Li, Monroe & Jurafsky 2016, "Understanding Neural Networks through Representatio
 Erasure").
 
 :class:`Scorer` owns the cost accounting: every distinct variant is scored once
-(memoised by its ablated spans and by its token ids), calls and tokens evaluated
-are counted, and a call budget is enforced.
+(memoised by its ablated spans and by its token ids, so ablations that give the
+same tokens are one call), calls and tokens evaluated are counted, and a call
+budget is enforced.
 
 Contrastive attribution (Yin & Neubig 2022, "Interpreting Language Models with
 Contrastive Explanations", EMNLP) asks why the model gives the target ``y``
@@ -162,9 +163,19 @@ class Scorer:
         return tuple(out)
 
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
-        """How many of ``ablations`` would need a call (not yet scored, not repeated)."""
-        keys = {merge_spans(a) for a in ablations}
-        return sum(1 for k in keys if k not in self._by_spans)
+        """How many calls scoring ``ablations`` would make: their distinct perturbed prompts (token
+        ids after the perturbation) not scored yet, as :meth:`drops` sends them. Ablations that
+        give the same tokens (deleting either copy of a repeated word) are one call, and the
+        unperturbed prompt's tokens none (every run scores them first). Makes no call.
+        """
+        new: set[tuple[int, ...]] = set()
+        for key in {merge_spans(a) for a in ablations}:
+            if key in self._by_spans:
+                continue
+            ids = self.perturbation.apply(self.prompt, key).ids
+            if ids not in self._by_ids and ids != self.prompt.ids:
+                new.add(ids)
+        return len(new)
 
     def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
         """Attribution of each ablation to each output token.

@@ -211,6 +211,20 @@ class Hierarchical(CoalitionMethod):
         # HiPe's first chunks are disjoint, so they can equal at most a family of disjoint ablations.
         return len(chunks) + len(removed) - min(len(chunks), _most_disjoint(list(removed)))
 
+    def first_round(self, segmentation: Segmentation, level: str) -> list[list[Span]] | None:
+        """With at most ``region`` units, HiPe's first chunks and the coalition method's first round
+        over every unit. With more, the region is HiPe's choice: ``None`` (:meth:`min_calls` bounds
+        it), unless some units repeat, when the region's coalitions may share prompts that bound
+        does not know: then HiPe's first chunks alone (a lower bound; the run checks the rest)."""
+        bounds = segmentation.boundaries(level)
+        n = len(bounds) - 1
+        chunks = self.hipe().first_round(segmentation, level)
+        if n <= self.region:
+            return chunks + (self.method.replace(seed=self.seed).first_round(segmentation, level) or [])
+        ids = segmentation.tokenization.ids
+        units = {ids[a:b] for a, b in zip(bounds, bounds[1:], strict=False)}
+        return chunks if len(units) < n else None
+
     def least_calls(self, n: int) -> int:
         return self.method.replace(seed=self.seed).least_calls(min(n, self.region))
 
