@@ -29,7 +29,7 @@ from attrib.errors import BudgetError, UnknownNameError
 from attrib.perturbation import Span
 from attrib.segmentation import Segmentation
 
-__all__ = ["Scheduler", "Schedule", "SpanScorer", "ReservedScorer", "later_reserves", "first_round_calls"]
+__all__ = ["Scheduler", "Schedule", "SpanScorer", "ScorerView", "ReservedScorer", "later_reserves", "first_round_calls"]
 
 
 @dataclass
@@ -92,22 +92,20 @@ class SpanScorer(Protocol):
         ...
 
 
-class ReservedScorer:
-    """A :class:`SpanScorer` that leaves ``reserve`` calls of the budget to work still to come.
+class ScorerView:
+    """A :class:`SpanScorer` that passes every request to ``scorer``; a view overrides only what it changes.
 
-    A chat's messages are attributed one after another under one budget; each message's
-    schedule sees the budget less the first rounds of the messages after it (see
-    :func:`later_reserves`), so an early message that refines everything cannot leave a
-    later one without its first round. Without a budget it changes nothing.
+    The windows the pipeline and the methods put on one run's scorer (a chat region's
+    offset, a reserve for later messages, a cap on one phase) are views: each states its
+    difference and reads the rest (output size, calls, budget left, base log-probabilities)
+    from the scorer beneath, so every view counts and budgets the same calls.
 
     Args:
-        scorer: the scorer to draw from (its own budget still holds).
-        reserve: calls to leave unspent, 0 or more.
+        scorer: the scorer beneath (its own budget still holds).
     """
 
-    def __init__(self, scorer: SpanScorer, reserve: int) -> None:
+    def __init__(self, scorer: SpanScorer) -> None:
         self.scorer = scorer
-        self.reserve = reserve
 
     @property
     def n_output(self) -> int:
@@ -123,8 +121,7 @@ class ReservedScorer:
 
     @property
     def remaining(self) -> int | None:
-        outer = self.scorer.remaining
-        return None if outer is None else max(0, outer - self.reserve)
+        return self.scorer.remaining
 
     @property
     def base_logprobs(self) -> np.ndarray:
@@ -134,18 +131,45 @@ class ReservedScorer:
         return self.scorer.count_new(ablations)
 
     def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
-        """Like :meth:`SpanScorer.drops`, nats, shape (len(ablations), n_output).
+        """The scorer's drops: nats, shape (len(ablations), n_output).
 
         Raises:
-            BudgetError: if the new variants would spend the reserve.
+            BudgetError: if the new variants exceed :attr:`remaining` (this view's limit).
         """
         remaining = self.remaining
-        if remaining is not None and self.count_new(ablations) > remaining:
-            raise BudgetError(
-                f"{self.count_new(ablations)} more calls would leave less than the {self.reserve} kept for the "
-                "messages still to attribute; raise --budget"
-            )
+        if remaining is not None and (needed := self.count_new(ablations)) > remaining:
+            raise BudgetError(f"{needed} more calls {self.refusal(remaining)}; raise --budget")
         return self.scorer.drops(ablations)
+
+    def refusal(self, remaining: int) -> str:
+        """Why ``remaining`` calls are all this view allows (the middle of a :class:`BudgetError` message)."""
+        return f"exceed the {remaining} left"
+
+
+class ReservedScorer(ScorerView):
+    """A :class:`SpanScorer` that leaves ``reserve`` calls of the budget to work still to come.
+
+    A chat's messages are attributed one after another under one budget; each message's
+    schedule sees the budget less the first rounds of the messages after it (see
+    :func:`later_reserves`), so an early message that refines everything cannot leave a
+    later one without its first round. Without a budget it changes nothing.
+
+    Args:
+        scorer: the scorer to draw from (its own budget still holds).
+        reserve: calls to leave unspent, 0 or more.
+    """
+
+    def __init__(self, scorer: SpanScorer, reserve: int) -> None:
+        super().__init__(scorer)
+        self.reserve = reserve
+
+    @property
+    def remaining(self) -> int | None:
+        outer = self.scorer.remaining
+        return None if outer is None else max(0, outer - self.reserve)
+
+    def refusal(self, remaining: int) -> str:
+        return f"would leave less than the {self.reserve} kept for the messages still to attribute"
 
 
 def first_round_calls(method: Scheduler, scorer: SpanScorer, segmentation: Segmentation, level: str) -> int:

@@ -39,7 +39,7 @@ from attrib.backend import Messages, ScoreRequest, ScoreResult, ScoringModel
 from attrib.chat import ChatLayout
 from attrib.errors import BudgetError, ResponseMismatchError
 from attrib.perturbation import Perturbation, Span, Variant, merge_spans
-from attrib.scheduler import SpanScorer
+from attrib.scheduler import ScorerView, SpanScorer
 from attrib.segmentation import Tokenization
 
 __all__ = ["Scorer", "RegionScorer", "SpanScorer"]
@@ -307,12 +307,11 @@ class Scorer:
         return logprobs
 
 
-class RegionScorer:
+class RegionScorer(ScorerView):
     """A :class:`Scorer` seen through a window: spans are relative to one region of the prompt.
 
     Used for chat prompts, where each message's content is attributed by its own
-    schedule while the other messages and the template stay intact. Exposes what a
-    scheduler uses: ``drops``, ``count_new``, ``calls``, ``remaining``, ``n_output``.
+    schedule while the other messages and the template stay intact.
 
     Args:
         scorer: the scorer of the whole prompt.
@@ -320,31 +319,11 @@ class RegionScorer:
     """
 
     def __init__(self, scorer: SpanScorer, offset: int) -> None:
-        self.scorer = scorer
+        super().__init__(scorer)
         self.offset = offset
 
     def _shift(self, ablations: Sequence[Sequence[Span]]) -> list[list[Span]]:
         return [[(a + self.offset, b + self.offset) for a, b in spans] for spans in ablations]
-
-    @property
-    def n_output(self) -> int:
-        return self.scorer.n_output
-
-    @property
-    def contrast_start(self) -> int | None:
-        return self.scorer.contrast_start
-
-    @property
-    def calls(self) -> int:
-        return self.scorer.calls
-
-    @property
-    def remaining(self) -> int | None:
-        return self.scorer.remaining
-
-    @property
-    def base_logprobs(self) -> np.ndarray:
-        return self.scorer.base_logprobs
 
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
         return self.scorer.count_new(self._shift(ablations))

@@ -35,9 +35,9 @@ from attrib.coalitions.base import CoalitionMethod, Phase
 from attrib.coalitions.checks import at_least, probability
 from attrib.coalitions.game import CoalitionGame
 from attrib.coalitions.shapley import ShapleySampling
-from attrib.errors import BudgetError, InputError
+from attrib.errors import InputError
 from attrib.perturbation import Span, merge_spans
-from attrib.scheduler import Schedule, SpanScorer
+from attrib.scheduler import Schedule, ScorerView, SpanScorer
 from attrib.segmentation import Segmentation
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["Hierarchical", "CappedScorer"]
 
 
-class CappedScorer:
+class CappedScorer(ScorerView):
     """A :class:`~attrib.scoring.SpanScorer` that allows at most ``cap`` more calls than it started with.
 
     Args:
@@ -55,21 +55,9 @@ class CappedScorer:
     """
 
     def __init__(self, scorer: SpanScorer, cap: int | None) -> None:
-        self.scorer = scorer
+        super().__init__(scorer)
         self.start = scorer.calls
         self.cap = cap
-
-    @property
-    def n_output(self) -> int:
-        return self.scorer.n_output
-
-    @property
-    def contrast_start(self) -> int | None:
-        return self.scorer.contrast_start
-
-    @property
-    def calls(self) -> int:
-        return self.scorer.calls
 
     @property
     def remaining(self) -> int | None:
@@ -78,24 +66,6 @@ class CappedScorer:
         if own is None or outer is None:
             return outer if own is None else own
         return min(own, outer)
-
-    @property
-    def base_logprobs(self) -> np.ndarray:
-        return self.scorer.base_logprobs
-
-    def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
-        return self.scorer.count_new(ablations)
-
-    def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
-        """Like :meth:`attrib.scoring.Scorer.drops`, nats, shape (len(ablations), m).
-
-        Raises:
-            BudgetError: if the new variants exceed this view's cap.
-        """
-        remaining = self.remaining
-        if remaining is not None and self.count_new(ablations) > remaining:
-            raise BudgetError(f"{self.count_new(ablations)} more calls exceed the {remaining} left; raise --budget")
-        return self.scorer.drops(ablations)
 
 
 def top_region(coarse: Schedule, bounds: Sequence[int], size: int) -> list[int]:
