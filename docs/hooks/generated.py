@@ -43,10 +43,22 @@ def _result_page(path: Path) -> str:
 
 
 def _cli_page() -> str:
-    os.environ.setdefault("COLUMNS", "100")
     from attrib.cli.parser import build_parser
 
-    parser = build_parser()
+    # argparse wraps help at the terminal's width: fix it, so the page is the same everywhere
+    # and fits the page's code blocks.
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "82"
+    try:
+        return _cli_help(build_parser())
+    finally:
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
+
+
+def _cli_help(parser: Any) -> str:
     parts = [
         "# Command line",
         "",
