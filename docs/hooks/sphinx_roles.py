@@ -7,7 +7,7 @@ extension rewrites each into an *optional* cross-reference of mkdocs-autorefs:
 a link when the object is rendered somewhere on the site, plain code otherwise
 (never a broken reference). ``~`` shortens the title to the last name, as in
 Sphinx; a name without a package (``run``, ``.probe``) is looked up from the
-documented object outward.
+documented object outward. reST's ``::`` before a literal block becomes a colon.
 
 Loaded by mkdocs.yml (``plugins.mkdocstrings.handlers.python.options.extensions``).
 """
@@ -60,7 +60,11 @@ def _rewrite(text: str, obj: griffe.Object) -> str:
             return f"<code>{title}</code>"
         return f'<autoref identifier="{html.escape(identifier)}" optional><code>{title}</code></autoref>'
 
-    return ROLE.sub(link, text)
+    text = ROLE.sub(link, text)
+    # reST's literal-block marker: a line of its own "::" goes, a paragraph's closing "::" is a colon
+    # (the indented block after it is a code block in Markdown as it is).
+    text = re.sub(r"^[ \t]*::[ \t]*\n", "", text, flags=re.M)
+    return re.sub(r"(?<=\S)::[ \t]*$", ":", text, flags=re.M)
 
 
 def _walk(obj: griffe.Object, seen: set[str]) -> None:
