@@ -13,7 +13,9 @@ and each is checked without running a model:
 - ``mkdocs``, ``ruff``, ``mypy``: tools of the declared extras (and mkdocs.yml exists).
 
 A file under ``examples/`` that a command names must exist. A command of any other
-kind fails the test: give it a check here. The Python blocks must compile.
+kind fails the test: give it a check here. The Python blocks must compile. On the
+model tier, the README's quick start and Python example are run and their output
+compared with the output the README shows.
 """
 
 from __future__ import annotations
@@ -258,3 +260,37 @@ def test_readme_links_reach_files_and_headings():
         if anchor:
             headings = re.findall(r"^#+ (.+)$", target.read_text(encoding="utf-8"), flags=re.M)
             assert anchor in {_slug(h) for h in headings}, f"README.md links to {link}: no such heading"
+
+
+def _output_block(text: str, first_line: str) -> str:
+    """The README's untagged code block that starts with ``first_line``: a command's output as shown."""
+    blocks = [body for language, body in re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S) if not language]
+    shown = [body for body in blocks if body.startswith(first_line)]
+    assert len(shown) == 1, f"one output block starting {first_line!r} expected, found {len(shown)}"
+    return shown[0]
+
+
+def _run(argv: list[str]) -> str:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(argv, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.model
+def test_readme_quick_start_output_is_what_the_model_gives():
+    """The quick start's output in the README is real: same output, top 10 and calls (seconds vary)."""
+    readme = README.read_text(encoding="utf-8")
+    (command,) = [c for c in shell_commands(readme) if c.startswith("attrib explain --prompt-file")]
+    shown = _output_block(readme, 'output: "')
+    printed = _run([sys.executable, "-m", "attrib", *shlex.split(command)[1:], "--no-cache", "--quiet"])
+    seconds = re.compile(r", [\d.]+ s$", flags=re.M)
+    assert seconds.sub(", S s", printed) == seconds.sub(", S s", shown)
+
+
+@pytest.mark.model
+def test_readme_python_example_output_is_what_the_model_gives():
+    readme = README.read_text(encoding="utf-8")
+    code = [block for block in _blocks(readme, ("python",)) if "attrib.attribute(" in block]
+    assert len(code) == 1, code
+    assert _run([sys.executable, "-c", code[0]]) == _output_block(readme, "Attribution(")
