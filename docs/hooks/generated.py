@@ -1,7 +1,8 @@
 """MkDocs hook: pages the site builds from files outside ``docs/``.
 
 - ``benchmarks/results/*.md`` (written by the benchmarks) become the pages
-  ``benchmarks/<name>.md``; a Markdown link in a docs page to one of those files,
+  ``benchmarks/<name>.md`` (one the nav does not list joins the section of
+  ``benchmarks.md``, so a new result never breaks the build); a Markdown link in a docs page to one of those files,
   written relative to the page as on the repository's own view
   (``../benchmarks/results/budgets.md``), is pointed at that page instead.
 - ``reference/cli.md``: the ``--help`` of every ``attrib`` command, from the real
@@ -76,6 +77,44 @@ def _cli_help(parser: Any) -> str:
     for name, sub in commands.choices.items():  # type: ignore[union-attr]
         parts += ["", f"## attrib {name}", "", "```text", sub.format_help().rstrip(), "```"]
     return "\n".join(parts) + "\n"
+
+
+def _nav_pages(nav: Any) -> list[str]:
+    """Every page path a nav (lists of ``{title: path-or-section}`` and paths) names."""
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, dict):
+        return [page for value in nav.values() for page in _nav_pages(value)]
+    if isinstance(nav, list):
+        return [page for item in nav for page in _nav_pages(item)]
+    return []
+
+
+def _section_of(nav: Any, page: str) -> list[Any] | None:
+    """The nav list that holds ``page`` (as a path or as ``{title: path}``), at any depth; None if none does."""
+    if not isinstance(nav, list):
+        return None
+    if any(item == page or (isinstance(item, dict) and page in item.values()) for item in nav):
+        return nav
+    for item in nav:
+        for value in item.values() if isinstance(item, dict) else ():
+            if (found := _section_of(value, page)) is not None:
+                return found
+    return None
+
+
+def on_config(config: Any) -> Any:
+    """A result file the nav does not list yet joins the benchmarks' section, titled by its heading."""
+    nav = config.get("nav")
+    if not nav:
+        return config
+    listed = set(_nav_pages(nav))
+    section = _section_of(nav, f"{SITE_RESULTS}.md") or nav
+    for path in sorted(RESULTS.glob("*.md")):
+        page = f"{SITE_RESULTS}/{path.name}"
+        if page not in listed:
+            section.append(page)
+    return config
 
 
 def on_files(files: Files, config: Any) -> Files:
