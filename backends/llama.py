@@ -87,6 +87,22 @@ def embedded_model_path() -> Path:
     return Path(assemble())
 
 
+def _not_a_model_file(path: Path) -> str:
+    """Why ``path`` cannot be loaded, and what to give instead (a directory names the GGUF files in it)."""
+    if not path.is_dir():
+        return f"model file not found: {path}"
+    try:
+        found = sorted(entry.name for entry in path.iterdir() if entry.name.endswith(".gguf") and entry.is_file())
+    except OSError:
+        found = []
+    if len(found) == 1:
+        return f"model {path} is a directory, not a GGUF file; give the .gguf file inside it: {path / found[0]}"
+    if found:
+        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        return f"model {path} is a directory, not a GGUF file; give one of the .gguf files inside it ({shown})"
+    return f"model {path} is a directory with no .gguf file in it; give the path of a GGUF model file"
+
+
 _LOG_CALLBACK: Any = None
 
 
@@ -116,7 +132,8 @@ class LlamaBackend(Backend):
         verbose: log llama.cpp's messages at INFO instead of DEBUG.
 
     Raises:
-        ModelNotFoundError: if the file does not exist or is not a loadable GGUF model.
+        ModelNotFoundError: if the file does not exist, is a directory (the message names the
+            ``.gguf`` files in it), or is not a loadable GGUF model.
         BackendUnavailableError: if llama-cpp-python (or the embedded model) is not installed.
 
     Not thread-safe: one backend runs one request at a time.
@@ -134,7 +151,7 @@ class LlamaBackend(Backend):
     ) -> None:
         path = embedded_model_path() if model is None else Path(model).expanduser()
         if not path.is_file():
-            raise ModelNotFoundError(f"model file not found: {path}")
+            raise ModelNotFoundError(_not_a_model_file(path))
         self._lib = _import_llama_cpp()
         self.path = path
         self.n_threads = n_threads or os.cpu_count() or 1

@@ -156,7 +156,10 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
 
 
 def test_urls_lose_credentials_query_and_fragment() -> None:
-    assert redact_url("https://user:sk-secret@api.example.com:8443/v1/?key=sk-x#f") == "https://api.example.com:8443/v1"
+    assert (
+        redact_url("https://user:sk-secret@api.example.com:8443/v1/?key=sk-x#f")
+        == "https://api.example.com:8443/v1?[redacted]"
+    )
     assert redact_url("http://127.0.0.1:8080/v1") == "http://127.0.0.1:8080/v1"
 
 

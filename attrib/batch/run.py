@@ -31,6 +31,7 @@ from attrib.errors import InputError, UnknownNameError
 from attrib.options import RunOptions
 from attrib.paths import Place, check_places
 from attrib.scheduler import Scheduler
+from attrib.urls import safe_url
 
 __all__ = ["attribute_many", "prepare", "run_batch", "Batch", "Outcome", "Summary", "EXECUTORS", "TASKS"]
 
@@ -269,8 +270,12 @@ def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, An
             return {"name": value.name, **value.describe()}
         if isinstance(value, Backend):
             return value.identity()
-        if isinstance(value, dict):
-            return {str(k): plain(v) for k, v in value.items() if str(k) != "api_key"}
+        if isinstance(value, dict):  # no key, and URLs (base_url) without user-info or query values
+            return {
+                str(k): safe_url(v) if isinstance(v, str) and str(k).endswith("url") else plain(v)
+                for k, v in value.items()
+                if str(k) != "api_key"
+            }
         if isinstance(value, list | tuple):
             return [plain(v) for v in value]
         if value is None or isinstance(value, str | int | float | bool):

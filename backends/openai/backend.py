@@ -22,6 +22,7 @@ from attrib.backend import Backend, Capabilities, Generation, Messages, ScoreReq
 from attrib.caching import CacheSpec, open_cache
 from attrib.errors import InputError, TokenizationError, UnknownNameError
 from attrib.segmentation import Tokenization
+from attrib.urls import BaseURL
 
 from .probe import choose_rung, create_rung
 from .redaction import clean
@@ -39,6 +40,8 @@ class OpenAIBackend(Backend):
         model: the model name the endpoint serves; ``None`` takes the only one
             ``/v1/models`` lists.
         base_url: the API root including ``/v1`` (default ``$OPENAI_BASE_URL`` or OpenAI's).
+            A query (``?api-version=...``) is sent with every request and never shown or
+            stored (:mod:`attrib.urls`); user-info (``user:password@``) is refused.
         api_key: the key (default ``$OPENAI_API_KEY``; local servers accept any).
         scoring: ``"auto"`` (probe the ladder), or a rung's name: ``"forced"``,
             ``"top_logprobs"``, ``"text"`` (or any registered rung).
@@ -59,7 +62,8 @@ class OpenAIBackend(Backend):
     Raises:
         UnknownNameError: for an unknown ``scoring`` or ``tokenizer`` value.
         InputError: for a bad ``concurrency``, ``top_logprobs``, ``max_retries``,
-            ``timeout`` or ``max_wait``.
+            ``timeout`` or ``max_wait``, or a base URL with user-info or without an
+            ``http(s)://`` scheme and host.
     """
 
     name = "openai"
@@ -94,7 +98,7 @@ class OpenAIBackend(Backend):
             raise InputError(f"timeout must be a positive number of seconds, got {timeout}")
         if not (math.isfinite(max_wait) and max_wait >= 0):
             raise InputError(f"max_wait must be 0 or more seconds, got {max_wait}")
-        base = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        base = BaseURL.parse(base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.transport = Transport(
             base,

@@ -17,8 +17,12 @@ and Jitter", 2015; tenacity's ``wait_random_exponential``).
 
 Secrets and server text
 -----------------------
-Messages pass through :mod:`.redaction`: no key, no credentials of the URL, and
-server text without escape sequences or control characters.
+The base URL arrives parsed (:class:`attrib.urls.BaseURL`): requests are joined to
+its root and carry its query; only its shown form (no query values) is kept in
+:attr:`Transport.endpoint`. Every answer is decoded and then loses the API key and
+the query's values, with their encoded forms (:class:`.redaction.Secrets`), before
+anything reads it, so no reflected secret reaches outputs, records, caches or
+messages; messages also lose key-like strings, escape sequences and control characters.
 
 The SQLite :class:`~attrib.cache.ResponseCache` here holds endpoint metadata only
 (probe verdicts, tokenizer-route answers); completions and
@@ -44,8 +48,9 @@ import tenacity
 
 from attrib.cache import ResponseCache, request_key
 from attrib.errors import EndpointError
+from attrib.urls import BaseURL
 
-from .redaction import clean, redact_url, scrub
+from .redaction import Secrets, clean, scrub
 from .statuses import EXCEPTION_KINDS, MALFORMED, NOT_JSON, rule_for, says_unsupported
 
 __all__ = ["Transport", "Usage", "retry_after"]
@@ -142,21 +147,43 @@ def _error_detail(response: _Response) -> str:
     return response.text
 
 
-def _json_object(response: _Response) -> dict[str, Any]:
-    """The 2xx body as a JSON object, or a :class:`_Fault` saying what it is instead."""
+def _json_object(response: _Response, secrets: Secrets) -> dict[str, Any]:
+    """The 2xx body as a JSON object without ``secrets``, or a :class:`_Fault` saying what it is
+    instead (quoting the body only after the secrets are out, so no cut leaves part of one)."""
     text = response.text
+    quoted = secrets.scrub(text.lstrip()[:1000])[:60]
     kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
     if text.lstrip().startswith("<"):
-        raise _Fault(NOT_JSON, f"{kind}, starting {text.lstrip()[:60]!r}")
+        raise _Fault(NOT_JSON, f"{kind}, starting {quoted!r}")
     try:
         data = json.loads(text)
     except ValueError:
         if "json" in kind:
             raise _Fault(MALFORMED, f"invalid JSON of {len(text)} characters") from None
-        raise _Fault(NOT_JSON, f"{kind}, starting {text[:60]!r}") from None
+        raise _Fault(NOT_JSON, f"{kind}, starting {quoted!r}") from None
     if not isinstance(data, dict):
         raise _Fault(MALFORMED, f"JSON {type(data).__name__}, not an object")
-    return data
+    return secrets.scrub_json(data) if secrets else data
+
+
+#: Loggers of the HTTP client and the SDK that write request URLs (with the base URL's query).
+_CLIENT_LOGGERS = ("httpx", "httpx2", "openai", "openai._base_client")
+
+
+class _LogScrubber(logging.Filter):
+    """Removes one transport's secrets from the HTTP client's and the SDK's log records
+    (they log each request's URL, query included). Runs only for records that are emitted."""
+
+    def __init__(self, secrets: Secrets) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = self.secrets.scrub(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
 
 
 class _Unsupported(Exception):
@@ -167,7 +194,8 @@ class Transport:
     """The HTTP side of one endpoint: client, retries, concurrency cap, metadata cache, counters.
 
     Args:
-        base_url: the API root including ``/v1``.
+        base_url: the API root including ``/v1`` (a string is parsed by :meth:`BaseURL.parse
+            <attrib.urls.BaseURL.parse>`, which refuses user-info).
         api_key: the key, or ``""`` (sent as ``"none"``: local servers accept any).
         timeout: seconds per attempt.
         max_retries: retries after the first attempt.
@@ -176,13 +204,13 @@ class Transport:
         cache: where endpoint metadata is kept, or ``None``.
 
     Attributes:
-        endpoint: the base URL without credentials or query, safe to record.
+        endpoint: the base URL's shown form (no query values), safe to record.
         usage: the counters so far.
     """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: BaseURL | str,
         api_key: str,
         *,
         timeout: float = 120.0,
@@ -191,14 +219,17 @@ class Transport:
         concurrency: int = 4,
         cache: ResponseCache | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        base = base_url if isinstance(base_url, BaseURL) else BaseURL.parse(base_url)
+        self._base = base
+        self.base_url = base.root
         self.api_key = api_key
+        self.secrets = Secrets((api_key, *base.secrets))
         self.max_retries = max_retries
         self.max_wait = max_wait
         self.concurrency = concurrency
         self.cache = cache
         self.usage = Usage()
-        self.endpoint = redact_url(self.base_url)
+        self.endpoint = base.shown
         self.root = re.sub(r"/v1$", "", self.base_url)
         self._runner = asyncio.Runner()
         self._lock = threading.Lock()
@@ -206,6 +237,10 @@ class Transport:
             base_url=self.base_url, api_key=api_key or "none", max_retries=0, timeout=timeout
         )
         self._slots: asyncio.Semaphore | None = None
+        self._log_scrubber = _LogScrubber(self.secrets)
+        if self.secrets:
+            for name in _CLIENT_LOGGERS:
+                logging.getLogger(name).addFilter(self._log_scrubber)
 
     # ---------------------------------------------------------------- running
 
@@ -220,20 +255,22 @@ class Transport:
             self.run(self._client.close())
         finally:
             self._runner.close()
+            for name in _CLIENT_LOGGERS:
+                logging.getLogger(name).removeFilter(self._log_scrubber)
             if self.cache is not None:
                 self.cache.close()
 
     # ---------------------------------------------------------------- messages
 
     def scrub(self, text: str) -> str:
-        """``text`` without the key, key-like strings or credentials of the base URL."""
-        return scrub(text, secret=self.api_key, base_url=self.base_url)
+        """``text`` without the key, the base URL's query values (and their encodings) or key-like strings."""
+        return scrub(text, secrets=self.secrets)
 
     def _error(self, fault: _Fault, where: str, what: str | None, attempts: int) -> EndpointError:
         rule = fault.rule
         status = fault.failure if isinstance(fault.failure, int) else None
         kind = f"HTTP {status}" if status is not None else fault.failure
-        detail = self.scrub(clean(fault.detail))
+        detail = self.scrub(clean(self.scrub(fault.detail)))  # before the cut to one line, and after
         said = f"{kind}: {detail}" if detail else kind
         subject = f"{where} ({what})" if what else where
         if rule.retryable and attempts > 1:
@@ -245,7 +282,8 @@ class Transport:
     # ---------------------------------------------------------------- requests
 
     def url(self, path: str, *, root: bool = False) -> str:
-        """The full URL of ``path`` under the API root (``/v1``) or, with ``root``, the server root."""
+        """The full URL of ``path`` under the API root (``/v1``) or, with ``root``, the server root,
+        without the base URL's query (safe to show)."""
         return (self.root if root else self.base_url) + path
 
     async def _attempt(self, method: str, url: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -264,7 +302,7 @@ class Transport:
                 raise
             cause = error.__cause__ or error
             raise _Fault(kind, f"{type(cause).__name__}: {cause}".rstrip(": ")) from None
-        return _json_object(response)
+        return _json_object(response, self.secrets)
 
     async def _send(
         self,
@@ -278,8 +316,8 @@ class Transport:
         model_call: bool,
         unsupported: Sequence[str] | None,
     ) -> dict[str, Any]:
-        url = self.url(path, root=root)
-        where = f"{method} {redact_url(url)}"
+        where = f"{method} {self.url(path, root=root)}"  # no user-info, no query
+        url = self._base.join(path, root=self.root if root else None)
 
         def count(state: tenacity.RetryCallState) -> None:
             self.usage.retries += 1

@@ -40,8 +40,9 @@ class TransformersBackend(Backend):
         model: a Hub name (``"org/name"``), a local model directory, a ``.gguf`` file,
             or ``None`` for the embedded Gemma 3 270M GGUF.
         gguf_file: the GGUF file inside a directory or Hub repository given as ``model``.
-        device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``), ``"mps"``.
-        dtype: ``"auto"`` (float32), ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``), ``"mps"``;
+            ``None`` is ``"auto"``.
+        dtype: ``"auto"`` (float32), ``"float32"``, ``"bfloat16"`` or ``"float16"``; ``None`` is ``"auto"``.
         batch_tokens: most suffix positions (rows x padded length) in one forward pass.
         max_rows: most variants in one batch.
         cache_bytes: most bytes of key/value cache copied for one batch.
@@ -62,8 +63,8 @@ class TransformersBackend(Backend):
         model: str | os.PathLike[str] | None = None,
         *,
         gguf_file: str | None = None,
-        device: str = "auto",
-        dtype: str = "auto",
+        device: str | None = "auto",
+        dtype: str | None = "auto",
         batch_tokens: int = 2048,
         max_rows: int = 64,
         cache_bytes: int = 2 * 1024**3,
@@ -79,6 +80,8 @@ class TransformersBackend(Backend):
         self._torch = torch
         if threads is not None:
             torch.set_num_threads(int(threads))
+        device = "auto" if device is None else device
+        dtype = "auto" if dtype is None else dtype
         self.device = loading.pick_device(torch, device)
         self.dtype = str(loading.pick_dtype(torch, dtype)).removeprefix("torch.")
         self.source = loading.resolve_source(model, gguf_file)
