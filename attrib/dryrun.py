@@ -25,7 +25,7 @@ from attrib.pipeline import check_budget, unit_level
 from attrib.prompt import ChatPrompt, Region, as_prompt, coalition_requests
 from attrib.roles import coalitions
 from attrib.scheduler import ReservedScorer, Scheduler, later_reserves
-from attrib.scoring import RegionScorer
+from attrib.scoring import RegionScorer, Scorer
 from attrib.target import check_contrast_backend, check_fits, split_contrast
 
 __all__ = ["Plan", "plan"]
@@ -181,10 +181,9 @@ class _CountingScorer:
         return new
 
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
-        """Ablations not yet scored, by their merged spans: as :meth:`attrib.scoring.Scorer.count_new`
-        counts them, so the method's budget decisions here are the run's (the calls themselves are
-        counted by distinct variants, as the run sends them)."""
-        return len({key for key in (merge_spans(a) for a in ablations) if key not in self.seen_spans})
+        """Distinct variants of ``ablations`` not yet scored: as :meth:`attrib.scoring.Scorer.count_new`
+        counts them, so the method's budget decisions here are the run's."""
+        return len(self._new(ablations))
 
     def charge_bound(self, ablations: Sequence[Sequence[Span]], *, limit: int | None = None) -> None:
         """Charge ``ablations``; if their new variants exceed the budget (or ``limit`` calls), charge
@@ -321,7 +320,9 @@ def plan(
                 layout = source.with_target(model, contrast)[0]
             contrast_ids, _ = split_contrast(source, model, layout, output_ids, target, contrast)
         subsets = coalitions(len(source.chat), seed=options.seed) if isinstance(source, ChatPrompt) else []
-        check_budget(options.method, layout, level, options, len(subsets))
+        # the run's own scorer counts the first round (no call is made before its first score)
+        counter = Scorer(model, layout.tokenization, output_ids, perturb, chat=layout.chat, contrast_ids=contrast_ids)
+        check_budget(options.method, layout, level, options, len(subsets), scorer=counter)
         coalition_prompts = []
         if isinstance(source, ChatPrompt):
             others = [s for s in subsets if len(s) < len(source.chat)]
@@ -334,7 +335,8 @@ def plan(
     scorer = _CountingScorer(tokens.ids, n_columns, baseline=baseline, budget=budget_left, requests=requests)
     distinct = {r.prompt_ids: len(r.prompt_ids) for r in coalition_prompts}
     scorer.add(len(distinct), requests * sum(distinct.values()) + len(distinct) * n_columns)
-    reserves = later_reserves(scheduler, [region.segmentation for region in layout.regions], level)
+    views = [RegionScorer(scorer, region.offset) for region in layout.regions]
+    reserves = later_reserves(scheduler, views, [region.segmentation for region in layout.regions], level)
     flags = [
         _schedule(scheduler, scorer, region, level, reserve)
         for region, reserve in zip(layout.regions, reserves, strict=True)

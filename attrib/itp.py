@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from attrib.errors import BudgetError
+from attrib.perturbation import Span
 from attrib.scheduler import Schedule, Scheduler, SpanScorer
 from attrib.segmentation import Segmentation
 
@@ -30,6 +31,10 @@ class ITP(Scheduler):
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         return len(segmentation.boundaries(level)) - 1
+
+    def first_round(self, segmentation: Segmentation, level: str) -> list[list[Span]]:
+        """Every unit on its own: ItP has no partial result."""
+        return [[(a, b)] for a, b in itertools.pairwise(segmentation.boundaries(level))]
 
     def run(
         self,
@@ -47,8 +52,7 @@ class ITP(Scheduler):
         Raises:
             BudgetError: if the budget cannot cover every unit (ItP has no partial result).
         """
-        bounds = segmentation.boundaries(level)
-        ablations = [[(a, b)] for a, b in itertools.pairwise(bounds)]
+        ablations = self.first_round(segmentation, level)
         needed = scorer.count_new(ablations)
         if scorer.remaining is not None and needed > scorer.remaining:
             raise BudgetError(

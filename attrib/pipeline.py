@@ -37,7 +37,7 @@ from attrib.progress import Progress
 from attrib.prompt import ChatPrompt, Layout, Prompt, Region, as_prompt, coalition_requests
 from attrib.result import Attribution, Contrast, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace
 from attrib.roles import coalitions, role_shares, shapley_values
-from attrib.scheduler import ReservedScorer, Schedule, Scheduler, SpanScorer, later_reserves
+from attrib.scheduler import ReservedScorer, Schedule, Scheduler, SpanScorer, first_round_calls, later_reserves
 from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Unit
 from attrib.target import Output, resolve_output
@@ -197,7 +197,6 @@ def run(
         layout = output.layout
         chat = prompt if isinstance(prompt, ChatPrompt) else None
         subsets = coalitions(len(chat.chat), seed=options.seed) if chat is not None else []
-        check_budget(method, layout, level, options, len(subsets))
         scorer = Scorer(
             backend,
             layout.tokenization,
@@ -208,6 +207,7 @@ def run(
             chat=layout.chat,
             contrast_ids=output.contrast_ids,
         )
+        check_budget(method, layout, level, options, len(subsets), scorer=scorer)
         bar.set_phase("scoring the prompt", total=1)
         base = scorer.base_logprobs
         noise_rows = None
@@ -219,7 +219,7 @@ def run(
         roles: dict[str, float] | None = None
         if chat is not None:
             shapley, roles = _message_shapley(chat, backend, scorer, subsets, base, options.seed, bar)
-        reserves = later_reserves(method, [region.segmentation for region in layout.regions], level)
+        reserves = _reserves(method, scorer, layout, level)
         schedules = [
             _run_region(method, scorer, region, level, chat, bar, reserve=reserve)
             for region, reserve in zip(layout.regions, reserves, strict=True)
@@ -275,8 +275,13 @@ def _unsigned(row: Sequence[float] | np.ndarray, output: Output) -> np.ndarray:
     return values
 
 
-def check_budget(method: Scheduler, layout: Layout, level: str, options: RunOptions, n_coalitions: int) -> None:
+def check_budget(
+    method: Scheduler, layout: Layout, level: str, options: RunOptions, n_coalitions: int, *, scorer: SpanScorer
+) -> None:
     """Refuse a budget that cannot cover the base, noise samples, coalitions and the method's first round.
+
+    The first round is counted through ``scorer`` (:func:`~attrib.scheduler.first_round_calls`):
+    its distinct perturbed prompts, as the run sends them. Call it before ``scorer`` scores anything.
 
     Raises:
         BudgetError: naming how many calls are needed.
@@ -284,16 +289,29 @@ def check_budget(method: Scheduler, layout: Layout, level: str, options: RunOpti
     if options.budget is None:
         return
     extra = max(0, n_coalitions - 1)  # the full coalition is the unperturbed prompt
-    needed = sum(method.min_calls(r.segmentation, level) for r in layout.regions) + 1 + options.noise_samples + extra
+    first = sum(
+        first_round_calls(method, RegionScorer(scorer, r.offset), r.segmentation, level) for r in layout.regions
+    )
+    needed = first + 1 + options.noise_samples + extra
     if options.budget >= needed:
         return
-    scope = f"over {len(layout.regions)} messages" if layout.chat is not None else f"at {level} level"
+    count = len(layout.regions)
+    scope = f"over {count} message{'' if count == 1 else 's'}" if layout.chat is not None else f"at {level} level"
     coalition_note = f" (with {n_coalitions} for the messages' Shapley values)" if n_coalitions else ""
     hint = " or use --method hipe" if method.name == "itp" else ""
     raise BudgetError(
         f"{method.name} {scope} needs at least {needed} calls here{coalition_note} but the budget is "
         f"{options.budget}; raise --budget{hint}"
     )
+
+
+def _reserves(method: Scheduler, scorer: SpanScorer, layout: Layout, level: str) -> list[int]:
+    """For each region, the calls kept for the regions after it (:func:`~attrib.scheduler.later_reserves`);
+    none without a budget."""
+    if scorer.remaining is None:
+        return [0] * len(layout.regions)
+    views = [RegionScorer(scorer, region.offset) for region in layout.regions]
+    return later_reserves(method, views, [region.segmentation for region in layout.regions], level)
 
 
 def _message_shapley(

@@ -29,7 +29,7 @@ from attrib.errors import BudgetError, UnknownNameError
 from attrib.perturbation import Span
 from attrib.segmentation import Segmentation
 
-__all__ = ["Scheduler", "Schedule", "SpanScorer", "ReservedScorer", "later_reserves"]
+__all__ = ["Scheduler", "Schedule", "SpanScorer", "ScorerView", "ReservedScorer", "later_reserves", "first_round_calls"]
 
 
 @dataclass
@@ -82,7 +82,9 @@ class SpanScorer(Protocol):
         ...
 
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
-        """How many of ``ablations`` (each a list of token spans) would be new calls."""
+        """How many of ``ablations`` (each a list of token spans) would be new calls: the distinct
+        perturbed prompts among them not scored yet (two ablations giving the same tokens, or the
+        unperturbed prompt's tokens, are no new call)."""
         ...
 
     def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
@@ -90,22 +92,20 @@ class SpanScorer(Protocol):
         ...
 
 
-class ReservedScorer:
-    """A :class:`SpanScorer` that leaves ``reserve`` calls of the budget to work still to come.
+class ScorerView:
+    """A :class:`SpanScorer` that passes every request to ``scorer``; a view overrides only what it changes.
 
-    A chat's messages are attributed one after another under one budget; each message's
-    schedule sees the budget less the first rounds of the messages after it (see
-    :func:`later_reserves`), so an early message that refines everything cannot leave a
-    later one without its first round. Without a budget it changes nothing.
+    The windows the pipeline and the methods put on one run's scorer (a chat region's
+    offset, a reserve for later messages, a cap on one phase) are views: each states its
+    difference and reads the rest (output size, calls, budget left, base log-probabilities)
+    from the scorer beneath, so every view counts and budgets the same calls.
 
     Args:
-        scorer: the scorer to draw from (its own budget still holds).
-        reserve: calls to leave unspent, 0 or more.
+        scorer: the scorer beneath (its own budget still holds).
     """
 
-    def __init__(self, scorer: SpanScorer, reserve: int) -> None:
+    def __init__(self, scorer: SpanScorer) -> None:
         self.scorer = scorer
-        self.reserve = reserve
 
     @property
     def n_output(self) -> int:
@@ -121,8 +121,7 @@ class ReservedScorer:
 
     @property
     def remaining(self) -> int | None:
-        outer = self.scorer.remaining
-        return None if outer is None else max(0, outer - self.reserve)
+        return self.scorer.remaining
 
     @property
     def base_logprobs(self) -> np.ndarray:
@@ -132,27 +131,72 @@ class ReservedScorer:
         return self.scorer.count_new(ablations)
 
     def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
-        """Like :meth:`SpanScorer.drops`, nats, shape (len(ablations), n_output).
+        """The scorer's drops: nats, shape (len(ablations), n_output).
 
         Raises:
-            BudgetError: if the new variants would spend the reserve.
+            BudgetError: if the new variants exceed :attr:`remaining` (this view's limit).
         """
         remaining = self.remaining
-        if remaining is not None and self.count_new(ablations) > remaining:
-            raise BudgetError(
-                f"{self.count_new(ablations)} more calls would leave less than the {self.reserve} kept for the "
-                "messages still to attribute; raise --budget"
-            )
+        if remaining is not None and (needed := self.count_new(ablations)) > remaining:
+            raise BudgetError(f"{needed} more calls {self.refusal(remaining)}; raise --budget")
         return self.scorer.drops(ablations)
 
+    def refusal(self, remaining: int) -> str:
+        """Why ``remaining`` calls are all this view allows (the middle of a :class:`BudgetError` message)."""
+        return f"exceed the {remaining} left"
 
-def later_reserves(method: Scheduler, segmentations: Sequence[Segmentation], level: str) -> list[int]:
-    """For each region in turn, the calls the regions after it need at least (their :meth:`Scheduler.min_calls`).
+
+class ReservedScorer(ScorerView):
+    """A :class:`SpanScorer` that leaves ``reserve`` calls of the budget to work still to come.
+
+    A chat's messages are attributed one after another under one budget; each message's
+    schedule sees the budget less the first rounds of the messages after it (see
+    :func:`later_reserves`), so an early message that refines everything cannot leave a
+    later one without its first round. Without a budget it changes nothing.
+
+    Args:
+        scorer: the scorer to draw from (its own budget still holds).
+        reserve: calls to leave unspent, 0 or more.
+    """
+
+    def __init__(self, scorer: SpanScorer, reserve: int) -> None:
+        super().__init__(scorer)
+        self.reserve = reserve
+
+    @property
+    def remaining(self) -> int | None:
+        outer = self.scorer.remaining
+        return None if outer is None else max(0, outer - self.reserve)
+
+    def refusal(self, remaining: int) -> str:
+        return f"would leave less than the {self.reserve} kept for the messages still to attribute"
+
+
+def first_round_calls(method: Scheduler, scorer: SpanScorer, segmentation: Segmentation, level: str) -> int:
+    """Fewest calls ``method`` makes through ``scorer`` on ``segmentation`` before it gives any result.
+
+    The distinct prompts of the method's :meth:`Scheduler.first_round`, counted by
+    ``scorer.count_new`` as the run counts its calls (ablations that give the same
+    tokens are one call); :meth:`Scheduler.min_calls` when the first round depends
+    on the scores. What the budget check adds up and what :func:`later_reserves` keeps.
+    """
+    first = method.first_round(segmentation, level)
+    if first is None:
+        return method.min_calls(segmentation, level)
+    return scorer.count_new(first) if first else 0
+
+
+def later_reserves(
+    method: Scheduler, scorers: Sequence[SpanScorer], segmentations: Sequence[Segmentation], level: str
+) -> list[int]:
+    """For each region in turn, the calls the regions after it need at least (:func:`first_round_calls`
+    through the region's scorer, ``scorers[i]`` for ``segmentations[i]``).
 
     What the budget check adds up, so a budget it accepts leaves every region its first round.
     """
-    needs = [method.min_calls(segmentation, level) for segmentation in segmentations]
-    return [sum(needs[index + 1 :]) for index in range(len(needs))]
+    pairs = list(zip(scorers, segmentations, strict=True))
+    needs = [0] + [first_round_calls(method, scorer, segmentation, level) for scorer, segmentation in pairs[1:]]
+    return [sum(needs[index + 1 :]) for index in range(len(needs))] if pairs else []
 
 
 def _described(value: object) -> object:
@@ -180,9 +224,20 @@ class Scheduler(ABC):
 
         The budget check (``attrib.pipeline.check_budget``) refuses a budget below it
         before any call, so it must never exceed what :meth:`run` really needs: count
-        variants as :meth:`SpanScorer.count_new` does (by merged spans), the ones the
-        schedule scores twice once; where the schedule depends on the scores, a lower bound.
+        variants by merged spans, the ones the schedule scores twice once; where the schedule
+        depends on the scores, a lower bound. Ablations that give the same tokens (deleting
+        either copy of a repeated word) are one call; a method that states its
+        :meth:`first_round` is checked by the distinct prompts of that instead
+        (:func:`first_round_calls`), so this count is only used when it states none.
         """
+
+    def first_round(self, segmentation: Segmentation, level: str) -> list[list[Span]] | None:
+        """The ablations every run scores before it can give any result (token spans of
+        ``segmentation``, each a list ablated together), or ``None`` when they depend on the
+        scores. The budget check counts their distinct perturbed prompts
+        (:func:`first_round_calls`); the default, ``None``, falls back to :meth:`min_calls`.
+        """
+        return None
 
     @abstractmethod
     def run(

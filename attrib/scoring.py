@@ -13,8 +13,9 @@ Li, Monroe & Jurafsky 2016, "Understanding Neural Networks through Representatio
 Erasure").
 
 :class:`Scorer` owns the cost accounting: every distinct variant is scored once
-(memoised by its ablated spans and by its token ids), calls and tokens evaluated
-are counted, and a call budget is enforced.
+(memoised by its ablated spans and by its token ids, so ablations that give the
+same tokens are one call), calls and tokens evaluated are counted, and a call
+budget is enforced.
 
 Contrastive attribution (Yin & Neubig 2022, "Interpreting Language Models with
 Contrastive Explanations", EMNLP) asks why the model gives the target ``y``
@@ -38,7 +39,7 @@ from attrib.backend import Messages, ScoreRequest, ScoreResult, ScoringModel
 from attrib.chat import ChatLayout
 from attrib.errors import BudgetError, ResponseMismatchError
 from attrib.perturbation import Perturbation, Span, Variant, merge_spans
-from attrib.scheduler import SpanScorer
+from attrib.scheduler import ScorerView, SpanScorer
 from attrib.segmentation import Tokenization
 
 __all__ = ["Scorer", "RegionScorer", "SpanScorer"]
@@ -162,9 +163,19 @@ class Scorer:
         return tuple(out)
 
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
-        """How many of ``ablations`` would need a call (not yet scored, not repeated)."""
-        keys = {merge_spans(a) for a in ablations}
-        return sum(1 for k in keys if k not in self._by_spans)
+        """How many calls scoring ``ablations`` would make: their distinct perturbed prompts (token
+        ids after the perturbation) not scored yet, as :meth:`drops` sends them. Ablations that
+        give the same tokens (deleting either copy of a repeated word) are one call, and the
+        unperturbed prompt's tokens none (every run scores them first). Makes no call.
+        """
+        new: set[tuple[int, ...]] = set()
+        for key in {merge_spans(a) for a in ablations}:
+            if key in self._by_spans:
+                continue
+            ids = self.perturbation.apply(self.prompt, key).ids
+            if ids not in self._by_ids and ids != self.prompt.ids:
+                new.add(ids)
+        return len(new)
 
     def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
         """Attribution of each ablation to each output token.
@@ -296,12 +307,11 @@ class Scorer:
         return logprobs
 
 
-class RegionScorer:
+class RegionScorer(ScorerView):
     """A :class:`Scorer` seen through a window: spans are relative to one region of the prompt.
 
     Used for chat prompts, where each message's content is attributed by its own
-    schedule while the other messages and the template stay intact. Exposes what a
-    scheduler uses: ``drops``, ``count_new``, ``calls``, ``remaining``, ``n_output``.
+    schedule while the other messages and the template stay intact.
 
     Args:
         scorer: the scorer of the whole prompt.
@@ -309,31 +319,11 @@ class RegionScorer:
     """
 
     def __init__(self, scorer: SpanScorer, offset: int) -> None:
-        self.scorer = scorer
+        super().__init__(scorer)
         self.offset = offset
 
     def _shift(self, ablations: Sequence[Sequence[Span]]) -> list[list[Span]]:
         return [[(a + self.offset, b + self.offset) for a, b in spans] for spans in ablations]
-
-    @property
-    def n_output(self) -> int:
-        return self.scorer.n_output
-
-    @property
-    def contrast_start(self) -> int | None:
-        return self.scorer.contrast_start
-
-    @property
-    def calls(self) -> int:
-        return self.scorer.calls
-
-    @property
-    def remaining(self) -> int | None:
-        return self.scorer.remaining
-
-    @property
-    def base_logprobs(self) -> np.ndarray:
-        return self.scorer.base_logprobs
 
     def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
         return self.scorer.count_new(self._shift(ablations))

@@ -185,9 +185,17 @@ WORDS = ["paris", "river", "cats", "dogs", "birds", "stone", "green", "seven"]
 SENSITIVITY = {"paris": 2.0, ("river", "stone"): 1.0, "cats": 0.5, "seven": -0.25}
 
 
-def _prompt(n: int, chat: bool = False) -> str | list[dict[str, str]]:
-    """``n`` sentences (two words each and a repeated filler), as text or split over a system and a user message."""
+def _prompt(n: int, chat: bool = False, repeat: str = "none") -> str | list[dict[str, str]]:
+    """``n`` sentences (two words each and a repeated filler), as text or split over a system and a user message.
+
+    ``repeat`` makes identical variants: ``"words"`` doubles each sentence's first word (deleting
+    either copy gives the same prompt), ``"sentences"`` uses only two distinct sentences, repeated.
+    """
     sentences = [f"The {word} {WORDS[(i + 3) % len(WORDS)]} here." for i, word in enumerate(WORDS[:n])]
+    if repeat == "words":
+        sentences = [f"The {word} {word} here." for word in WORDS[:n]]
+    elif repeat == "sentences":
+        sentences = [f"The {WORDS[i % 2]} {WORDS[3]} here." for i in range(n)]
     if not chat:
         return " ".join(sentences)
     half = max(1, n // 2)
@@ -197,10 +205,10 @@ def _prompt(n: int, chat: bool = False) -> str | list[dict[str, str]]:
     ]
 
 
-def _options(n: int, budget: int | None, level: str, chat: bool, noise: int) -> dict[str, object]:
+def _options(n: int, budget: int | None, level: str, chat: bool, noise: int, repeat: str) -> dict[str, object]:
     toy = ToyBackend(sensitivity=SENSITIVITY, output=" yes it", noise=0.01 if noise else 0.0)
     return {
-        "prompt": _prompt(n, chat),
+        "prompt": _prompt(n, chat, repeat),
         "backend": toy,
         "level": level,
         "target": " yes it",
@@ -209,15 +217,31 @@ def _options(n: int, budget: int | None, level: str, chat: bool, noise: int) -> 
     }
 
 
-def _run(method: object, n: int, budget: int | None, level: str = "sentence", chat: bool = False, noise: int = 0):
-    options = _options(n, budget, level, chat, noise)
+def _run(
+    method: object,
+    n: int,
+    budget: int | None,
+    level: str = "sentence",
+    chat: bool = False,
+    noise: int = 0,
+    repeat: str = "none",
+):
+    options = _options(n, budget, level, chat, noise, repeat)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a chat template's cue merging with the target
         return attrib.attribute(options.pop("prompt"), method=method, **options)
 
 
-def _plan(method: object, n: int, budget: int | None, level: str = "sentence", chat: bool = False, noise: int = 0):
-    options = _options(n, budget, level, chat, noise)
+def _plan(
+    method: object,
+    n: int,
+    budget: int | None,
+    level: str = "sentence",
+    chat: bool = False,
+    noise: int = 0,
+    repeat: str = "none",
+):
+    options = _options(n, budget, level, chat, noise, repeat)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return attrib.plan(options.pop("prompt"), method=method, **options)
@@ -250,12 +274,13 @@ SCHEDULERS = [
     level=st.sampled_from(["sentence", "word"]),
     chat=st.booleans(),
     noise=st.integers(min_value=0, max_value=2),
+    repeat=st.sampled_from(["none", "words", "sentences"]),
 )
 def test_the_plan_the_budget_check_and_the_run_agree(
-    method: object, n: int, budget: int | None, level: str, chat: bool, noise: int
+    method: object, n: int, budget: int | None, level: str, chat: bool, noise: int, repeat: str
 ) -> None:
     scheduler = registry.methods.instance(method)
-    case = {"level": level, "chat": chat, "noise": noise}
+    case = {"level": level, "chat": chat, "noise": noise, "repeat": repeat}
     try:
         planned = _plan(method, n, budget, **case)
     except BudgetError:
@@ -282,6 +307,9 @@ def test_the_plan_the_budget_check_and_the_run_agree(
     if budget is None:  # the budget check accepts what the run needs
         enough = _run(method, n, result.stats.calls, **case)
         assert enough.stats.calls <= result.stats.calls
+        if not noise and not scheduler.adaptive:  # the same schedule: the budget cut nothing
+            assert enough.stats.calls == result.stats.calls
+            np.testing.assert_allclose(enough.scores, result.scores)
         _plan(method, n, result.stats.calls, **case)
 
 
@@ -301,6 +329,42 @@ def test_hierarchical_accepts_the_budget_its_unbudgeted_run_uses() -> None:
     _plan("hierarchical", 2, 4)
     with pytest.raises(BudgetError, match="needs at least 4 calls"):
         _run("hierarchical", 2, 3)
+
+
+REPEATS = "Cats the the the the sleep."
+
+
+@pytest.mark.parametrize("method", _methods())
+def test_identical_variants_count_once_in_the_budget_check(method: str) -> None:
+    # Deleting any one of the four "the" gives the same prompt: ItP makes 4 calls, and the
+    # budget check asked for 7 (one per unit) when it counted span sets instead of prompts.
+    toy = ToyBackend(sensitivity={"cats": 1.0}, output=" yes")
+    options = {"backend": toy, "method": method, "level": "word", "target": " yes"}
+    unbudgeted = attrib.attribute(REPEATS, **options)
+    calls = unbudgeted.stats.calls
+    if method == "itp":
+        assert calls == 4 and len(unbudgeted.units) == 6
+    budgeted = attrib.attribute(REPEATS, budget=calls, **options)
+    assert budgeted.stats.calls == calls
+    np.testing.assert_allclose(budgeted.scores, unbudgeted.scores)
+    planned = attrib.plan(REPEATS, budget=calls, **options)
+    assert planned.calls >= calls and (not planned.calls_exact or planned.calls == calls)
+
+
+@pytest.mark.parametrize("call", [attrib.attribute, attrib.plan])
+def test_itp_refuses_a_budget_below_its_distinct_variants_naming_them(call) -> None:
+    toy = ToyBackend(sensitivity={"cats": 1.0}, output=" yes")
+    with pytest.raises(BudgetError, match="itp at word level needs at least 4 calls here but the budget is 3"):
+        call(REPEATS, backend=toy, method="itp", level="word", target=" yes", budget=3)
+
+
+def test_the_budget_message_counts_one_message_in_the_singular() -> None:
+    toy = ToyBackend(sensitivity={"cats": 1.0}, output=" yes")
+    chat = [{"role": "user", "content": "Cats sleep all day. Dogs bark."}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(BudgetError, match=r"itp over 1 message needs at least \d+ calls"):
+            attrib.attribute(chat, backend=toy, method="itp", level="word", target=" yes", budget=2)
 
 
 def _extreme_methods() -> list[object]:

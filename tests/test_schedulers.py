@@ -203,3 +203,25 @@ def test_hipe_rejects_an_unknown_order_and_a_top_k_below_one():
         HiPe(order="widest")
     with pytest.raises(InputError, match="top_k"):
         HiPe(top_k=0)
+
+
+def test_scorer_counts_distinct_perturbed_prompts_as_it_sends_them():
+    from attrib.options import RunOptions
+    from attrib.scoring import Scorer
+
+    backend = CountingToy(sensitivity={"cats": 1.0}, output=" yes")
+    prompt = backend.tokenize("Cats the the the the sleep.")
+    ids = prompt.ids
+    the = [i for i in range(len(ids)) if ids[i] == ids[2]]
+    assert len(the) == 4  # the toy gives each word one token
+    perturb = RunOptions.build(perturbation="delete").perturbation.bind(backend.tokenize)
+    scorer = Scorer(backend, prompt, backend.tokenize(" yes").ids, perturb)
+    ablations = [[(i, i + 1)] for i in range(len(ids))]
+    expected = len({perturb.apply(prompt, a).ids for a in ablations})
+    assert expected == len(ablations) - 3  # deleting any of the four "the" gives one prompt
+    assert scorer.count_new(ablations) == expected  # counted before the base is scored: it makes no call
+    assert backend.seen == []
+    scorer.drops(ablations)
+    assert scorer.calls == 1 + expected and len(backend.seen) == 1 + expected
+    assert scorer.count_new(ablations) == 0
+    assert scorer.count_new([[(0, 1)], [(0, 1), (1, 2)], [(0, 2)]]) == 1  # one merged span, one new prompt

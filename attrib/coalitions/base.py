@@ -20,6 +20,7 @@ import numpy as np
 
 from attrib.coalitions.game import Coalition, CoalitionGame
 from attrib.errors import UnknownNameError
+from attrib.perturbation import Span
 from attrib.scheduler import Schedule, Scheduler, SpanScorer
 from attrib.segmentation import Segmentation
 
@@ -45,6 +46,13 @@ class CoalitionMethod(Scheduler):
 
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         return self.least_calls(len(segmentation.boundaries(level)) - 1)
+
+    def first_round(self, segmentation: Segmentation, level: str) -> list[list[Span]] | None:
+        """The ablations of the first :attr:`minimum_rounds` of :meth:`rounds` but the full coalition."""
+        bounds = segmentation.boundaries(level)
+        spans = list(zip(bounds, bounds[1:], strict=False))
+        first = {c for round_ in self.rounds(len(spans))[: self.minimum_rounds] for c in round_} if spans else set()
+        return [[span for i, span in enumerate(spans) if i not in c] for c in sorted(first) if len(set(c)) < len(spans)]
 
     def rounds(self, n: int) -> list[list[Coalition]]:
         """The coalitions the method plans for ``n`` units, in rounds, in the order it keeps them

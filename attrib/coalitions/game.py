@@ -85,16 +85,14 @@ class CoalitionGame:
         if remaining is None:
             return list(rounds), False
         kept: list[Sequence[Coalition]] = []
-        planned: set[Coalition] = set()
-        spent = 0
+        planned: dict[Coalition, None] = {}
         for round_ in rounds:
             fresh = [c for c in dict.fromkeys(round_) if c not in planned]
-            cost = self.new_calls(fresh)
-            if spent + cost > remaining:
+            # counted with the kept rounds: a coalition whose prompt one of them already has is free
+            if self.new_calls([*planned, *fresh]) > remaining:
                 break
             kept.append(round_)
-            planned.update(fresh)
-            spent += cost
+            planned.update(dict.fromkeys(fresh))
         if len(kept) < min(minimum, len(rounds)):
             needed = self.new_calls([c for r in rounds[:minimum] for c in r])
             raise BudgetError(

@@ -35,9 +35,9 @@ from attrib.coalitions.base import CoalitionMethod, Phase
 from attrib.coalitions.checks import at_least, probability
 from attrib.coalitions.game import CoalitionGame
 from attrib.coalitions.shapley import ShapleySampling
-from attrib.errors import BudgetError, InputError
+from attrib.errors import InputError
 from attrib.perturbation import Span, merge_spans
-from attrib.scheduler import Schedule, SpanScorer
+from attrib.scheduler import Schedule, ScorerView, SpanScorer
 from attrib.segmentation import Segmentation
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["Hierarchical", "CappedScorer"]
 
 
-class CappedScorer:
+class CappedScorer(ScorerView):
     """A :class:`~attrib.scoring.SpanScorer` that allows at most ``cap`` more calls than it started with.
 
     Args:
@@ -55,21 +55,9 @@ class CappedScorer:
     """
 
     def __init__(self, scorer: SpanScorer, cap: int | None) -> None:
-        self.scorer = scorer
+        super().__init__(scorer)
         self.start = scorer.calls
         self.cap = cap
-
-    @property
-    def n_output(self) -> int:
-        return self.scorer.n_output
-
-    @property
-    def contrast_start(self) -> int | None:
-        return self.scorer.contrast_start
-
-    @property
-    def calls(self) -> int:
-        return self.scorer.calls
 
     @property
     def remaining(self) -> int | None:
@@ -78,24 +66,6 @@ class CappedScorer:
         if own is None or outer is None:
             return outer if own is None else own
         return min(own, outer)
-
-    @property
-    def base_logprobs(self) -> np.ndarray:
-        return self.scorer.base_logprobs
-
-    def count_new(self, ablations: Sequence[Sequence[Span]]) -> int:
-        return self.scorer.count_new(ablations)
-
-    def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
-        """Like :meth:`attrib.scoring.Scorer.drops`, nats, shape (len(ablations), m).
-
-        Raises:
-            BudgetError: if the new variants exceed this view's cap.
-        """
-        remaining = self.remaining
-        if remaining is not None and self.count_new(ablations) > remaining:
-            raise BudgetError(f"{self.count_new(ablations)} more calls exceed the {remaining} left; raise --budget")
-        return self.scorer.drops(ablations)
 
 
 def top_region(coarse: Schedule, bounds: Sequence[int], size: int) -> list[int]:
@@ -210,6 +180,20 @@ class Hierarchical(CoalitionMethod):
             return len(chunks) + len(fresh)
         # HiPe's first chunks are disjoint, so they can equal at most a family of disjoint ablations.
         return len(chunks) + len(removed) - min(len(chunks), _most_disjoint(list(removed)))
+
+    def first_round(self, segmentation: Segmentation, level: str) -> list[list[Span]] | None:
+        """With at most ``region`` units, HiPe's first chunks and the coalition method's first round
+        over every unit. With more, the region is HiPe's choice: ``None`` (:meth:`min_calls` bounds
+        it), unless some units repeat, when the region's coalitions may share prompts that bound
+        does not know: then HiPe's first chunks alone (a lower bound; the run checks the rest)."""
+        bounds = segmentation.boundaries(level)
+        n = len(bounds) - 1
+        chunks = self.hipe().first_round(segmentation, level)
+        if n <= self.region:
+            return chunks + (self.method.replace(seed=self.seed).first_round(segmentation, level) or [])
+        ids = segmentation.tokenization.ids
+        units = {ids[a:b] for a, b in zip(bounds, bounds[1:], strict=False)}
+        return chunks if len(units) < n else None
 
     def least_calls(self, n: int) -> int:
         return self.method.replace(seed=self.seed).least_calls(min(n, self.region))

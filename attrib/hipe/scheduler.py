@@ -130,6 +130,10 @@ class HiPe(Scheduler):
     def min_calls(self, segmentation: Segmentation, level: str) -> int:
         return len(self.first_chunks(segmentation, level))
 
+    def first_round(self, segmentation: Segmentation, level: str) -> list[list[Span]]:
+        """Each of :meth:`first_chunks` ablated on its own."""
+        return [[span] for span in self.first_chunks(segmentation, level)]
+
     def first_chunks(self, segmentation: Segmentation, level: str) -> list[Span]:
         """The depth-0 chunks every run scores first, token spans (what :meth:`min_calls` counts)."""
         return first_spans(segmentation.n_tokens, segmentation.hierarchy(level), leaf_group=self.group)
