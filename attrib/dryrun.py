@@ -285,8 +285,8 @@ def plan(
         A :class:`Plan`.
 
     Raises:
-        The input errors of :func:`attrib.attribute` (a contrast included), including
-        :class:`~attrib.errors.PromptTooLongError` and :class:`~attrib.errors.BudgetError`.
+        InputError: the input errors of :func:`attrib.attribute` (a contrast included), including
+            :class:`~attrib.errors.PromptTooLongError` and :class:`~attrib.errors.BudgetError`.
     """
     options = RunOptions.build(
         method=method,
