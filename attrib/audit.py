@@ -70,7 +70,7 @@ def audit(
 
     Raises:
         InputError: if neither ``prompt`` nor ``messages`` is given, or both are.
-        The errors of :func:`attrib.attribute`.
+        AttribError: the errors of :func:`attrib.attribute`.
     """
     started = time.perf_counter()
     if (prompt is None) == (messages is None):

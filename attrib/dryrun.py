@@ -281,8 +281,8 @@ def plan(
         A :class:`Plan`.
 
     Raises:
-        The input errors of :func:`attrib.attribute` (a contrast included), including
-        :class:`~attrib.errors.PromptTooLongError` and :class:`~attrib.errors.BudgetError`.
+        InputError: the input errors of :func:`attrib.attribute` (a contrast included), including
+            :class:`~attrib.errors.PromptTooLongError` and :class:`~attrib.errors.BudgetError`.
     """
     checked = RunOptions.build(**options)
     target, contrast, budget = checked.target, checked.contrast, checked.budget
