@@ -60,9 +60,10 @@ def audit(
         backend, backend_options: the audited endpoint (as in :func:`attrib.attribute`).
         reference, reference_options: the reference endpoint, or ``None``.
         cache, progress: as in :func:`attrib.attribute`.
-        **options: the run options (:class:`~attrib.options.AuditOptions`), listed below with
-            their defaults. With a contrast, the attributions and the messages' Shapley values
-            are contrastive; hidden influence is judged on the output's own log-probability.
+        **options: the run options (:class:`~attrib.options.AuditOptions`), declared there;
+            ``help()`` lists them below with their defaults. With a contrast, the attributions
+            and the messages' Shapley values are contrastive; hidden influence is judged on the
+            output's own log-probability.
 
     Returns:
         An :class:`~attrib.result.Attribution` with ``roles``, ``shapley`` and

@@ -275,7 +275,7 @@ def plan(
 
     Args:
         prompt, backend, backend_options: as in :func:`attrib.attribute`.
-        **options: the run options of :func:`attrib.attribute`, listed below with their defaults.
+        **options: the run options of :func:`attrib.attribute` (:class:`~attrib.options.ExplainOptions`).
 
     Returns:
         A :class:`Plan`.

@@ -90,8 +90,8 @@ def attribute(
             ``$ATTRIB_CACHE_DIR``), a directory, ``False``; ``None`` caches for API
             backends given by name only.
         progress: draw a progress line on stderr (``None``: only on a terminal).
-        **options: the run options (:class:`~attrib.options.ExplainOptions`), listed below
-            with their defaults.
+        **options: the run options (:class:`~attrib.options.ExplainOptions`), declared there;
+            ``help()`` lists them below with their defaults.
 
     Returns:
         An :class:`~attrib.result.Attribution` with ``scores`` of shape

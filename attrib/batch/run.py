@@ -355,7 +355,7 @@ def attribute_many(
         progress: a progress bar on stderr (items done, items/s, ETA, failures);
             ``None`` draws it only on a terminal.
         **arguments: the settings above (:class:`BatchSettings`) and the run-wide run
-            options, listed below with their defaults (an audit takes those of
+            options (:class:`~attrib.options.ExplainOptions`; an audit takes those of
             :func:`attrib.audit`; a record's target is its own key).
 
     Returns:
