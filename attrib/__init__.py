@@ -13,7 +13,8 @@ leave-one-out / iterative perturbation (:class:`ITP`), and the coalition methods
 of :mod:`attrib.coalitions` (Shapley sampling, KernelSHAP, ContextCite's surrogate,
 LIME, hierarchical coalitions). Methods, backends and the rest are named in
 :mod:`attrib.registry` and loaded on first use (installed packages add their own
-through entry points); importing attrib imports no model library.
+through entry points); importing attrib imports no model library. The run options
+(method, level, target, budget, ...) are declared once, in :mod:`attrib.options`.
 """
 
 from attrib.audit import audit
@@ -52,6 +53,7 @@ from attrib.errors import (
 from attrib.hipe import Fixed, HiPe, MidRange, Relative
 from attrib.itp import ITP
 from attrib.loading import default_backend
+from attrib.options import AuditOptions, ExplainOptions
 from attrib.perturbation import Deletion, Replacement
 from attrib.pipeline import attribute
 from attrib.result import Attribution, Contrast, Stats, UnitScore
@@ -65,6 +67,8 @@ __all__ = [
     "audit",
     "plan",
     "Plan",
+    "ExplainOptions",
+    "AuditOptions",
     "default_backend",
     "Attribution",
     "Contrast",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
@@ -20,16 +20,16 @@ from attrib.caching import CacheSpec
 from attrib.errors import InputError, ResultError
 from attrib.influence import differential, reference_free
 from attrib.loading import open_backend
-from attrib.options import RunOptions
+from attrib.options import AuditOptions, RunOptions, with_options
 from attrib.pipeline import run
 from attrib.progress import Progress
 from attrib.prompt import ChatPrompt
 from attrib.result import Attribution, HiddenInfluence
-from attrib.scheduler import Scheduler
 
 __all__ = ["audit"]
 
 
+@with_options("audit")
 def audit(
     prompt: str | None = None,
     *,
@@ -39,16 +39,9 @@ def audit(
     backend_options: dict[str, Any] | None = None,
     reference: Backend | str | None = None,
     reference_options: dict[str, Any] | None = None,
-    method: str | Scheduler = "hipe",
-    level: str = "sentence",
-    target: str | None = None,
-    max_new_tokens: int = 16,
-    budget: int | None = None,
-    seed: int = 0,
-    chat_template: str | None = None,
     cache: CacheSpec = None,
     progress: bool | Progress | None = False,
-    contrast: str | None = None,
+    **options: Unpack[AuditOptions],
 ) -> Attribution:
     """Audit how much a system prompt, seen or hidden, drives an output.
 
@@ -66,9 +59,10 @@ def audit(
         messages: the whole visible chat instead of ``system`` + ``prompt``.
         backend, backend_options: the audited endpoint (as in :func:`attrib.attribute`).
         reference, reference_options: the reference endpoint, or ``None``.
-        method, level, target, max_new_tokens, budget, seed, chat_template, cache, progress, contrast:
-            as in :func:`attrib.attribute`. With a contrast, the attributions and the
-            messages' Shapley values are contrastive; hidden influence is judged on the
+        cache, progress: as in :func:`attrib.attribute`.
+        **options: the run options (:class:`~attrib.options.AuditOptions`), declared there;
+            ``help()`` lists them below with their defaults. With a contrast, the attributions
+            and the messages' Shapley values are contrastive; hidden influence is judged on the
             output's own log-probability.
 
     Returns:
@@ -86,20 +80,11 @@ def audit(
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     elif system is not None:
         raise InputError("give the system prompt inside messages, or use system= with prompt=")
-    options = RunOptions.build(
-        method=method,
-        level=level,
-        target=target,
-        max_new_tokens=max_new_tokens,
-        budget=budget,
-        seed=seed,
-        chat_template=chat_template,
-        contrast=contrast,
-    )
-    chat = ChatPrompt.of(messages, chat_template)
+    checked = RunOptions.build(task="audit", **options)
+    chat = ChatPrompt.of(messages, checked.chat_template)
     bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
     with open_backend(backend, backend_options, cache) as model:
-        result = run(chat, model, options, progress=bar, started=started)
+        result = run(chat, model, checked, progress=bar, started=started)
     if result.base_logprobs is None or result.shapley is None:
         raise ResultError("the audited run recorded no base log-probabilities or message values")
     own = result.output_columns  # hidden influence is about the output, not the contrast

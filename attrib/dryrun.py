@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
@@ -19,8 +19,8 @@ from attrib.backend import Backend
 from attrib.errors import BudgetError
 from attrib.hipe import HiPe
 from attrib.loading import open_backend
-from attrib.options import RunOptions
-from attrib.perturbation import Perturbation, Replacement, Span, merge_spans
+from attrib.options import ExplainOptions, RunOptions, with_options
+from attrib.perturbation import Replacement, Span, merge_spans
 from attrib.pipeline import check_budget, unit_level
 from attrib.prompt import ChatPrompt, Region, as_prompt, coalition_requests
 from attrib.roles import coalitions
@@ -257,21 +257,13 @@ def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level:
     return None
 
 
+@with_options("plan")
 def plan(
     prompt: str | list[dict[str, str]],
     *,
     backend: Backend | str | None = None,
     backend_options: dict[str, Any] | None = None,
-    method: str | Scheduler = "hipe",
-    level: str = "token",
-    target: str | None = None,
-    max_new_tokens: int = 16,
-    budget: int | None = None,
-    seed: int = 0,
-    perturbation: str | Perturbation = "delete",
-    noise_samples: int = 0,
-    chat_template: str | None = None,
-    contrast: str | None = None,
+    **options: Unpack[ExplainOptions],
 ) -> Plan:
     """The calls and tokens :func:`attrib.attribute` would need, without any model call.
 
@@ -281,6 +273,10 @@ def plan(
     left out (all the stand-in's drops are equal, which would stop at once), every
     other parameter of the method is honoured.
 
+    Args:
+        prompt, backend, backend_options: as in :func:`attrib.attribute`.
+        **options: the run options of :func:`attrib.attribute` (:class:`~attrib.options.ExplainOptions`).
+
     Returns:
         A :class:`Plan`.
 
@@ -288,28 +284,18 @@ def plan(
         InputError: the input errors of :func:`attrib.attribute` (a contrast included), including
             :class:`~attrib.errors.PromptTooLongError` and :class:`~attrib.errors.BudgetError`.
     """
-    options = RunOptions.build(
-        method=method,
-        level=level,
-        target=target,
-        max_new_tokens=max_new_tokens,
-        budget=budget,
-        seed=seed,
-        perturbation=perturbation,
-        noise_samples=noise_samples,
-        chat_template=chat_template,
-        contrast=contrast,
-    )
-    source = as_prompt(prompt, chat_template)
-    scheduler = options.method
+    checked = RunOptions.build(**options)
+    target, contrast, budget = checked.target, checked.contrast, checked.budget
+    source = as_prompt(prompt, checked.chat_template)
+    scheduler = checked.method
     if getattr(scheduler, "top_k", None) is not None:
         scheduler = scheduler.replace(top_k=None)
     with open_backend(backend, backend_options, cache=False) as model:
-        level = unit_level(model.capabilities(), options.level)
-        perturb = options.perturbation.bind(model.tokenize)
+        level = unit_level(model.capabilities(), checked.level)
+        perturb = checked.perturbation.bind(model.tokenize)
         if target is None:
             layout = source.lay_out(model)
-            output_ids: tuple[int, ...] = (0,) * options.max_new_tokens
+            output_ids: tuple[int, ...] = (0,) * checked.max_new_tokens
         else:
             layout, output_ids, _ = source.with_target(model, target)
         check_fits(model, len(layout.tokenization), len(output_ids))
@@ -319,16 +305,16 @@ def plan(
             if target is None:  # the run splits a generated output like the contrast (attrib.target)
                 layout = source.with_target(model, contrast)[0]
             contrast_ids, _ = split_contrast(source, model, layout, output_ids, target, contrast)
-        subsets = coalitions(len(source.chat), seed=options.seed) if isinstance(source, ChatPrompt) else []
+        subsets = coalitions(len(source.chat), seed=checked.seed) if isinstance(source, ChatPrompt) else []
         # the run's own scorer counts the first round (no call is made before its first score)
         counter = Scorer(model, layout.tokenization, output_ids, perturb, chat=layout.chat, contrast_ids=contrast_ids)
-        check_budget(options.method, layout, level, options, len(subsets), scorer=counter)
+        check_budget(checked.method, layout, level, checked, len(subsets), scorer=counter)
         coalition_prompts = []
         if isinstance(source, ChatPrompt):
             others = [s for s in subsets if len(s) < len(source.chat)]
             coalition_prompts = coalition_requests(source, model, others, output_ids)
     tokens = layout.tokenization
-    budget_left = None if budget is None else budget - options.noise_samples
+    budget_left = None if budget is None else budget - checked.noise_samples
     baseline = perturb.token_id if isinstance(perturb, Replacement) else None
     requests = 2 if contrast_ids else 1
     n_columns = len(output_ids) + len(contrast_ids)
@@ -351,8 +337,8 @@ def plan(
         prompt_tokens=len(tokens),
         output_tokens=len(output_ids),
         generation_calls=int(target is None),
-        calls=scorer.calls + options.noise_samples,
-        tokens=scorer.tokens_evaluated + options.noise_samples * per_call,
+        calls=scorer.calls + checked.noise_samples,
+        tokens=scorer.tokens_evaluated + checked.noise_samples * per_call,
         calls_exact=not scheduler.adaptive,
         exact=exact,
         contrast_tokens=len(contrast_ids),

@@ -21,7 +21,7 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
@@ -31,8 +31,7 @@ from attrib.errors import BudgetError
 from attrib.hipe import HiPe
 from attrib.loading import open_backend
 from attrib.noise import noise_floor
-from attrib.options import RunOptions
-from attrib.perturbation import Perturbation
+from attrib.options import ExplainOptions, RunOptions, with_options
 from attrib.progress import Progress
 from attrib.prompt import ChatPrompt, Layout, Prompt, Region, as_prompt, coalition_requests
 from attrib.result import Attribution, Contrast, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace
@@ -56,23 +55,15 @@ def unit_level(capabilities: Capabilities, level: str) -> str:
     return level
 
 
+@with_options("explain")
 def attribute(
     prompt: str | list[dict[str, str]],
     *,
     backend: Backend | str | None = None,
     backend_options: dict[str, Any] | None = None,
-    method: str | Scheduler = "hipe",
-    level: str = "token",
-    target: str | None = None,
-    max_new_tokens: int = 16,
-    budget: int | None = None,
-    seed: int = 0,
-    perturbation: str | Perturbation = "delete",
-    noise_samples: int = 0,
-    chat_template: str | None = None,
     cache: CacheSpec = None,
     progress: bool | Progress | None = False,
-    contrast: str | None = None,
+    **options: Unpack[ExplainOptions],
 ) -> Attribution:
     """Attribute a model's output to the units of its prompt by perturbation.
 
@@ -94,34 +85,13 @@ def attribute(
         backend_options: keyword arguments for a backend given by name, e.g.
             ``{"base_url": "http://127.0.0.1:8080/v1", "model": "gemma"}`` for ``"openai"``.
             A backend built from them is closed when the call returns.
-        method: ``"hipe"`` (hierarchical perturbation, default), ``"itp"`` (exhaustive
-            leave-one-out), another registered method, or a scheduler instance such as
-            ``HiPe(threshold="relative")``.
-        level: unit level: ``"token"``, ``"word"``, ``"sentence"`` or ``"paragraph"``.
-            A backend without the model's tokenizer turns ``"token"`` into ``"word"``
-            (with a warning).
-        target: output text to explain; ``None`` generates it greedily.
-        max_new_tokens: tokens to generate when ``target`` is ``None``.
-        budget: maximum scoring calls, the unperturbed prompt, noise samples and a chat's
-            message coalitions included; ``None`` for no limit. Calls answered from a
-            cache count too, so a re-run follows the same schedule.
-        seed: seed of random choices (sampled message coalitions); recorded.
-        perturbation: ``"delete"`` (default), ``"replace"``, or a perturbation instance.
-        noise_samples: score the unperturbed prompt this many more times and mark the
-            units whose attribution is within the spread (for endpoints that are not
-            deterministic); see :func:`attrib.noise.noise_floor`.
-        chat_template: a jinja2 chat template for a chat prompt.
         cache: keep scores and generations in a persistent cache so an interrupted run
             resumes and a re-run is free: ``True`` (``~/.cache/attrib`` or
             ``$ATTRIB_CACHE_DIR``), a directory, ``False``; ``None`` caches for API
             backends given by name only.
         progress: draw a progress line on stderr (``None``: only on a terminal).
-        contrast: a foil output (``" 4528"``) for contrastive attribution (Yin & Neubig
-            2022): the scores answer "why the output rather than the contrast", each unit's
-            total being the drop of ``log p(output | x) - log p(contrast | x)`` when it is
-            ablated, in nats, for every method. The contrast is split jointly with the
-            prompt like a target; each variant is scored on both (one call, two requests
-            with the same prompt). See ``docs/contrast.md``.
+        **options: the run options (:class:`~attrib.options.ExplainOptions`), declared there;
+            ``help()`` lists them below with their defaults.
 
     Returns:
         An :class:`~attrib.result.Attribution` with ``scores`` of shape
@@ -143,22 +113,11 @@ def attribute(
         EndpointError: if an API endpoint refuses a request or keeps failing.
     """
     started = time.perf_counter()
-    options = RunOptions.build(
-        method=method,
-        level=level,
-        target=target,
-        max_new_tokens=max_new_tokens,
-        budget=budget,
-        seed=seed,
-        perturbation=perturbation,
-        noise_samples=noise_samples,
-        chat_template=chat_template,
-        contrast=contrast,
-    )
-    source = as_prompt(prompt, chat_template)
+    checked = RunOptions.build(**options)
+    source = as_prompt(prompt, checked.chat_template)
     bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
     with open_backend(backend, backend_options, cache) as model:
-        return run(source, model, options, progress=bar, started=started)
+        return run(source, model, checked, progress=bar, started=started)
 
 
 def run(

@@ -73,6 +73,7 @@ from typing import Any
 
 from attrib.chat import check_messages
 from attrib.errors import AttribError, EmptyPromptError, InputError
+from attrib.options import record_names
 
 __all__ = [
     "Item",
@@ -88,8 +89,8 @@ __all__ = [
     "check_records",
 ]
 
-#: Per-record options a record may set (every other option is run-wide).
-OPTION_KEYS = frozenset({"level", "method", "budget", "max_new_tokens", "seed"})
+#: Per-record options a record may set (every other option is run-wide): declared in :mod:`attrib.options`.
+OPTION_KEYS = record_names()
 
 #: Keys with a meaning; every other key of a record is metadata.
 _KEYS = frozenset({"id", "prompt", "messages", "system", "target", "contrast", "options"})

@@ -18,7 +18,7 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any, TypedDict, Unpack
 
 from attrib.backend import Backend
 from attrib.batch.inputs import BadInputError, Item, Problem, check_records, fingerprint, from_dicts, read_input
@@ -28,36 +28,55 @@ from attrib.batch.records import error_record
 from attrib.batch.worker import Done, Spec
 from attrib.caching import CacheSpec
 from attrib.errors import InputError, UnknownNameError
-from attrib.options import RunOptions
+from attrib.options import TASKS as declared_tasks
+from attrib.options import Default, ExplainOptions, RunOptions, batch_names, settings, with_options
+from attrib.options import options as declared
 from attrib.paths import Place, check_places
 from attrib.scheduler import Scheduler
 from attrib.urls import safe_url
 
-__all__ = ["attribute_many", "prepare", "run_batch", "Batch", "Outcome", "Summary", "EXECUTORS", "TASKS"]
+__all__ = [
+    "attribute_many",
+    "prepare",
+    "run_batch",
+    "Batch",
+    "BatchSettings",
+    "BatchArguments",
+    "Outcome",
+    "Summary",
+    "EXECUTORS",
+    "TASKS",
+]
 
 #: The tasks a batch runs: explain (attrib.attribute) and audit (attrib.audit).
-TASKS = ("explain", "audit")
+TASKS = tuple(declared_tasks)
 
 #: Executors by name: "module:function" with the signature of :func:`attrib.batch.local.run_local`.
 EXECUTORS = {"local": "attrib.batch.local:run_local", "ray": "attrib.batch.ray_executor:run_ray"}
 
-#: Run-wide options each task accepts (beyond backend, cache and progress).
-_TASK_OPTIONS = {
-    "explain": frozenset(
-        {
-            "method",
-            "level",
-            "max_new_tokens",
-            "budget",
-            "seed",
-            "perturbation",
-            "noise_samples",
-            "chat_template",
-            "contrast",
-        }
-    ),
-    "audit": frozenset({"method", "level", "max_new_tokens", "budget", "seed", "chat_template", "contrast"}),
-}
+
+class BatchSettings(TypedDict, total=False):
+    """How a batch runs, beside the run options: keywords of :func:`prepare` and
+    :func:`attribute_many` (documented there), each with its :class:`~attrib.options.Default`."""
+
+    task: Annotated[str, Default("explain")]
+    out_dir: Annotated[str | os.PathLike[str] | None, Default(None)]
+    executor: Annotated[str, Default("local")]
+    workers: Annotated[int | None, Default(None)]
+    ray_address: Annotated[str | None, Default(None)]
+    skip_bad: Annotated[bool, Default(False)]
+    retry_failed: Annotated[bool, Default(False)]
+    force: Annotated[bool, Default(False)]
+    system: Annotated[str | None, Default(None)]
+    backend: Annotated[Backend | str | None, Default(None)]
+    backend_options: Annotated[dict[str, Any] | None, Default(None)]
+    api_key_env: Annotated[str | None, Default(None)]
+    reference_options: Annotated[dict[str, Any] | None, Default(None)]
+    cache: Annotated[CacheSpec, Default(None)]
+
+
+class BatchArguments(BatchSettings, ExplainOptions, total=False):
+    """Every keyword of :func:`prepare`: the settings and the run options."""
 
 
 class Batch:
@@ -144,28 +163,14 @@ class Batch:
         return Outcome(item_id, record, None, file, done.worker)
 
 
+@with_options("explain", batch=True, before=BatchSettings)
 def prepare(
     items: Iterable[Mapping[str, Any]] | str | os.PathLike[str],
-    *,
-    task: str = "explain",
-    out_dir: str | os.PathLike[str] | None = None,
-    executor: str = "local",
-    workers: int | None = None,
-    ray_address: str | None = None,
-    skip_bad: bool = False,
-    retry_failed: bool = False,
-    force: bool = False,
-    system: str | None = None,
-    backend: Backend | str | None = None,
-    backend_options: dict[str, Any] | None = None,
-    api_key_env: str | None = None,
-    reference_options: dict[str, Any] | None = None,
-    cache: CacheSpec = None,
-    **options: Any,
+    **arguments: Unpack[BatchArguments],
 ) -> Batch:
     """Read and check the whole input, check OUT_DIR, and find what is left to do; run nothing.
 
-    Arguments as :func:`attribute_many`.
+    Arguments as :func:`attribute_many` (but ``progress``).
 
     Raises:
         BadInputError: listing every bad record (unless ``skip_bad``).
@@ -174,25 +179,31 @@ def prepare(
             (:func:`attrib.paths.check_places`), or an OUT_DIR holding another run (unless ``force``).
         UnknownNameError, BudgetError: for a bad run-wide option.
     """
+    given: dict[str, Any] = dict(arguments)
+    how = settings(BatchSettings, given)
+    task, executor, out_dir, backend = how["task"], how["executor"], how["out_dir"], how["backend"]
     if task not in TASKS:
         raise UnknownNameError.for_choice("task", task, TASKS)
     if executor not in EXECUTORS:
         raise UnknownNameError.for_choice("executor", executor, EXECUTORS)
-    unknown = sorted(set(options) - _TASK_OPTIONS[task])
+    run_wide = {name: value for name, value in given.items() if name not in how}
+    unknown = sorted(set(run_wide) - batch_names(task))
     if unknown:
         raise InputError(f"{task} takes no option {', '.join(map(repr, unknown))}")
-    if reference_options is not None and task != "audit":
+    if how["reference_options"] is not None and task != "audit":
         raise InputError("a reference endpoint applies to task 'audit'")
     if executor == "ray" and isinstance(backend, Backend):
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
-    options.setdefault("level", "sentence" if task == "audit" else "token")
-    _build_options(options)  # run-wide options checked before the input is read
+    for name, option in declared(task).items():  # a default that depends on the task is recorded
+        if option.task_defaults:
+            run_wide.setdefault(name, option.default_for(task))
+    _build_options(run_wide)  # run-wide options checked before the input is read
     if out_dir is not None:  # no output may be the input or an empty path
         reads = [Place("the input", items)] if isinstance(items, str | os.PathLike) else []
         check_places([Place("out_dir", out_dir, run_dir=True)], reads)
 
     def check_options(own: dict[str, Any]) -> None:
-        _build_options({**options, **own})
+        _build_options({**run_wide, **own})
 
     if isinstance(items, str | os.PathLike):
         source = str(items)
@@ -204,16 +215,17 @@ def prepare(
         raws = from_dicts(records)
         data = fingerprint(records)
         described = {"path": None, "size": len(records), "sha256": hashlib.sha256(data).hexdigest()}
-    todo, problems = check_records(raws, system=system, check_options=check_options)
-    if problems and not skip_bad:
+    todo, problems = check_records(raws, system=how["system"], check_options=check_options)
+    if problems and not how["skip_bad"]:
         raise BadInputError(problems, source)
+    reference_options = how["reference_options"]
     spec = Spec(
         task=task,
         backend=backend,
-        backend_options=dict(backend_options or {}),
-        api_key_env=api_key_env,
-        cache=cache,
-        options=options,
+        backend_options=dict(how["backend_options"] or {}),
+        api_key_env=how["api_key_env"],
+        cache=how["cache"],
+        options=run_wide,
         reference_options=None if reference_options is None else dict(reference_options),
     )
     out = None
@@ -221,9 +233,10 @@ def prepare(
     if out_dir is not None:
         out = OutDir(out_dir)
         try:  # held (OutDir.lock) from here until the outcomes end
-            out.claim(_run_json(task, spec, system, described, executor), force=force)
+            out.claim(_run_json(task, spec, how["system"], described, executor), force=how["force"])
             finished = out.scan()  # without the stale records (their item file is gone): redone
-            retry = {key for key, record in finished.items() if record.get("status") != "ok"} if retry_failed else set()
+            failed = {key for key, record in finished.items() if record.get("status") != "ok"}
+            retry = failed if how["retry_failed"] else set()
             out.forget(retry | out.stale)
             done_ids = set(finished) - retry
             skipped = sum(1 for item in todo if item.id in done_ids) + sum(1 for p in problems if p.id in done_ids)
@@ -237,7 +250,7 @@ def prepare(
                     key=lambda p: p.line,
                 )
                 todo = [item for item in todo if item.id not in refused]
-                if not skip_bad:
+                if not how["skip_bad"]:
                     raise BadInputError(problems, source)
         except BaseException:
             out.release()
@@ -249,16 +262,15 @@ def prepare(
         retained_errors=retained,
         spec=spec,
         executor=executor,
-        workers=workers,
-        address=ray_address,
+        workers=how["workers"],
+        address=how["ray_address"],
         out=out,
     )
 
 
 def _build_options(options: dict[str, Any]) -> None:
     """Check options as :func:`attrib.attribute` will (the names resolved, the values in range)."""
-    checked = _TASK_OPTIONS["explain"] | {"target"}
-    RunOptions.build(**{key: value for key, value in options.items() if key in checked})
+    RunOptions.build(**options)
 
 
 def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, Any], executor: str) -> dict[str, Any]:
@@ -303,25 +315,12 @@ def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, An
     }
 
 
+@with_options("explain", batch=True, before=BatchSettings)
 def attribute_many(
     items: Iterable[Mapping[str, Any]] | str | os.PathLike[str],
     *,
-    task: str = "explain",
-    out_dir: str | os.PathLike[str] | None = None,
-    executor: str = "local",
-    workers: int | None = None,
-    ray_address: str | None = None,
-    skip_bad: bool = False,
-    retry_failed: bool = False,
-    force: bool = False,
-    system: str | None = None,
-    backend: Backend | str | None = None,
-    backend_options: dict[str, Any] | None = None,
-    api_key_env: str | None = None,
-    reference_options: dict[str, Any] | None = None,
-    cache: CacheSpec = None,
     progress: bool | None = False,
-    **options: Any,
+    **arguments: Unpack[BatchArguments],
 ) -> Summary:
     """Attribute (or audit) every record of a dataset; with ``out_dir``, resumably on disk.
 
@@ -334,8 +333,9 @@ def attribute_many(
         items: a path (``.jsonl``, ``.csv``, ``.parquet``) or records as dicts:
             ``{"id", "prompt"}``, ``{"id", "messages"}`` or ``{"id", "system", "prompt"}``,
             with optional ``target``, ``contrast`` (the alternative output of a
-            contrastive attribution; overrides a run-wide ``contrast``), ``options``
-            (``level``, ``method``, ``budget``, ``max_new_tokens``, ``seed``) and metadata keys.
+            contrastive attribution; overrides a run-wide ``contrast``), ``options`` (its own
+            values of the per-record options, :func:`attrib.options.record_names`) and
+            metadata keys.
         task: ``"explain"`` or ``"audit"`` (the level defaults to ``"sentence"`` there).
         out_dir: where to write the results, or ``None`` to keep them in memory.
         executor: ``"local"`` (this process) or ``"ray"`` (Ray actors).
@@ -354,8 +354,9 @@ def attribute_many(
             ``{"base_url": ..., "model": ...}``; see :func:`attrib.audit`.
         progress: a progress bar on stderr (items done, items/s, ETA, failures);
             ``None`` draws it only on a terminal.
-        **options: run-wide options of :func:`attrib.attribute` (method, level, budget,
-            seed, max_new_tokens, perturbation, noise_samples, chat_template, contrast).
+        **arguments: the settings above (:class:`BatchSettings`) and the run-wide run
+            options (:class:`~attrib.options.ExplainOptions`; an audit takes those of
+            :func:`attrib.audit`; a record's target is its own key).
 
     Returns:
         A :class:`Summary` with this run's outcomes (completion order) and counts.
@@ -365,24 +366,7 @@ def attribute_many(
         InputError, UnknownNameError, BudgetError: for bad options, before any model work.
         AttribError: if the backend cannot be opened; per-item errors are error records.
     """
-    batch = prepare(
-        items,
-        task=task,
-        out_dir=out_dir,
-        executor=executor,
-        workers=workers,
-        ray_address=ray_address,
-        skip_bad=skip_bad,
-        retry_failed=retry_failed,
-        force=force,
-        system=system,
-        backend=backend,
-        backend_options=backend_options,
-        api_key_env=api_key_env,
-        reference_options=reference_options,
-        cache=cache,
-        **options,
-    )
+    batch = prepare(items, **arguments)
     return run_batch(batch, progress=progress)
 
 

@@ -10,10 +10,11 @@ import argparse
 import sys
 from typing import Any
 
-from attrib import registry
+from attrib.batch.run import TASKS
+from attrib.cli.flags import HelpFormatter, add_run_options, check_task_flags, run_options
 from attrib.errors import InputError
+from attrib.options import record_names
 from attrib.paths import Place, check_places
-from attrib.segmentation import LEVELS
 
 __all__ = ["add_parser", "batch"]
 
@@ -30,8 +31,9 @@ input: JSON Lines (one record a line), .csv or .parquet with the same fields:
   {"id": "q2", "messages": [{"role": "system", ...}]}  a chat
   {"id": "q3", "system": "...", "prompt": "..."}       a system + user chat
   optional "target" (the output to explain; else generated), "contrast" (the alternative to
-  explain it against; overrides --contrast), "options" (level, method, budget, max_new_tokens,
-  seed); other keys are kept as "meta". Without "id", the id is "line-N".
+  explain it against; overrides --contrast), "options" (the record's own values of
+  {record_options}); other keys are kept as "meta".
+  Without "id", the id is "line-N".
 
 Every record is checked before any model work; a bad one stops the run with the
 problems listed, unless --skip-bad-lines records each as an error and runs the rest.
@@ -51,23 +53,28 @@ the API key from the environment variable --api-key-env names on its own node.
 """
 
 
+#: The options run.json has held since the first batch format even when not given; an option
+#: added since is recorded only when given, so an OUT_DIR of an earlier version still resumes.
+#: Frozen: a new option never joins it.
+_RECORDED_UNSET = frozenset({"method", "level", "max_new_tokens", "budget", "seed", "chat_template",
+                             "perturbation", "noise_samples"})  # fmt: skip
+
+
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the ``batch`` subcommand to ``commands``."""
-    from attrib.cli.parser import _CONTRAST_HELP, _add_backend_arguments
+    from attrib.cli.parser import add_backend_arguments, add_reference_arguments
 
     parser = commands.add_parser(
         "batch",
         help="explain or audit every record of a dataset (JSON Lines, CSV, Parquet), resumably",
         description="Attribute (or audit) every record of a dataset; results stream into OUT_DIR as items finish, "
         "and a re-run resumes where the last one stopped.",
-        epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EXAMPLES.replace("{record_options}", ", ".join(sorted(record_names()))),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("input", metavar="INPUT", help="records: .jsonl (one JSON object a line), .csv or .parquet")
     parser.add_argument("-o", "--out-dir", metavar="OUT_DIR", required=True, help="where the results go")
-    parser.add_argument(
-        "--task", choices=("explain", "audit"), default="explain", help="explain (default) or audit each record"
-    )
+    parser.add_argument("--task", choices=TASKS, default="explain", help="explain (default) or audit each record")
 
     run = parser.add_argument_group("running")
     run.add_argument(
@@ -89,39 +96,19 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     chat = parser.add_argument_group("chats")
     chat.add_argument("--system", metavar="TEXT", help="a system prompt for every record that has none")
     chat.add_argument("--system-file", metavar="FILE", help="read that system prompt from FILE")
-    chat.add_argument("--chat-template", metavar="FILE", help="jinja2 chat template (default: the model's)")
-
     how = parser.add_argument_group("method (every record; a record's own options override them)")
-    how.add_argument("--method", choices=registry.names("method"), default="hipe", help="default hipe")
-    how.add_argument("--level", choices=LEVELS, help="unit level (default: token; sentence for --task audit)")
-    how.add_argument("--threshold", metavar="RULE", help="hipe: relative (default), midrange, or nats")
-    how.add_argument("--max-depth", type=int, metavar="N", help="hipe: deepest refinement depth")
-    how.add_argument("--order", choices=registry.names("order"), help="hipe: refinement order (default best)")
-    how.add_argument("--early-stop", type=int, metavar="K", help="hipe: stop once the top K units are settled")
-    how.add_argument("--budget", type=int, metavar="N", help="maximum scoring calls per item")
-    how.add_argument("--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate (default 16)")
-    how.add_argument("--seed", type=int, default=0, metavar="N", help="seed of sampled coalitions (default 0)")
-    how.add_argument("--contrast", metavar="TEXT", help=_CONTRAST_HELP + ' (a record\'s own "contrast" overrides it)')
-    how.add_argument(
-        "--perturbation", choices=registry.names("perturbation"), default="delete", help="explain: default delete"
-    )
-    how.add_argument("--baseline", default=" _", metavar="TEXT", help="replacement token for --perturbation replace")
-    how.add_argument("--noise-samples", type=int, default=0, metavar="K", help="explain: extra unperturbed scores")
-    how.add_argument(
-        "--reference-base-url",
-        metavar="URL",
-        help="audit: reference endpoint, the same model without the suspected hidden prompt",
-    )
-    how.add_argument("--reference-model", metavar="NAME", help="audit: model name at the reference (default: --model)")
-    _add_backend_arguments(parser)
+    add_run_options("batch", {"chat": chat, "output": how, "method": how})
+    add_reference_arguments(how, prefix="audit: ")
+    add_backend_arguments(parser)
 
 
 def batch(args: argparse.Namespace) -> int:
     """``attrib batch``: run every record; exit 0 when all succeeded, 1 when any failed."""
     from attrib.batch import BadInputError, prepare, run_batch
     from attrib.cli import Terminated, interrupted_status
-    from attrib.cli.commands import _backend_options, _cache, _check_texts, _inputs, _method, _perturbation
+    from attrib.cli.commands import _backend_options, _cache, _check_texts, _inputs, api_key_variable, read_file
     from attrib.cli.inputs import decode, read_bytes
+    from attrib.cli.parser import reference_options
 
     _check_texts(args)
     check_places([Place("-o", args.out_dir, run_dir=True)], [Place("the input", args.input), *_inputs(args)])
@@ -132,40 +119,20 @@ def batch(args: argparse.Namespace) -> int:
     if args.executor != "ray" and (args.workers is not None or args.ray_address is not None):
         raise InputError("--workers and --ray-address apply to --executor ray")
     system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
-    template = decode(*read_bytes(args.chat_template, kind="chat template")) if args.chat_template else None
-    options: dict[str, object] = {
-        "method": _method(args),
-        "max_new_tokens": args.max_new_tokens,
-        "budget": args.budget,
-        "seed": args.seed,
-        "chat_template": template,
+    check_task_flags(args, args.task)
+    options = {
+        name: value
+        for name, value in run_options(args, "batch", args.task, read_file=read_file).items()
+        if value is not None or name in _RECORDED_UNSET
     }
-    if args.level is not None:
-        options["level"] = args.level
-    if args.contrast is not None:
-        options["contrast"] = args.contrast
-    if args.task == "audit":
-        if args.perturbation != "delete" or args.noise_samples:
-            raise InputError("--perturbation and --noise-samples apply to --task explain")
-    else:
-        options["perturbation"] = _perturbation(args)
-        options["noise_samples"] = args.noise_samples
     backend_options = _backend_options(args)
     api_key_env = None
     if args.backend == "openai":  # the key is read on each worker from the environment, never sent
         backend_options.pop("api_key", None)
-        api_key_env = args.api_key_env
-    reference_options = None
-    if args.reference_base_url is not None:
-        if args.task != "audit" or args.backend != "openai":
-            raise InputError("--reference-base-url needs --task audit and --backend openai")
-        reference_options = {
-            **backend_options,
-            "base_url": args.reference_base_url,
-            "model": args.reference_model or args.model,
-        }
-    elif args.reference_model is not None:
-        raise InputError("--reference-model goes with --reference-base-url")
+        api_key_env = api_key_variable(args)
+    if args.reference_base_url is not None and args.task != "audit":
+        raise InputError("--reference-base-url needs --task audit and --backend openai")
+    reference = reference_options(args, backend_options)
     try:
         prepared = prepare(
             args.input,
@@ -181,7 +148,7 @@ def batch(args: argparse.Namespace) -> int:
             backend=args.backend,
             backend_options=backend_options,
             api_key_env=api_key_env,
-            reference_options=reference_options,
+            reference_options=reference,
             cache=_cache(args),
             **options,
         )

@@ -17,44 +17,34 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from attrib import registry
 from attrib.caching import CacheSpec
+from attrib.cli.flags import apply, class_default, flag, openai_key_variable, run_options, text_flags
 from attrib.cli.inputs import check_text, decode, read_bytes, read_prompt, write_text
-from attrib.cli.parser import API_FLAGS, HIPE_FLAGS
+from attrib.cli.parser import API_FLAGS
+from attrib.cli.parser import reference_options as references
 from attrib.errors import EmptyPromptError, InputError, ResultError
 from attrib.paths import Place, check_places
 
 if TYPE_CHECKING:
     from attrib.backend import Backend
     from attrib.result import Attribution
-    from attrib.scheduler import Scheduler
 
 __all__ = ["explain", "audit", "report"]
 
 
-def _method(args: argparse.Namespace) -> Scheduler:
-    """The method named by ``--method``, with the HiPe flags given; they are an error for other methods."""
-    given = {
-        keyword: getattr(args, flag) for flag, keyword in HIPE_FLAGS.items() if getattr(args, flag, None) is not None
-    }
-    if given and args.method != "hipe":
-        flags = ", ".join("--" + flag.replace("_", "-") for flag in HIPE_FLAGS if getattr(args, flag, None) is not None)
-        raise InputError(f"{flags} {_apply(flags.split(', '))} to --method hipe, not {args.method!r}")
-    method: Scheduler = registry.create("method", args.method, **given)
-    return method
-
-
 def _check_texts(args: argparse.Namespace) -> None:
     """Every text flag must be valid UTF-8 (bytes that are not arrive as lone surrogates)."""
-    for flag in ("prompt", "target", "contrast", "system", "baseline", "model", "base_url", "threshold"):
-        name = "PROMPT" if flag == "prompt" else "--" + flag.replace("_", "-")
-        check_text(getattr(args, flag, None), name)
+    for name in ("prompt", "system", "model", "base_url", *text_flags()):
+        check_text(getattr(args, name, None), "PROMPT" if name == "prompt" else flag(name))
 
 
-def _perturbation(args: argparse.Namespace) -> Any:
-    """The perturbation ``--perturbation`` names (``--baseline`` is the replacement's token)."""
-    options = {"baseline": args.baseline} if args.perturbation == "replace" else {}
-    return registry.create("perturbation", args.perturbation, **options)
+def read_file(path: str, kind: str) -> str:
+    """The text of the file a flag names (``kind``: what it holds, for errors).
+
+    Raises:
+        InputError: if it cannot be read or is not UTF-8 text.
+    """
+    return decode(*read_bytes(path, kind=kind))
 
 
 def _cache(args: argparse.Namespace) -> CacheSpec:
@@ -64,42 +54,38 @@ def _cache(args: argparse.Namespace) -> CacheSpec:
     return False if args.no_cache else (args.cache_dir or True)
 
 
-def _apply(flags: list[str]) -> str:
-    return "applies" if len(flags) == 1 else "apply"
-
-
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:
     """Keyword arguments for the chosen backend; flags of another backend are an error."""
     torch_flags = {"device": getattr(args, "device", None), "dtype": getattr(args, "dtype", None)}
     if args.backend != "transformers":
-        used = ["--" + flag for flag, value in torch_flags.items() if value is not None]
+        used = ["--" + name for name, value in torch_flags.items() if value is not None]
         if used:
-            raise InputError(f"{', '.join(used)} {_apply(used)} to --backend transformers, not {args.backend!r}")
+            raise InputError(f"{', '.join(used)} {apply(used)} to --backend transformers, not {args.backend!r}")
     if args.backend != "openai":
-        used = ["--" + flag.replace("_", "-") for flag, default in API_FLAGS.items() if getattr(args, flag) != default]
+        used = [flag(name) for name in API_FLAGS if getattr(args, name) is not None]
+        used += ["--api-key-env"] if args.api_key_env is not None else []
         if used:
-            raise InputError(f"{', '.join(used)} {_apply(used)} to --backend openai, not {args.backend!r}")
+            raise InputError(f"{', '.join(used)} {apply(used)} to --backend openai, not {args.backend!r}")
         if args.model is not None and args.backend == "toy":
             raise InputError("--model applies to model backends, not 'toy'")
         options: dict[str, object] = {"model": args.model} if args.model is not None else {}
         if args.backend == "transformers":
-            options.update({flag: value for flag, value in torch_flags.items() if value is not None})
+            options.update({name: value for name, value in torch_flags.items() if value is not None})
         return options
-    key = os.environ.get(args.api_key_env)
-    if args.api_key_env != "OPENAI_API_KEY" and key is None:
-        raise InputError(f"environment variable {args.api_key_env} is not set; export the API key there")
-    return {
-        "model": args.model,
-        "base_url": args.base_url,
-        "api_key": key,
-        "scoring": args.scoring,
-        "tokenizer": args.tokenizer,
-        "concurrency": args.concurrency,
-        "top_logprobs": args.top_logprobs,
-        "timeout": args.timeout,
-        "max_retries": args.max_retries,
-        "cache": _cache(args),
+    variable = api_key_variable(args)
+    key = os.environ.get(variable)
+    if variable != openai_key_variable() and key is None:
+        raise InputError(f"environment variable {variable} is not set; export the API key there")
+    given = {name: getattr(args, name) for name in API_FLAGS}  # unset: the backend's own default
+    own = {
+        name: class_default("backend", "openai", name)() if value is None else value for name, value in given.items()
     }
+    return {"model": args.model, "api_key": key, **own, "cache": _cache(args)}
+
+
+def api_key_variable(args: argparse.Namespace) -> str:
+    """The environment variable holding the API key: ``--api-key-env``, else the backend's own."""
+    return str(args.api_key_env) if args.api_key_env is not None else openai_key_variable()
 
 
 @contextlib.contextmanager
@@ -208,18 +194,7 @@ def explain(args: argparse.Namespace) -> int:
         raise EmptyPromptError("prompt is empty; give the text to explain")
     if args.top < 0:
         raise InputError(f"--top must be 0 or more, got {args.top}")
-    method = _method(args)
-    perturbation = _perturbation(args)
-    common: dict[str, Any] = {
-        "method": method,
-        "level": args.level,
-        "target": args.target,
-        "contrast": args.contrast,
-        "max_new_tokens": args.max_new_tokens,
-        "budget": args.budget,
-        "perturbation": perturbation,
-        "noise_samples": args.noise_samples,
-    }
+    common = run_options(args, "explain", "explain", read_file=read_file)
     cache = _cache(args)
     with _opened(args.backend, _backend_options(args)) as backend, _warnings_as_notes():
         if args.dry_run:
@@ -243,19 +218,10 @@ def audit(args: argparse.Namespace) -> int:
         raise InputError("give the system prompt either with --system or with --system-file, not both")
     system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
     prompt = read_prompt(args)
-    template = decode(*read_bytes(args.chat_template, kind="chat template")) if args.chat_template else None
-    method = registry.create("method", args.method)
+    common = run_options(args, "audit", "audit", read_file=read_file)
     options = _backend_options(args)
     cache = _cache(args)
-    reference_options = None
-    if args.reference_base_url is not None:
-        if args.backend != "openai":
-            raise InputError("--reference-base-url needs --backend openai (both endpoints are OpenAI-compatible)")
-        reference_options = {
-            **options,
-            "base_url": args.reference_base_url,
-            "model": args.reference_model or args.model,
-        }
+    reference_options = references(args, options)
     with contextlib.ExitStack() as stack:
         backend = stack.enter_context(_opened(args.backend, options))
         reference = stack.enter_context(_opened("openai", reference_options)) if reference_options else None
@@ -265,15 +231,9 @@ def audit(args: argparse.Namespace) -> int:
             system=system,
             backend=backend,
             reference=reference,
-            method=method,
-            level=args.level,
-            target=args.target,
-            contrast=args.contrast,
-            max_new_tokens=args.max_new_tokens,
-            budget=args.budget,
-            chat_template=template,
             cache=cache,
             progress=_progress(args),
+            **common,
         )
     return _emit(args, result, lambda: render_audit(result, top=args.top))
 

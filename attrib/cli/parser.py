@@ -12,29 +12,14 @@ from typing import NoReturn
 
 from attrib import registry
 from attrib.cli import summarize
-from attrib.segmentation import LEVELS
+from attrib.cli.flags import HelpFormatter, add_run_options, class_default, openai_key_variable, show_default
+from attrib.errors import InputError
 
-__all__ = ["build_parser", "HIPE_FLAGS", "API_FLAGS"]
+__all__ = ["build_parser", "API_FLAGS", "add_backend_arguments", "add_reference_arguments", "reference_options"]
 
-#: explain flags that set a HiPe parameter: flag destination -> HiPe keyword.
-HIPE_FLAGS = {"threshold": "threshold", "max_depth": "max_depth", "order": "order", "early_stop": "top_k"}
-
-#: Flags of the openai backend with their defaults (given elsewhere they are an error).
-API_FLAGS = {
-    "base_url": None,
-    "scoring": "auto",
-    "tokenizer": "auto",
-    "concurrency": 4,
-    "top_logprobs": 20,
-    "timeout": 120.0,
-    "max_retries": 8,
-    "api_key_env": "OPENAI_API_KEY",
-}
-
-_CONTRAST_HELP = (
-    "explain the output against this alternative (contrastive attribution): scores are drops of "
-    "log p(output) - log p(contrast), in nats; positive means the unit favours the output"
-)
+#: Flags of the openai backend, each its constructor's keyword; their defaults are the backend's
+#: own (shown in --help from its signature). Given with another backend they are an error.
+API_FLAGS = ("base_url", "scoring", "tokenizer", "concurrency", "top_logprobs", "timeout", "max_retries")
 
 _EXPLAIN_EXAMPLES = """\
 examples:
@@ -92,70 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="attribute a model's output to the units of its prompt",
         description="Attribute a model's output to the units of its prompt (token-level by default).",
         epilog=_EXPLAIN_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     source = explain.add_argument_group("prompt (one of)")
     source.add_argument("prompt", nargs="?", metavar="PROMPT", help="the prompt text; '-' reads stdin")
     source.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE ('-' for stdin)")
 
     what = explain.add_argument_group("what to explain")
-    what.add_argument("--target", metavar="TEXT", help="output text to explain (default: generate it)")
-    what.add_argument("--contrast", metavar="TEXT", help=_CONTRAST_HELP)
-    what.add_argument(
-        "--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate without --target (default 16)"
-    )
-
     how = explain.add_argument_group("method")
-    how.add_argument(
-        "--method",
-        choices=registry.methods.names(),
-        default="hipe",
-        help="hipe: hierarchical (default); itp: exhaustive",
-    )
-    how.add_argument("--level", choices=LEVELS, default="token", help="unit level (default token)")
-    how.add_argument(
-        "--threshold",
-        metavar="RULE",
-        help="hipe refinement rule: relative (default: 10%% of the depth's largest chunk drop, "
-        "at least 0.5 nats), midrange (HiPe's original rule), or a number of nats",
-    )
-    how.add_argument(
-        "--max-depth", type=int, metavar="N", help="hipe: deepest refinement depth (default: down to --level)"
-    )
-    how.add_argument(
-        "--order",
-        choices=registry.names("order"),
-        help="hipe: best-first, the most salient chunk first (default; with --budget it reaches "
-        "single units in the salient region sooner), or depth by depth as in the original HiPe",
-    )
-    how.add_argument(
-        "--early-stop",
-        type=int,
-        metavar="K",
-        help="hipe: stop refining once no unrefined chunk could change the top K units",
-    )
-    how.add_argument("--budget", type=int, metavar="N", help="maximum scoring calls, the unperturbed prompt included")
-    how.add_argument(
-        "--perturbation",
-        choices=registry.names("perturbation"),
-        default="delete",
-        help="delete units (default) or replace their tokens",
-    )
-    how.add_argument("--baseline", default=" _", metavar="TEXT", help="replacement token for --perturbation replace")
-    how.add_argument(
-        "--noise-samples",
-        type=int,
-        default=0,
-        metavar="K",
-        help="score the unperturbed prompt K more times and mark units within the spread (non-deterministic endpoints)",
-    )
+    add_run_options("explain", {"output": what, "method": how})
     how.add_argument(
         "--dry-run",
         action="store_true",
         help="print the calls and tokens the run would need (upper bound for hipe) and stop",
     )
 
-    _add_backend_arguments(explain)
+    add_backend_arguments(explain)
 
     _add_output_arguments(explain, top=10, what="units")
 
@@ -165,38 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Attribute an output to the messages of a chat (Shapley values per role) and to the "
         "sentences inside them, and judge whether a prompt the caller cannot see steers the endpoint.",
         epilog=_AUDIT_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     visible = audit.add_argument_group("the visible chat")
     visible.add_argument("prompt", nargs="?", metavar="PROMPT", help="the user message; '-' reads stdin")
     visible.add_argument("--prompt-file", metavar="FILE", help="read the user message from FILE")
     visible.add_argument("--system", metavar="TEXT", help="the visible system prompt")
     visible.add_argument("--system-file", metavar="FILE", help="read the visible system prompt from FILE")
-    visible.add_argument(
-        "--chat-template", metavar="FILE", help="jinja2 chat template (default: the model's, else Gemma turns)"
-    )
     audit_how = audit.add_argument_group("method")
-    audit_how.add_argument("--target", metavar="TEXT", help="output to explain (default: generate it)")
-    audit_how.add_argument("--contrast", metavar="TEXT", help=_CONTRAST_HELP)
-    audit_how.add_argument(
-        "--max-new-tokens", type=int, default=16, metavar="N", help="tokens to generate (default 16)"
-    )
-    audit_how.add_argument(
-        "--method", choices=registry.methods.names(), default="hipe", help="inside each message (default hipe)"
-    )
-    audit_how.add_argument(
-        "--level", choices=LEVELS, default="sentence", help="units inside messages (default sentence)"
-    )
-    audit_how.add_argument("--budget", type=int, metavar="N", help="maximum scoring calls")
-    audit_how.add_argument(
-        "--reference-base-url",
-        metavar="URL",
-        help="reference endpoint: the same model without the suspected hidden prompt",
-    )
-    audit_how.add_argument(
-        "--reference-model", metavar="NAME", help="model name at the reference endpoint (default: --model)"
-    )
-    _add_backend_arguments(audit)
+    add_run_options("audit", {"chat": visible, "output": audit_how, "method": audit_how})
+    add_reference_arguments(audit_how)
+    add_backend_arguments(audit)
     _add_output_arguments(audit, top=5, what="system-prompt units")
 
     report = commands.add_parser(
@@ -204,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="render a saved result (JSON) as a self-contained HTML report",
         description="Render a result saved with --json as one self-contained HTML file.",
         epilog="example:\n  attrib report result.json -o report.html\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     report.add_argument("result", metavar="RESULT.json", help="a result written by 'attrib explain --json'")
     report.add_argument("-o", "--output", metavar="OUT.html", required=True, help="where to write the HTML page")
@@ -216,8 +132,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model and API-endpoint flags shared by explain and audit."""
+def add_reference_arguments(group: argparse._ActionsContainer, *, prefix: str = "") -> None:
+    """The reference endpoint's flags of an audit (``prefix``: ``"audit: "`` where a command runs other tasks)."""
+    group.add_argument(
+        "--reference-base-url",
+        metavar="URL",
+        help=f"{prefix}reference endpoint: the same model without the suspected hidden prompt",
+    )
+    group.add_argument("--reference-model", metavar="NAME", help=f"{prefix}model at the reference (default: --model)")
+
+
+def reference_options(args: argparse.Namespace, backend_options: dict[str, object]) -> dict[str, object] | None:
+    """The reference endpoint's backend options (the audited one's, with its URL and model), or ``None``.
+
+    Raises:
+        InputError: for ``--reference-base-url`` without ``--backend openai``, or ``--reference-model``
+            without ``--reference-base-url``.
+    """
+    if args.reference_base_url is None:
+        if args.reference_model is not None:
+            raise InputError("--reference-model goes with --reference-base-url")
+        return None
+    if args.backend != "openai":
+        raise InputError("--reference-base-url needs --backend openai (both endpoints are OpenAI-compatible)")
+    return {**backend_options, "base_url": args.reference_base_url, "model": args.reference_model or args.model}
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, API-endpoint, PyTorch and cache flags of every command that runs a model."""
     model = parser.add_argument_group("model")
     model.add_argument(
         "--backend", choices=registry.backends.names(), default="llama", help="model backend (default llama)"
@@ -230,30 +172,25 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 
     api = parser.add_argument_group("API endpoints (--backend openai)")
     api.add_argument("--base-url", metavar="URL", help="API root including /v1 (default $OPENAI_BASE_URL or OpenAI's)")
-    api.add_argument(
-        "--api-key-env",
-        default="OPENAI_API_KEY",
-        metavar="VAR",
-        help="environment variable holding the key (default OPENAI_API_KEY)",
-    )
-    api.add_argument(
-        "--scoring",
-        choices=("auto", *registry.names("rung")),
-        default="auto",
-        help="scoring rung: forced (echo log-probs), top_logprobs (regenerate, read top-k), text (similarity); "
-        "auto probes the endpoint (default)",
-    )
-    api.add_argument(
-        "--tokenizer", choices=("auto", "server", "words"), default="auto", help="unit source (default auto)"
-    )
-    api.add_argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default 4)")
-    api.add_argument(
-        "--top-logprobs", type=int, default=20, metavar="K", help="alternatives per position, <= 20 (default 20)"
-    )
-    api.add_argument(
-        "--timeout", type=float, default=120.0, metavar="S", help="seconds per request attempt (default 120)"
-    )
-    api.add_argument("--max-retries", type=int, default=8, metavar="N", help="retries per request (default 8)")
+    key_variable = api.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the key")
+    show_default(key_variable, openai_key_variable)
+    own = {
+        "scoring": api.add_argument(
+            "--scoring",
+            choices=("auto", *registry.names("rung")),
+            help="scoring rung: forced (echo log-probs), top_logprobs (regenerate, read top-k), text (similarity); "
+            "auto probes the endpoint",
+        ),
+        "tokenizer": api.add_argument("--tokenizer", choices=("auto", "server", "words"), help="unit source"),
+        "concurrency": api.add_argument("--concurrency", type=int, metavar="N", help="requests in flight"),
+        "top_logprobs": api.add_argument(
+            "--top-logprobs", type=int, metavar="K", help="alternatives per position, <= 20"
+        ),
+        "timeout": api.add_argument("--timeout", type=float, metavar="S", help="seconds per request attempt"),
+        "max_retries": api.add_argument("--max-retries", type=int, metavar="N", help="retries per request"),
+    }
+    for keyword, action in own.items():
+        show_default(action, class_default("backend", "openai", keyword))
 
     local = parser.add_argument_group("PyTorch (--backend transformers)")
     local.add_argument(

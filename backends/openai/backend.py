@@ -68,6 +68,9 @@ class OpenAIBackend(Backend):
 
     name = "openai"
 
+    #: The environment variable the API key is read from when ``api_key`` is not given.
+    key_variable = "OPENAI_API_KEY"
+
     def __init__(
         self,
         model: str | None = None,
@@ -99,7 +102,7 @@ class OpenAIBackend(Backend):
         if not (math.isfinite(max_wait) and max_wait >= 0):
             raise InputError(f"max_wait must be 0 or more seconds, got {max_wait}")
         base = BaseURL.parse(base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        key = api_key if api_key is not None else os.environ.get(self.key_variable)
         self.transport = Transport(
             base,
             key or "",
