@@ -52,7 +52,7 @@ Role shares are Shapley values of the messages for the output's log-probability.
 The hidden-influence score is reference-free (how little the visible chat explains
 the output) unless --reference-base-url names the same model without the suspected
 hidden prompt; then it is differential (how much likelier the audited endpoint finds
-its own output). See the README for what the scores mean and their limits.
+its own output). What the scores mean and their limits: docs/guides/audit.md.
 """
 
 
