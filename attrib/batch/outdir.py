@@ -350,33 +350,27 @@ class OutDir:
     def _folded(self, key: str) -> str:
         return key.lower() if self._fold else key
 
+    def _reading(self, path: Path) -> contextlib.AbstractContextManager[None]:
+        """Turn a failed read of one of the run's files into one line (:meth:`_one_line`)."""
+        return self._one_line(f"cannot read {path}")
+
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        """Turn a failed write (full disk, permissions) into one line (:meth:`_one_line`)."""
+        return self._one_line(f"cannot write to {self.path}")
+
+    @staticmethod
     @contextlib.contextmanager
-    def _reading(self, path: Path) -> Iterator[None]:
-        """Turn a failed read of one of the run's files into one line.
+    def _one_line(failed: str) -> Iterator[None]:
+        """Turn any ``OSError`` inside the block into one line that says how to resume.
 
         Raises:
-            InputError: for any ``OSError`` inside the block.
+            InputError: ``"<failed>: <reason>; fix that and re-run the same command to resume"``.
         """
         try:
             yield
         except OSError as error:
             reason = error.strerror or str(error)
-            raise InputError(f"cannot read {path}: {reason}; fix that and re-run the same command to resume") from None
-
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Turn a failed write (full disk, permissions) into one line that says how to resume.
-
-        Raises:
-            InputError: for any ``OSError`` inside the block.
-        """
-        try:
-            yield
-        except OSError as error:
-            reason = error.strerror or str(error)
-            raise InputError(
-                f"cannot write to {self.path}: {reason}; fix that and re-run the same command to resume"
-            ) from None
+            raise InputError(f"{failed}: {reason}; fix that and re-run the same command to resume") from None
 
     # ----------------------------------------------------------------- units table
 
