@@ -8,7 +8,10 @@ once it has written some records, the placeholder is released and the second nod
 is killed (SIGKILL to its raylet and every process under it, as when a machine
 dies). The run must end with every item exactly once, and its records, item files
 and units table must equal the local executor's (scores, units, outputs, calls;
-only ``seconds`` and ``tokens_evaluated`` may differ, as docs/batch.md says).
+only ``seconds`` and ``tokens_evaluated`` may differ, as docs/batch.md says). Two
+more runs find no free CPU for a replacement: with two actors the survivor finishes
+the run alone; with the only actor lost the run ends with one error line after the
+(shortened) placement wait, its finished items kept for the re-run.
 
 Every process the cluster started is found by its session directory or its ports
 and killed by pid at the end, failed or not (never ``ray stop``, which would stop
@@ -303,3 +306,116 @@ def test_killing_the_node_of_the_actor_mid_run_loses_and_repeats_nothing(two_nod
         assert item_file(out / "items" / name) == item_file(local_out / "items" / name)
     units = (out / "units.csv").read_text(encoding="utf-8").splitlines()
     assert sorted(units) == sorted((local_out / "units.csv").read_text(encoding="utf-8").splitlines())
+
+
+def batch_command(tmp_path: Path, count: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """``count`` toy items and one bad record in ``tmp_path/in.jsonl``; the batch command line without OUT_DIR."""
+    source = tmp_path / "in.jsonl"
+    records: list[dict[str, Any]] = [
+        {"id": f"q{n}", "prompt": f"Item {n}: the capital of France is Paris. Otters {n} swim at dawn." * 2, "n": n}
+        for n in range(count)
+    ]
+    records.append({"id": "empty", "prompt": "  "})
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    common = [sys.executable, "-m", "attrib", "batch", str(source), "--backend", "toy", "--quiet", "--no-cache"]
+    return records, [*common, "--level", "token", "--method", "shapley", "--skip-bad-lines"]
+
+
+def assert_equals_local(common: list[str], out: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    """OUT_DIR's records and item files equal a local run's (timing fields aside)."""
+    local_out = tmp_path / "local"
+    local = subprocess.run([*common, "-o", str(local_out)], env=env, capture_output=True, text=True)
+    assert local.returncode == 1, local.stderr
+    assert {r["id"]: comparable(r) for r in journal(out)} == {r["id"]: comparable(r) for r in journal(local_out)}
+    names = sorted(path.name for path in (local_out / "items").iterdir())
+    assert sorted(path.name for path in (out / "items").iterdir()) == names
+    for name in names:
+        assert item_file(out / "items" / name) == item_file(local_out / "items" / name)
+
+
+def wait_for_records(out: Path, driver: Any, count: int) -> None:
+    deadline = time.monotonic() + 180
+    while len(journal(out)) < count:
+        assert driver.poll() is None, driver.communicate()[1]
+        assert time.monotonic() < deadline, "the run wrote no records"
+        time.sleep(0.005)
+
+
+def test_a_lost_node_with_no_cpu_for_a_replacement_leaves_the_survivor_working(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    # two actors fill both nodes' CPUs: the second node's actor has no CPU to be replaced on
+    records, common = batch_command(tmp_path, ITEMS)
+    out = tmp_path / "ray"
+    argv = [*common, "-o", str(out), "--executor", "ray", "--ray-address", two_nodes.address, "--workers", "2"]
+    driver = subprocess.Popen(argv, env=two_nodes.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_records(out, driver, KILL_AFTER)
+        second = two_nodes.raylet(second=True)
+        assert two_nodes.actors_on(second) and two_nodes.actors_on(two_nodes.raylet(second=False))
+        two_nodes.kill_second_node()
+        killed_at = len(journal(out))
+        _, err = driver.communicate(timeout=240)  # it used to wait forever for a CPU for the replacement
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert killed_at < len(records), "the kill came after the run ended"
+    assert driver.returncode == 1, err
+    assert "Traceback" not in err, err
+    assert err.splitlines()[-1] == f"{ITEMS} ok, 1 failed, 0 skipped (already done)"
+    ids = [r["id"] for r in journal(out)]
+    assert sorted(ids) == sorted(r["id"] for r in records) and len(ids) == len(set(ids))  # each item exactly once
+    assert_equals_local(common, out, tmp_path, two_nodes.env)
+
+
+#: ``python -m attrib`` with the ray executor's placement wait shortened to argv[1] seconds.
+_SHORT_PLACEMENT = """
+import sys
+import attrib.batch.ray_executor as ray_executor
+from attrib.cli import main
+
+ray_executor.PLACEMENT_TIMEOUT = float(sys.argv[1])
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_no_cpu_for_any_worker_ends_the_run_with_one_line_and_keeps_finished_items(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    # the head's CPU is held: the one actor runs on the second node, and once that node dies no CPU is left
+    records, common = batch_command(tmp_path, ITEMS)
+    two_nodes.hold_head()
+    out = tmp_path / "ray"
+    options = ["-o", str(out), "--executor", "ray", "--ray-address", two_nodes.address, "--workers", "1"]
+    argv = [sys.executable, "-c", _SHORT_PLACEMENT, "5", *common[3:], *options]
+    driver = subprocess.Popen(argv, env=two_nodes.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_records(out, driver, KILL_AFTER)
+        assert two_nodes.actors_on(two_nodes.raylet(second=True)), "the batch actor is not on the second node"
+        two_nodes.kill_second_node()
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode != 0
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("attrib: error:")]
+    assert len(lines) == 1, err
+    assert "none could be placed within 5 s" in lines[0] and "re-run the same command to resume" in lines[0]
+    kept = journal(out)
+    assert KILL_AFTER <= len(kept) < len(records)
+    assert len({r["id"] for r in kept}) == len(kept)
+
+    # a re-run with a CPU free again does only the rest
+    two_nodes.release_head()
+    again = subprocess.run([*common, *options], env=two_nodes.env, capture_output=True, text=True, timeout=300)
+    bad_done = any(r["id"] == "empty" for r in kept)  # the bad record's error may be among the finished
+    ok, failed = ITEMS - (len(kept) - bad_done), 0 if bad_done else 1
+    assert again.stderr.splitlines()[-1] == f"{ok} ok, {failed} failed, {len(kept)} skipped (already done)", (
+        again.stderr
+    )
+    ids = [r["id"] for r in journal(out)]
+    assert sorted(ids) == sorted(r["id"] for r in records) and len(ids) == len(set(ids))
+    assert_equals_local(common, out, tmp_path, two_nodes.env)

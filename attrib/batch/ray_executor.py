@@ -10,7 +10,10 @@ opened backend; an API key is read from the environment on the worker's node).
 Scheduling is the driver's: every actor holds at most :data:`IN_FLIGHT` items;
 ``ray.wait`` returns results in completion order and the driver alone writes
 them. An actor that dies (its process killed, its node lost) is replaced and its
-in-flight items go back to the queue, to whichever actor is free first; an item
+in-flight items go back to the queue, to whichever actor is free first; the
+replacement is not waited for (the survivors keep taking items while it waits for
+a free CPU), and with no actor left the run ends after :data:`PLACEMENT_TIMEOUT`
+seconds without one placed, finished items kept. An item
 that kills :data:`MAX_ATTEMPTS` workers becomes an error record instead of
 killing them all. Ray is imported only here, when this executor is chosen.
 """
@@ -22,6 +25,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -33,27 +37,35 @@ from attrib.batch.records import error_record
 from attrib.batch.worker import Done, Spec, Worker
 from attrib.errors import AttribError, BackendError, BackendUnavailableError, InputError
 
-__all__ = ["run_ray", "IN_FLIGHT", "MAX_ATTEMPTS"]
+__all__ = ["run_ray", "IN_FLIGHT", "MAX_ATTEMPTS", "PLACEMENT_TIMEOUT"]
 
 #: Items queued on one actor at a time (one running, one waiting, so it never idles on a round trip).
 IN_FLIGHT = 2
 #: Worker deaths an item may cause before it is recorded as an error.
 MAX_ATTEMPTS = 3
+#: Seconds to wait for Ray to place an actor when no other is alive to take items. A
+#: replacement for a lost node is placed as soon as a CPU is free; a cluster that has none
+#: for a minute needs an operator (a restarted node, fewer jobs), and a re-run resumes.
+PLACEMENT_TIMEOUT = 60.0
 
 
 class BatchActor:
     """The body of one Ray actor: a worker, or the error that stopped it from opening its backend."""
 
     def __init__(self, spec: Spec) -> None:
+        self.spec = spec
         self.worker: Worker | None = None
         self.failure: tuple[str, str] | None = None
-        try:
-            self.worker = Worker(_within_cpus(spec, _assigned_cpus()))
-        except AttribError as error:
-            self.failure = (type(error).__name__, str(error))
+
+    def placed(self) -> None:
+        """Returns as soon as Ray has placed this actor (before its backend is opened)."""
 
     def ready(self) -> tuple[str, str] | None:
-        """``None`` when the backend is open, else the error's type name and message."""
+        """Open the backend: ``None`` when it is open, else the error's type name and message."""
+        try:
+            self.worker = Worker(_within_cpus(self.spec, _assigned_cpus()))
+        except AttribError as error:
+            self.failure = (type(error).__name__, str(error))
         return self.failure
 
     def run(self, item: Item) -> Done:
@@ -125,9 +137,19 @@ def _init_keeping_sigterm(ray: Any, address: str | None, options: dict[str, Any]
 
 
 def run_ray(
-    items: Sequence[Item], spec: Spec, *, workers: int | None = None, address: str | None = None
+    items: Sequence[Item],
+    spec: Spec,
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    placement_timeout: float | None = None,
 ) -> Iterator[Done]:
     """Run ``items`` on Ray actors; yield each as it finishes (completion order).
+
+    The first actors start together: items are handed out once all of them have opened
+    their backends, or after ``placement_timeout`` to those that have (the others join
+    when Ray places them). A replacement for a dead actor is not waited for: the live
+    actors keep taking items, and it joins them once placed with its backend open.
 
     Args:
         items: the items to run.
@@ -135,12 +157,15 @@ def run_ray(
         workers: actors to start (default: one per CPU Ray reports).
         address: a running cluster's address (``"HOST:6379"``, ``"auto"``); ``None`` starts
             a local Ray runtime with ``workers`` CPUs unless Ray is already initialised.
+        placement_timeout: seconds to wait, with no actor alive or opening its backend,
+            for Ray to place one before giving up (default :data:`PLACEMENT_TIMEOUT`).
 
     Raises:
         BackendUnavailableError: if Ray is not installed.
         InputError: for a backend instance (actors open their own from its name).
         AttribError: the error a worker raised opening its backend (a missing model file).
-        BackendError: if workers keep dying before the items are done.
+        BackendError: if workers keep dying before the items are done, or if none is alive
+            and none can be placed within ``placement_timeout`` (the cluster has no free CPU).
     """
     if isinstance(spec.backend, Backend):
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
@@ -159,36 +184,98 @@ def run_ray(
     count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     count = min(count, len(items))
     actor_class: Any = ray.remote(num_cpus=1, max_restarts=0)(BatchActor)
+    patience = PLACEMENT_TIMEOUT if placement_timeout is None else placement_timeout
 
-    def start(n: int) -> list[Any]:
-        """``n`` new actors, their backends opened in parallel; the first failure to open is raised."""
-        fresh = [actor_class.remote(spec) for _ in range(n)]
-        for failure in ray.get([actor.ready.remote() for actor in fresh]):
-            if failure is not None:
-                for actor in fresh:
-                    ray.kill(actor)
-                raise _rebuilt(*failure)
-        return fresh
-
-    actors = start(count)
-    load = dict.fromkeys(actors, 0)
+    load: dict[Any, int] = {}  # live actors, their backends open: items they hold
+    placing: dict[Any, Any] = {}  # placed() reference -> an actor Ray has not placed yet
+    opening: dict[Any, Any] = {}  # ready() reference -> a placed actor opening its backend
     queue = deque(items)
     attempts: Counter[str] = Counter()
     running: dict[Any, tuple[Any, Item]] = {}
     replacements = 0
+    stalled_since: float | None = None  # since when no actor is alive or opening
+    # the first actors start together (so each takes items) unless some cannot be placed for `patience` s
+    holding_until: float | None = time.monotonic() + patience
+
+    def holding() -> bool:
+        nonlocal holding_until
+        if holding_until is not None and (not (placing or opening) or time.monotonic() >= holding_until):
+            holding_until = None
+        return holding_until is not None
+
+    def start() -> None:
+        actor = actor_class.remote(spec)
+        placing[actor.placed.remote()] = actor
 
     def feed() -> None:
+        if holding():
+            return
         for actor in list(load):
             while load[actor] < IN_FLIGHT and queue:
                 item = queue.popleft()
                 running[actor.run.remote(item)] = (actor, item)
                 load[actor] += 1
 
+    def replace(actor: Any) -> None:
+        """``actor`` died: start another in its place, unless workers keep dying."""
+        nonlocal replacements
+        replacements += 1
+        if replacements > MAX_ATTEMPTS * count:
+            raise BackendError(
+                f"Ray workers died {replacements} times; the finished items are kept, re-run the same command to resume"
+            )
+        start()
+
+    def waiting_time() -> float | None:
+        """How long the next ``ray.wait`` may block: unbounded unless nothing can take items."""
+        nonlocal stalled_since
+        if load or opening:
+            stalled_since = None
+            if load and holding_until is not None:
+                return max(0.0, holding_until - time.monotonic())
+            return None
+        now = time.monotonic()
+        if stalled_since is None:
+            stalled_since = now
+        left = stalled_since + patience - now
+        if left <= 0:
+            raise BackendError(
+                f"no Ray worker is alive and none could be placed within {patience:g} s "
+                "(no free CPU in the cluster); the finished items are kept, re-run the same command to resume"
+            )
+        return left
+
     try:
-        feed()
-        while running:
-            ready, _ = ray.wait(list(running), num_returns=1)
+        for _ in range(count):
+            start()
+        while running or (queue and (placing or opening)):
+            ready, _ = ray.wait([*running, *placing, *opening], num_returns=1, timeout=waiting_time())
+            if not ready:  # the first actors' wait is over, or the placement wait is checked again
+                feed()
+                continue
             reference = ready[0]
+            if reference in placing:
+                actor = placing.pop(reference)
+                try:
+                    ray.get(reference)
+                except lost:
+                    replace(actor)
+                    continue
+                opening[actor.ready.remote()] = actor
+                continue
+            if reference in opening:
+                actor = opening.pop(reference)
+                try:
+                    failure = ray.get(reference)
+                except lost:
+                    replace(actor)
+                    continue
+                if failure is not None:
+                    ray.kill(actor)
+                    raise _rebuilt(*failure)
+                load[actor] = 0
+                feed()
+                continue
             actor, item = running.pop(reference)
             try:
                 done: Done = ray.get(reference)
@@ -201,13 +288,7 @@ def run_ray(
                     queue.appendleft(item)
                 if actor in load:  # the first of its items to report the death: replace the actor
                     del load[actor]
-                    replacements += 1
-                    if replacements > MAX_ATTEMPTS * count:
-                        raise BackendError(
-                            f"Ray workers died {replacements} times; the finished items are kept, "
-                            "re-run the same command to resume"
-                        ) from None
-                    load[start(1)[0]] = 0
+                    replace(actor)
                 feed()
                 continue
             if actor in load:
@@ -217,5 +298,5 @@ def run_ray(
     finally:
         for reference in running:
             ray.cancel(reference, force=True)
-        for actor in list(load):
+        for actor in [*load, *placing.values(), *opening.values()]:
             ray.kill(actor)
