@@ -217,7 +217,8 @@ def _options(n: int, budget: int | None, level: str, chat: bool, noise: int, rep
     }
 
 
-def _run(
+def _call(
+    entry,
     method: object,
     n: int,
     budget: int | None,
@@ -226,25 +227,19 @@ def _run(
     noise: int = 0,
     repeat: str = "none",
 ):
+    """``entry`` (:func:`attrib.attribute` or :func:`attrib.plan`) on the generated case."""
     options = _options(n, budget, level, chat, noise, repeat)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a chat template's cue merging with the target
-        return attrib.attribute(options.pop("prompt"), method=method, **options)
+        return entry(options.pop("prompt"), method=method, **options)
 
 
-def _plan(
-    method: object,
-    n: int,
-    budget: int | None,
-    level: str = "sentence",
-    chat: bool = False,
-    noise: int = 0,
-    repeat: str = "none",
-):
-    options = _options(n, budget, level, chat, noise, repeat)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return attrib.plan(options.pop("prompt"), method=method, **options)
+def _run(method: object, n: int, budget: int | None, **case: object):
+    return _call(attrib.attribute, method, n, budget, **case)
+
+
+def _plan(method: object, n: int, budget: int | None, **case: object):
+    return _call(attrib.plan, method, n, budget, **case)
 
 
 def _exact(result: Attribution) -> bool | None:
