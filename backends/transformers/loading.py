@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attrib.cache import default_cache_dir
 from attrib.errors import BackendUnavailableError, InputError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -242,7 +243,7 @@ def _conversion_dir(source: Source) -> Path | None:
     key = hashlib.sha256(
         f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}".encode()
     ).hexdigest()[:16]
-    root = Path(os.environ.get("ATTRIB_CACHE_DIR", Path.home() / ".cache" / "attrib")) / "transformers"
+    root = default_cache_dir() / "transformers"
     return root / f"{path.stem}-{key}"
 
 
@@ -322,8 +323,8 @@ def load(source: Source, *, device: str, dtype: Any, keep_conversion: bool = Tru
 
     A local GGUF file is dequantized by transformers, which takes a minute or more for
     a large vocabulary; with ``keep_conversion`` the dequantized float32 weights and the
-    tokenizer are kept once under ``$ATTRIB_CACHE_DIR/transformers`` (default
-    ``~/.cache/attrib``) and later loads read that copy (same tensors, seconds). Processes
+    tokenizer are kept once under ``transformers/`` of attrib's cache directory
+    (:func:`attrib.cache.default_cache_dir`) and later loads read that copy (same tensors, seconds). Processes
     loading the same file at once convert it once: the others wait for the copy (a lock
     file beside it) and a copy found already landed is used.
 
