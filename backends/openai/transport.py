@@ -203,6 +203,9 @@ class Transport:
         concurrency: requests in flight at once.
         cache: where endpoint metadata is kept, or ``None``.
 
+    The defaults of the limits are the backend's (:class:`~attrib.backends.openai.OpenAIBackend`),
+    which always passes them.
+
     Attributes:
         endpoint: the base URL's shown form (no query values), safe to record.
         usage: the counters so far.
@@ -213,10 +216,10 @@ class Transport:
         base_url: BaseURL | str,
         api_key: str,
         *,
-        timeout: float = 120.0,
-        max_retries: int = 8,
-        max_wait: float = 60.0,
-        concurrency: int = 4,
+        timeout: float,
+        max_retries: int,
+        max_wait: float,
+        concurrency: int,
         cache: ResponseCache | None = None,
     ) -> None:
         base = base_url if isinstance(base_url, BaseURL) else BaseURL.parse(base_url)
