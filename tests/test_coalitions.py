@@ -17,8 +17,8 @@ import pytest
 import attrib
 from attrib import registry
 from attrib.backends.toy import ToyBackend
-from attrib.coalitions import KernelSHAP, ShapleySampling
 from attrib.errors import BudgetError, InputError, UnknownNameError
+from attrib.methods.coalitions import KernelSHAP, ShapleySampling
 
 ADDITIVE = "The capital is Paris. Cats sleep. The river is the Seine. Dogs bark. Birds fly."
 FACT = "The capital of France is Paris."

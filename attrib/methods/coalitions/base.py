@@ -2,11 +2,11 @@
 
 Coalition methods are frozen dataclasses (their fields are their parameters), like
 the other schedulers. :meth:`CoalitionMethod.run` builds the
-:class:`~attrib.coalitions.game.CoalitionGame` of the level's units and hands it to
+:class:`~attrib.methods.coalitions.game.CoalitionGame` of the level's units and hands it to
 :meth:`CoalitionMethod.solve`, which each method implements.
 
 ``parameters``, ``describe`` and ``replace`` follow the dataclass fields, as the
-redesigned :class:`~attrib.scheduler.Scheduler` base does; once every scheduler
+redesigned :class:`~attrib.methods.base.Scheduler` base does; once every scheduler
 has them from the base, the copies here can go.
 """
 
@@ -18,10 +18,10 @@ from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 
-from attrib.coalitions.game import Coalition, CoalitionGame
 from attrib.errors import UnknownNameError
+from attrib.methods.base import Schedule, Scheduler, SpanScorer
+from attrib.methods.coalitions.game import Coalition, CoalitionGame
 from attrib.perturbation import Span
-from attrib.scheduler import Schedule, Scheduler, SpanScorer
 from attrib.segmentation import Segmentation
 
 __all__ = ["CoalitionMethod", "Phase"]
