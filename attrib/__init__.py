@@ -10,7 +10,7 @@ changes: a matrix of input units × output tokens, in nats.
 
 Methods: hierarchical perturbation (:class:`HiPe`, default), exhaustive
 leave-one-out / iterative perturbation (:class:`ITP`), and the coalition methods
-of :mod:`attrib.coalitions` (Shapley sampling, KernelSHAP, ContextCite's surrogate,
+of :mod:`attrib.methods.coalitions` (Shapley sampling, KernelSHAP, ContextCite's surrogate,
 LIME, hierarchical coalitions). Methods, backends and the rest are named in
 :mod:`attrib.registry` and loaded on first use (installed packages add their own
 through entry points); importing attrib imports no model library. The run options
@@ -50,9 +50,9 @@ from attrib.errors import (
     TokenizationError,
     UnknownNameError,
 )
-from attrib.hipe import Fixed, HiPe, MidRange, Relative
-from attrib.itp import ITP
 from attrib.loading import default_backend
+from attrib.methods.hipe import Fixed, HiPe, MidRange, Relative
+from attrib.methods.itp import ITP
 from attrib.options import AuditOptions, ExplainOptions
 from attrib.perturbation import Deletion, Replacement
 from attrib.pipeline import attribute

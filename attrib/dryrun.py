@@ -17,14 +17,14 @@ import numpy as np
 
 from attrib.backend import Backend
 from attrib.errors import BudgetError
-from attrib.hipe import HiPe
 from attrib.loading import open_backend
+from attrib.methods.base import ReservedScorer, Scheduler, later_reserves
+from attrib.methods.hipe import HiPe
 from attrib.options import ExplainOptions, RunOptions, with_options
 from attrib.perturbation import Replacement, Span, merge_spans
 from attrib.pipeline import check_budget, unit_level
 from attrib.prompt import ChatPrompt, Region, as_prompt, coalition_requests
 from attrib.roles import coalitions
-from attrib.scheduler import ReservedScorer, Scheduler, later_reserves
 from attrib.scoring import RegionScorer, Scorer
 from attrib.target import check_contrast_backend, check_fits, split_contrast
 
@@ -226,12 +226,12 @@ class _CountingScorer:
 def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level: str, reserve: int) -> bool | None:
     """Spend ``scorer`` as ``method`` would on ``region`` with every chunk salient (HiPe: its
     whole refinement tree in breadth-first order, capped by the budget), leaving ``reserve``
-    calls to the regions after it as the run does (:class:`~attrib.scheduler.ReservedScorer`).
+    calls to the regions after it as the run does (:class:`~attrib.methods.base.ReservedScorer`).
 
     Returns:
         The ``exact`` flag of the method's trace, or ``None`` when it records none.
     """
-    from attrib.coalitions.hierarchical import Hierarchical  # on use: ``import attrib`` loads no method
+    from attrib.methods.coalitions.hierarchical import Hierarchical  # on use: ``import attrib`` loads no method
 
     left = None if scorer.remaining is None else max(0, scorer.remaining - reserve)
     segmentation = region.segmentation

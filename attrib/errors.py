@@ -159,7 +159,7 @@ class CacheError(AttribError):
 class RegistrationError(AttribError, TypeError):
     """A registry entry cannot be used: not a ``"module:Class"`` string, a target that does
     not import, or a class that does not derive from its kind's base (a backend that is not
-    an :class:`~attrib.backend.Backend`, a method that is not a :class:`~attrib.scheduler.Scheduler`)."""
+    an :class:`~attrib.backend.Backend`, a method that is not a :class:`~attrib.methods.base.Scheduler`)."""
 
 
 class ResultError(AttribError, ValueError):

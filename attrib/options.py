@@ -38,8 +38,8 @@ from typing import Annotated, Any, Literal, TypedDict, TypeVar, Union, Unpack, g
 
 from attrib import registry
 from attrib.errors import BudgetError, InputError
+from attrib.methods.base import Scheduler
 from attrib.perturbation import Perturbation
-from attrib.scheduler import Scheduler
 from attrib.segmentation import LEVELS, check_level
 
 __all__ = [

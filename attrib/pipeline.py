@@ -28,15 +28,15 @@ import numpy as np
 from attrib.backend import Backend, Capabilities
 from attrib.caching import CacheSpec
 from attrib.errors import BudgetError
-from attrib.hipe import HiPe
 from attrib.loading import open_backend
+from attrib.methods.base import ReservedScorer, Schedule, Scheduler, SpanScorer, first_round_calls, later_reserves
+from attrib.methods.hipe import HiPe
 from attrib.noise import noise_floor
 from attrib.options import ExplainOptions, RunOptions, with_options
 from attrib.progress import Progress
 from attrib.prompt import ChatPrompt, Layout, Prompt, Region, as_prompt, coalition_requests
 from attrib.result import Attribution, Contrast, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace
 from attrib.roles import coalitions, role_shares, shapley_values
-from attrib.scheduler import ReservedScorer, Schedule, Scheduler, SpanScorer, first_round_calls, later_reserves
 from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Unit
 from attrib.target import Output, resolve_output
@@ -239,7 +239,7 @@ def check_budget(
 ) -> None:
     """Refuse a budget that cannot cover the base, noise samples, coalitions and the method's first round.
 
-    The first round is counted through ``scorer`` (:func:`~attrib.scheduler.first_round_calls`):
+    The first round is counted through ``scorer`` (:func:`~attrib.methods.base.first_round_calls`):
     its distinct perturbed prompts, as the run sends them. Call it before ``scorer`` scores anything.
 
     Raises:
@@ -265,7 +265,7 @@ def check_budget(
 
 
 def _reserves(method: Scheduler, scorer: SpanScorer, layout: Layout, level: str) -> list[int]:
-    """For each region, the calls kept for the regions after it (:func:`~attrib.scheduler.later_reserves`);
+    """For each region, the calls kept for the regions after it (:func:`~attrib.methods.base.later_reserves`);
     none without a budget."""
     if scorer.remaining is None:
         return [0] * len(layout.regions)

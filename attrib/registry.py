@@ -48,10 +48,10 @@ from attrib.errors import RegistrationError, UnknownNameError
 if TYPE_CHECKING:
     from attrib.backend import Backend
     from attrib.backends.openai.rungs.base import Rung
-    from attrib.hipe.orders import Order
-    from attrib.hipe.thresholds import Threshold
+    from attrib.methods.base import Scheduler
+    from attrib.methods.hipe.orders import Order
+    from attrib.methods.hipe.thresholds import Threshold
     from attrib.perturbation import Perturbation
-    from attrib.scheduler import Scheduler
 
 __all__ = [
     "Registry",
@@ -270,39 +270,39 @@ backends: Registry[Backend] = Registry(
     group="attrib.backends",
 )
 
-#: Attribution methods (:class:`~attrib.scheduler.Scheduler`).
+#: Attribution methods (:class:`~attrib.methods.base.Scheduler`).
 methods: Registry[Scheduler] = Registry(
     "method",
-    "attrib.scheduler:Scheduler",
+    "attrib.methods.base:Scheduler",
     {
-        "hipe": "attrib.hipe:HiPe",
-        "itp": "attrib.itp:ITP",
-        "shapley": "attrib.coalitions.shapley:ShapleySampling",
-        "kernelshap": "attrib.coalitions.kernelshap:KernelSHAP",
-        "surrogate": "attrib.coalitions.surrogate:Surrogate",
-        "lime": "attrib.coalitions.lime:LIME",
-        "hierarchical": "attrib.coalitions.hierarchical:Hierarchical",
+        "hipe": "attrib.methods.hipe:HiPe",
+        "itp": "attrib.methods.itp:ITP",
+        "shapley": "attrib.methods.coalitions.shapley:ShapleySampling",
+        "kernelshap": "attrib.methods.coalitions.kernelshap:KernelSHAP",
+        "surrogate": "attrib.methods.coalitions.surrogate:Surrogate",
+        "lime": "attrib.methods.coalitions.lime:LIME",
+        "hierarchical": "attrib.methods.coalitions.hierarchical:Hierarchical",
     },
     group="attrib.methods",
 )
 
-#: HiPe's refinement thresholds (:class:`~attrib.hipe.thresholds.Threshold`).
+#: HiPe's refinement thresholds (:class:`~attrib.methods.hipe.thresholds.Threshold`).
 thresholds: Registry[Threshold] = Registry(
     "threshold",
-    "attrib.hipe.thresholds:Threshold",
+    "attrib.methods.hipe.thresholds:Threshold",
     {
-        "relative": "attrib.hipe.thresholds:Relative",
-        "midrange": "attrib.hipe.thresholds:MidRange",
-        "fixed": "attrib.hipe.thresholds:Fixed",
+        "relative": "attrib.methods.hipe.thresholds:Relative",
+        "midrange": "attrib.methods.hipe.thresholds:MidRange",
+        "fixed": "attrib.methods.hipe.thresholds:Fixed",
     },
     group="attrib.thresholds",
 )
 
-#: HiPe's refinement orders (:class:`~attrib.hipe.orders.Order`).
+#: HiPe's refinement orders (:class:`~attrib.methods.hipe.orders.Order`).
 orders: Registry[Order] = Registry(
     "order",
-    "attrib.hipe.orders:Order",
-    {"best": "attrib.hipe.orders:BestFirst", "depth": "attrib.hipe.orders:DepthOrder"},
+    "attrib.methods.hipe.orders:Order",
+    {"best": "attrib.methods.hipe.orders:BestFirst", "depth": "attrib.methods.hipe.orders:DepthOrder"},
     group="attrib.orders",
 )
 

@@ -38,8 +38,8 @@ import numpy as np
 from attrib.backend import Messages, ScoreRequest, ScoreResult, ScoringModel
 from attrib.chat import ChatLayout
 from attrib.errors import BudgetError, ResponseMismatchError
+from attrib.methods.base import ScorerView, SpanScorer
 from attrib.perturbation import Perturbation, Span, Variant, merge_spans
-from attrib.scheduler import ScorerView, SpanScorer
 from attrib.segmentation import Tokenization
 
 __all__ = ["Scorer", "RegionScorer", "SpanScorer"]

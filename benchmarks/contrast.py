@@ -3,7 +3,7 @@
 A contrastive attribution (``contrast=``, ``docs/contrast.md``) has evidence of two
 signs: units that favour the output (the needle's fact sentence) and units that
 favour the contrast (the distractor sentence that states the contrast's code).
-HiPe refines chunks by :func:`attrib.hipe.chunks.salience`; this benchmark checks,
+HiPe refines chunks by :func:`attrib.methods.hipe.chunks.salience`; this benchmark checks,
 on :mod:`benchmarks.needle` prompts of about 250 tokens with the decisive code as
 the target and the *first* distractor's code as the contrast, that it reaches both
 sides at a fraction of leave-one-out's calls.

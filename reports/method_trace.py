@@ -1,6 +1,6 @@
 """What a coalition method recorded, as rows for people: the coalition-trace view of both reports.
 
-A coalition method (``attrib.coalitions``: shapley, kernelshap, surrogate, lime,
+A coalition method (``attrib.methods.coalitions``: shapley, kernelshap, surrogate, lime,
 hierarchical) writes its own record into :class:`~attrib.result.MethodTrace`. This
 module reads the keys each method documents and turns them into labelled rows
 (samples used, whether the values are exact, the held-out fit quality) and, when

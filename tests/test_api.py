@@ -159,7 +159,7 @@ def test_backend_by_name_with_options_is_built_and_closed() -> None:
 
 
 def test_a_dry_run_of_an_early_stopping_hipe_is_still_an_upper_bound(toy):
-    from attrib.hipe import HiPe
+    from attrib.methods.hipe import HiPe
 
     prompt = "The weather was mild. The capital of France is Paris. Markets were busy. " * 4
     bound = attrib.plan(prompt, backend=toy, method=HiPe(order="best", top_k=1), level="word", target=" yes it is")
@@ -174,7 +174,7 @@ def test_a_dry_run_honours_every_hipe_parameter_but_the_early_stop(toy) -> None:
     to rebuild HiPe field by field)."""
     import dataclasses
 
-    from attrib.hipe import HiPe
+    from attrib.methods.hipe import HiPe
 
     prompt = "The capital of France is Paris. " * 6 + "\n\nThe capital of Japan is Tokyo. " * 6
     variants = {"max_depth": 2, "leaf_group": 2, "order": "depth", "threshold": "midrange"}

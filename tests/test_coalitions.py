@@ -17,8 +17,9 @@ import pytest
 import attrib
 from attrib import registry
 from attrib.backends.toy import ToyBackend
-from attrib.coalitions import KernelSHAP, ShapleySampling
 from attrib.errors import BudgetError, InputError, UnknownNameError
+from attrib.methods.base import Scheduler
+from attrib.methods.coalitions import CoalitionMethod, KernelSHAP, ShapleySampling
 
 ADDITIVE = "The capital is Paris. Cats sleep. The river is the Seine. Dogs bark. Birds fly."
 FACT = "The capital of France is Paris."
@@ -185,3 +186,8 @@ def test_parameters_are_described_replaced_and_checked():
         KernelSHAP(samples=1)
     with pytest.raises(InputError, match="seed"):
         method.replace(seed=-1)
+
+
+def test_the_parameter_plumbing_is_the_scheduler_base_s_alone():
+    for name in ("parameters", "describe", "replace"):
+        assert getattr(CoalitionMethod, name) is getattr(Scheduler, name), f"CoalitionMethod has its own {name}"

@@ -7,8 +7,8 @@ import pytest
 
 import attrib
 from attrib.backends.toy import ToyBackend
-from attrib.coalitions import Hierarchical, KernelSHAP
 from attrib.errors import InputError
+from attrib.methods.coalitions import Hierarchical, KernelSHAP
 
 FACT = "The capital of France is Paris."
 FILLER = [

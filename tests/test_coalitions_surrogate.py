@@ -9,8 +9,8 @@ import pytest
 
 import attrib
 from attrib.backends.toy import ToyBackend
-from attrib.coalitions import LIME, Surrogate
 from attrib.errors import BackendUnavailableError, BudgetError, InputError
+from attrib.methods.coalitions import LIME, Surrogate
 
 SENTENCES = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 PROMPT = " ".join(f"Sentence {word} here." for word in SENTENCES)

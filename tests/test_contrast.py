@@ -19,9 +19,9 @@ import pytest
 import attrib
 from attrib.backend import Capabilities, ScoreRequest, ScoreResult
 from attrib.backends.toy import ToyBackend
-from attrib.coalitions import Hierarchical
 from attrib.errors import BudgetError, InputError
-from attrib.hipe import HiPe
+from attrib.methods.coalitions import Hierarchical
+from attrib.methods.hipe import HiPe
 from attrib.result import Attribution, Contrast
 
 PROMPT = "The code is 7328. The old code was 4528. Which code opens the door? The code is"
@@ -305,7 +305,7 @@ def test_contrastive_hipe_refines_the_regions_that_favour_the_contrast_too():
 
 
 def test_hipe_salience_is_the_drop_or_each_answers_moved_magnitude():
-    from attrib.hipe.chunks import salience
+    from attrib.methods.hipe.chunks import salience
 
     drops = np.array([[3.0, -3.0], [0.5, 0.5], [-1.0, 2.0]])  # [output column, contrast column]
     np.testing.assert_allclose(salience(drops, None), [0.0, 1.0, 1.0])

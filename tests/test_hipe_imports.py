@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ("attrib.scheduler", "attrib.hipe", "attrib.itp", "attrib.hipe.orders", "attrib.hipe.thresholds")
+MODULES = (
+    "attrib.methods.base",
+    "attrib.methods.hipe",
+    "attrib.methods.itp",
+    "attrib.methods.hipe.orders",
+    "attrib.methods.hipe.thresholds",
+)
 
 
 def _module_file(name: str) -> Path | None:
@@ -49,19 +55,22 @@ def _reachable(start: str) -> set[str]:
 
 
 def test_the_scheduler_contract_imports_no_scheduler():
-    reached = _reachable("attrib.scheduler")
-    assert not {m for m in reached if m.startswith(("attrib.hipe", "attrib.itp"))}
+    reached = _reachable("attrib.methods.base")
+    assert not {m for m in reached if m.startswith(("attrib.methods.hipe", "attrib.methods.itp"))}
 
 
 def test_the_scheduler_contract_names_schedulers_only_through_the_registry():
     # not even inside a function: names resolve through attrib.registry.methods
-    tree = ast.parse((ROOT / "attrib" / "scheduler.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "attrib" / "methods" / "base.py").read_text(encoding="utf-8"))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not {m for m in imported if m.startswith(("attrib.hipe", "attrib.itp"))}
+    assert not {m for m in imported if m.startswith(("attrib.methods.hipe", "attrib.methods.itp"))}
 
 
-@pytest.mark.parametrize("name", ["attrib.hipe", "attrib.itp", "attrib.hipe.orders", "attrib.hipe.thresholds"])
+@pytest.mark.parametrize(
+    "name",
+    ["attrib.methods.hipe", "attrib.methods.itp", "attrib.methods.hipe.orders", "attrib.methods.hipe.thresholds"],
+)
 def test_no_scheduler_module_reaches_itself(name):
     assert name not in _reachable(name)
 

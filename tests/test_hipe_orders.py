@@ -7,8 +7,8 @@ import pytest
 
 import attrib
 from attrib.backends.toy import ToyBackend
-from attrib.hipe import BestFirst, DepthOrder, HiPe, MidRange, Relative, token_map
-from attrib.hipe.chunks import Chunk
+from attrib.methods.hipe import BestFirst, DepthOrder, HiPe, MidRange, Relative, token_map
+from attrib.methods.hipe.chunks import Chunk
 
 FILLER = (
     "The weather was mild that spring and the farmers planted early. Markets in the valley were busy every morning. "
@@ -101,7 +101,7 @@ def test_each_order_names_the_quantity_it_judges_and_its_leaf_group():
 def test_relative_judges_ceilings_in_best_first_and_drops_in_depth_order():
     # A chunk's ceiling is at most its drop; a wide chunk whose tokens are all held by
     # weaker, smaller chunks has a low ceiling and is not passed in best-first.
-    from attrib.hipe import ChunkTree
+    from attrib.methods.hipe import ChunkTree
 
     hierarchy = [tuple(range(0, 17))]
     tree = ChunkTree(hierarchy, 16, 1, leaf_group=2)

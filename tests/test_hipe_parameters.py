@@ -11,8 +11,8 @@ import attrib
 from attrib import registry
 from attrib.backends.toy import ToyBackend
 from attrib.errors import InputError, UnknownNameError
-from attrib.hipe import BestFirst, DepthOrder, Fixed, HiPe, MidRange, Relative, get_threshold
-from attrib.itp import ITP
+from attrib.methods.hipe import BestFirst, DepthOrder, Fixed, HiPe, MidRange, Relative, get_threshold
+from attrib.methods.itp import ITP
 
 PROMPT = "The capital of France is Paris, a city on the Seine. " * 3 + "Question: which city? Answer:"
 

@@ -8,7 +8,7 @@ import pytest
 import attrib
 from attrib.backends.toy import ToyBackend
 from attrib.errors import BudgetError
-from attrib.hipe import HiPe
+from attrib.methods.hipe import HiPe
 
 hypothesis = pytest.importorskip("hypothesis")
 st = pytest.importorskip("hypothesis.strategies")

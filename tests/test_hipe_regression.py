@@ -14,7 +14,7 @@ import pytest
 
 import attrib
 from attrib.backends.toy import ToyBackend
-from attrib.hipe import HiPe
+from attrib.methods.hipe import HiPe
 
 FILLER = (
     "The weather was mild that spring and the farmers planted early. Markets in the valley were busy every morning. "

@@ -9,8 +9,8 @@ import pytest
 
 import attrib
 from attrib.backends.toy import ToyBackend
-from attrib.coalitions import ShapleySampling
 from attrib.errors import InputError
+from attrib.methods.coalitions import ShapleySampling
 from attrib.metrics import lds
 
 PROMPT = "The capital is Paris. Cats sleep. The river is the Seine. Dogs bark. Birds fly. Rome is old."

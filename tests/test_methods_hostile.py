@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 import attrib
 from attrib import registry
 from attrib.backends.toy import ToyBackend
-from attrib.coalitions import LIME, Hierarchical, KernelSHAP, ShapleySampling, Surrogate
-from attrib.coalitions.lime import weighted_ridge
-from attrib.coalitions.linear import held_out_quality
 from attrib.errors import BudgetError, InputError, PromptTooLongError, ResultError, UnknownNameError
+from attrib.methods.coalitions import LIME, Hierarchical, KernelSHAP, ShapleySampling, Surrogate
+from attrib.methods.coalitions.lime import weighted_ridge
+from attrib.methods.coalitions.linear import held_out_quality
 from attrib.reports.html import render_html
 from attrib.reports.method_trace import method_trace_view
 from attrib.reports.text import render_text

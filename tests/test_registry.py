@@ -15,8 +15,8 @@ import attrib
 from attrib import registry
 from attrib.backends.toy import ToyBackend
 from attrib.cli import main
-from attrib.hipe import HiPe
-from attrib.itp import ITP
+from attrib.methods.hipe import HiPe
+from attrib.methods.itp import ITP
 from attrib.perturbation import Replacement
 
 
@@ -98,7 +98,7 @@ def test_unregistering_removes_the_name(registered: None) -> None:
 
 def test_a_class_of_the_wrong_base_is_refused_when_registered() -> None:
     with pytest.raises(
-        attrib.RegistrationError, match=r"method 'toy-method' .*ToyBackend.* attrib.scheduler.Scheduler"
+        attrib.RegistrationError, match=r"method 'toy-method' .*ToyBackend.* attrib.methods.base.Scheduler"
     ):
         registry.methods.register("toy-method", ToyBackend)
     with pytest.raises(TypeError, match="not derive from attrib.backend.Backend"):
@@ -109,7 +109,7 @@ def test_a_class_of_the_wrong_base_is_refused_when_registered() -> None:
 def test_a_string_of_the_wrong_base_is_refused_when_first_resolved() -> None:
     registry.methods.register("backwards", "attrib.backends.toy:ToyBackend")  # checked on first use
     registry.methods.register("missing", "attrib.no_such_module:Method")
-    registry.methods.register("absent", "attrib.itp:NoSuchClass")
+    registry.methods.register("absent", "attrib.methods.itp:NoSuchClass")
     registry.methods.register("function", "attrib.perturbation:merge_spans")
     try:
         with pytest.raises(attrib.RegistrationError, match="'backwards' is registered as 'attrib.backends.toy:Toy"):
@@ -118,14 +118,14 @@ def test_a_string_of_the_wrong_base_is_refused_when_first_resolved() -> None:
             registry.methods.resolve("missing")
         with pytest.raises(attrib.RegistrationError, match="has no such attribute"):
             registry.methods.resolve("absent")
-        with pytest.raises(attrib.RegistrationError, match="a function, not a class of attrib.scheduler.Scheduler"):
+        with pytest.raises(attrib.RegistrationError, match="a function, not a class of attrib.methods.base.Scheduler"):
             registry.methods.resolve("function")
     finally:
         for name in ("backwards", "missing", "absent", "function"):
             registry.methods.unregister(name)
 
 
-@pytest.mark.parametrize("target", ["attrib.itp.ITP", ":ITP", "attrib.itp:", "a:b:c"])
+@pytest.mark.parametrize("target", ["attrib.methods.itp.ITP", ":ITP", "attrib.methods.itp:", "a:b:c"])
 def test_a_target_must_be_module_colon_class(target: str) -> None:
     with pytest.raises(attrib.RegistrationError, match="must be 'module:Class'"):
         registry.methods.register("broken", target)
@@ -134,7 +134,7 @@ def test_a_target_must_be_module_colon_class(target: str) -> None:
 @pytest.mark.parametrize("name", ["", " hipe", "two words", 3])
 def test_a_name_must_be_a_word(name: object) -> None:
     with pytest.raises(attrib.RegistrationError, match="name must be a non-empty string"):
-        registry.methods.register(name, "attrib.itp:ITP")  # type: ignore[arg-type]
+        registry.methods.register(name, "attrib.methods.itp:ITP")  # type: ignore[arg-type]
 
 
 def test_the_command_line_reports_a_bad_entry_in_one_line(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -154,7 +154,7 @@ def test_importing_attrib_imports_no_backend_and_no_heavy_library() -> None:
         "attrib.cli.parser.build_parser(); attrib.registry.backends.names(); attrib.registry.methods.names(); "
         "heavy = [m for m in ('llama_cpp', 'torch', 'transformers', 'ray', 'pandas', 'pyarrow', 'playwright', "
         "'openai', 'tqdm', 'attrib.backends.llama', 'attrib.backends.openai', 'attrib.reports.html', "
-        "'attrib.coalitions') if m in sys.modules]; "
+        "'attrib.methods.coalitions') if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from attrib.backends.toy import ToyBackend
-from attrib.itp import ITP
+from attrib.methods.itp import ITP
 
 
 class DemoBackend(ToyBackend):

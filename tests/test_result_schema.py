@@ -14,7 +14,7 @@ import pytest
 
 import attrib
 from attrib.backends.toy import ToyBackend
-from attrib.hipe import HiPe
+from attrib.methods.hipe import HiPe
 from attrib.result import Attribution
 from attrib.result.schema import SCHEMA_PATH, build_schema, load_schema
 from attrib.segmentation import Unit

@@ -8,7 +8,7 @@ import pytest
 import attrib
 from attrib.backends.toy import ToyBackend
 from attrib.errors import BudgetError
-from attrib.hipe import HiPe, children
+from attrib.methods.hipe import HiPe, children
 
 FILLER = (
     "The weather was mild that spring and the farmers planted early. Markets in the valley were busy every morning. "

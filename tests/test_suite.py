@@ -8,8 +8,8 @@ import pytest
 
 from attrib import registry
 from attrib.errors import UnknownNameError
-from attrib.hipe import HiPe
-from attrib.itp import ITP
+from attrib.methods.hipe import HiPe
+from attrib.methods.itp import ITP
 from benchmarks import runner, suite, table
 from benchmarks.methods import METHOD_NAMES, make_method
 from benchmarks.padded import FACTS, SHARES, make_padded_case

@@ -28,11 +28,11 @@ from attrib.batch.records import error_record
 from attrib.batch.worker import Done, Spec
 from attrib.caching import CacheSpec
 from attrib.errors import InputError, UnknownNameError
+from attrib.methods.base import Scheduler
 from attrib.options import TASKS as declared_tasks
 from attrib.options import Default, ExplainOptions, RunOptions, batch_names, settings, with_options
 from attrib.options import options as declared
 from attrib.paths import Place, check_places
-from attrib.scheduler import Scheduler
 from attrib.urls import safe_url
 
 __all__ = [

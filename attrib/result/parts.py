@@ -271,7 +271,7 @@ class TraceChunk(Part):
 
 @dataclass(frozen=True, kw_only=True)
 class Trace(Part):
-    """HiPe's record of a run (Cooper et al. 2021, "Believe the HiPe"; see ``attrib.hipe``).
+    """HiPe's record of a run (Cooper et al. 2021, "Believe the HiPe"; see ``attrib.methods.hipe``).
 
     Attributes:
         threshold: the refinement threshold's description, or ``None`` (chat runs).

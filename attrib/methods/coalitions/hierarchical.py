@@ -2,7 +2,7 @@
 
 Coarse to fine, in two steps on the same scorer:
 
-1. :class:`~attrib.hipe.HiPe` (with ``top_k`` set to the region's size, so it stops
+1. :class:`~attrib.methods.hipe.HiPe` (with ``top_k`` set to the region's size, so it stops
    once that many units are settled) scores chunks and refines the salient ones,
    giving every unit a score. Under a call budget it gets ``share`` of what is left.
 2. The ``region`` units with the highest HiPe scores (ties, such as the near-zero
@@ -31,17 +31,17 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from attrib.coalitions.base import CoalitionMethod, Phase
-from attrib.coalitions.checks import at_least, probability
-from attrib.coalitions.game import CoalitionGame
-from attrib.coalitions.shapley import ShapleySampling
 from attrib.errors import InputError
+from attrib.methods.base import Schedule, ScorerView, SpanScorer
+from attrib.methods.coalitions.base import CoalitionMethod, Phase
+from attrib.methods.coalitions.checks import at_least, probability
+from attrib.methods.coalitions.game import CoalitionGame
+from attrib.methods.coalitions.shapley import ShapleySampling
 from attrib.perturbation import Span, merge_spans
-from attrib.scheduler import Schedule, ScorerView, SpanScorer
 from attrib.segmentation import Segmentation
 
 if TYPE_CHECKING:
-    from attrib.hipe import HiPe
+    from attrib.methods.hipe import HiPe
 
 __all__ = ["Hierarchical", "CappedScorer"]
 
@@ -119,7 +119,7 @@ class Hierarchical(CoalitionMethod):
             replaced by ``seed``.
         share: under a call budget, the share of the remaining calls HiPe may use (at
             least its first round); the coalition method takes what is left.
-        threshold: HiPe's threshold (see :class:`~attrib.hipe.HiPe`).
+        threshold: HiPe's threshold (see :class:`~attrib.methods.hipe.HiPe`).
         seed: seed of the coalition method.
 
     Raises:
@@ -204,7 +204,7 @@ class Hierarchical(CoalitionMethod):
 
     def hipe(self) -> HiPe:
         """The HiPe scheduler of the first step (stopping once ``region`` units are settled)."""
-        from attrib.hipe import HiPe
+        from attrib.methods.hipe import HiPe
 
         return HiPe(threshold=self.threshold, top_k=self.region)
 

@@ -5,9 +5,9 @@ scorer (:class:`SpanScorer`, e.g. :class:`~attrib.scoring.Scorer`) for their dro
 matrix at the requested level. Those shipped with attrib are named in
 :data:`attrib.registry.methods` and imported only when first asked for; among them:
 
-* :class:`~attrib.itp.ITP`, iterative perturbation: one variant per unit
+* :class:`~attrib.methods.itp.ITP`, iterative perturbation: one variant per unit
   (exhaustive leave-one-out), the reference.
-* :class:`~attrib.hipe.HiPe`, hierarchical perturbation: large overlapping chunks
+* :class:`~attrib.methods.hipe.HiPe`, hierarchical perturbation: large overlapping chunks
   first, refined only where the attribution passes a threshold.
 
 A scheduler is a frozen dataclass: its fields are its parameters, so

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from attrib.errors import BudgetError
+from attrib.methods.base import Schedule, Scheduler, SpanScorer
 from attrib.perturbation import Span
-from attrib.scheduler import Schedule, Scheduler, SpanScorer
 from attrib.segmentation import Segmentation
 
 __all__ = ["ITP"]

@@ -22,8 +22,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from attrib.hipe.chunks import Chunk, ChunkTree, salience
-from attrib.hipe.thresholds import Quantity, Threshold
+from attrib.methods.hipe.chunks import Chunk, ChunkTree, salience
+from attrib.methods.hipe.thresholds import Quantity, Threshold
 
 __all__ = ["Order", "BestFirst", "DepthOrder"]
 

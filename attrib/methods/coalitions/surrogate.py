@@ -6,7 +6,7 @@ Generation to Context" (NeurIPS): ablate each unit with probability 1/2 in each 
 output's log-probability on the masks; a unit's weight is its attribution. Here
 the fit is per output token and the values are log-probabilities in nats (the
 paper fits the logit of the whole response's probability). The fit's held-out LDS
-and R^2 (see :mod:`attrib.coalitions.linear`) say how far the linear surrogate can
+and R^2 (see :mod:`attrib.methods.coalitions.linear`) say how far the linear surrogate can
 be trusted.
 
 Needs scikit-learn (``pip install 'attrib[fit]'``), imported only when a fit runs.
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from attrib.coalitions.checks import at_least, positive, probability
-from attrib.coalitions.linear import LinearSurrogate
 from attrib.errors import BackendUnavailableError
+from attrib.methods.coalitions.checks import at_least, positive, probability
+from attrib.methods.coalitions.linear import LinearSurrogate
 
 __all__ = ["Surrogate", "lasso"]
 

@@ -5,7 +5,7 @@ contribution over every order of adding the units to the prompt:
 
     phi_i = sum over K not holding i of |K|! (n-|K|-1)! / n! * (v(K + i) - v(K))
 
-with ``v`` the coalition value of :mod:`attrib.coalitions.game` (nats, per output
+with ``v`` the coalition value of :mod:`attrib.methods.coalitions.game` (nats, per output
 token), so the values of all units add up to the drop of removing every unit of
 the level at once (*efficiency*). Two copies of the same fact each get half of
 what removing both costs, where leave-one-out gives each nearly nothing.
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attrib.coalitions.base import CoalitionMethod, Phase
-from attrib.coalitions.checks import at_least
-from attrib.coalitions.game import Coalition, CoalitionGame, all_coalitions
-from attrib.scheduler import Schedule
+from attrib.methods.base import Schedule
+from attrib.methods.coalitions.base import CoalitionMethod, Phase
+from attrib.methods.coalitions.checks import at_least
+from attrib.methods.coalitions.game import Coalition, CoalitionGame, all_coalitions
 
 __all__ = ["ShapleySampling", "exact_shapley", "permutation_shapley"]
 

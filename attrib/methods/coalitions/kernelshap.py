@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attrib.coalitions.base import CoalitionMethod, Phase
-from attrib.coalitions.checks import at_least
-from attrib.coalitions.game import Coalition, CoalitionGame
-from attrib.scheduler import Schedule
+from attrib.methods.base import Schedule
+from attrib.methods.coalitions.base import CoalitionMethod, Phase
+from attrib.methods.coalitions.checks import at_least
+from attrib.methods.coalitions.game import Coalition, CoalitionGame
 
 __all__ = ["KernelSHAP", "kernel_weight", "constrained_fit"]
 

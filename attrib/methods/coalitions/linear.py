@@ -5,10 +5,10 @@ ablates the rest as one variant. A linear model of the masks,
 
     v(K) ~ b + sum over kept units i of w_i          (nats, per output token)
 
-is fitted to the coalition values (:mod:`attrib.coalitions.game`); ``w_i`` is unit
+is fitted to the coalition values (:mod:`attrib.methods.coalitions.game`); ``w_i`` is unit
 ``i``'s score: the drop its removal is predicted to cause. The methods differ only
-in the fit (:class:`~attrib.coalitions.surrogate.Surrogate`: a sparse Lasso fit, as
-ContextCite; :class:`~attrib.coalitions.lime.LIME`: a ridge fit weighted by a
+in the fit (:class:`~attrib.methods.coalitions.surrogate.Surrogate`: a sparse Lasso fit, as
+ContextCite; :class:`~attrib.methods.coalitions.lime.LIME`: a ridge fit weighted by a
 kernel on the distance to the full prompt).
 
 The fit's quality is measured on held-out masks by ``folds``-fold
@@ -31,9 +31,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from attrib.coalitions.base import CoalitionMethod, Phase
-from attrib.coalitions.game import Coalition, CoalitionGame
-from attrib.scheduler import Schedule
+from attrib.methods.base import Schedule
+from attrib.methods.coalitions.base import CoalitionMethod, Phase
+from attrib.methods.coalitions.game import Coalition, CoalitionGame
 
 __all__ = ["LinearSurrogate", "Fit", "random_masks", "held_out_quality"]
 

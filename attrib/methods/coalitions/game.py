@@ -29,8 +29,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from attrib.errors import BudgetError
+from attrib.methods.base import SpanScorer
 from attrib.perturbation import Span
-from attrib.scheduler import SpanScorer
 
 __all__ = ["Coalition", "CoalitionGame", "all_coalitions"]
 

@@ -1,39 +1,28 @@
-"""What every coalition method shares: the players of a level, seeds, budgets, describe and replace.
+"""What every coalition method shares: the players of a level, their rounds and the budget's first round.
 
 Coalition methods are frozen dataclasses (their fields are their parameters), like
-the other schedulers. :meth:`CoalitionMethod.run` builds the
-:class:`~attrib.coalitions.game.CoalitionGame` of the level's units and hands it to
+the other schedulers; ``parameters``, ``describe`` and ``replace`` come from the
+:class:`~attrib.methods.base.Scheduler` base. :meth:`CoalitionMethod.run` builds the
+:class:`~attrib.methods.coalitions.game.CoalitionGame` of the level's units and hands it to
 :meth:`CoalitionMethod.solve`, which each method implements.
-
-``parameters``, ``describe`` and ``replace`` follow the dataclass fields, as the
-redesigned :class:`~attrib.scheduler.Scheduler` base does; once every scheduler
-has them from the base, the copies here can go.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar, Self, cast
+from typing import ClassVar
 
 import numpy as np
 
-from attrib.coalitions.game import Coalition, CoalitionGame
-from attrib.errors import UnknownNameError
+from attrib.methods.base import Schedule, Scheduler, SpanScorer
+from attrib.methods.coalitions.game import Coalition, CoalitionGame
 from attrib.perturbation import Span
-from attrib.scheduler import Schedule, Scheduler, SpanScorer
 from attrib.segmentation import Segmentation
 
 __all__ = ["CoalitionMethod", "Phase"]
 
 #: ``on_phase(label, total_calls)`` as schedulers receive it.
 Phase = Callable[[str, int | None], None] | None
-
-
-def _described(value: object) -> object:
-    """A parameter as recorded: a strategy object by its own ``describe()``, anything else as is."""
-    describe = getattr(value, "describe", None)
-    return describe() if callable(describe) else value
 
 
 class CoalitionMethod(Scheduler):
@@ -103,24 +92,3 @@ class CoalitionMethod(Scheduler):
     def solve(self, game: CoalitionGame, on_phase: Phase) -> Schedule:
         """The method proper: coalition values to unit scores, shape (game.n, m), nats."""
         raise NotImplementedError
-
-    def parameters(self) -> tuple[str, ...]:
-        """Names of the method's parameters (its dataclass fields), in declaration order."""
-        return tuple(f.name for f in dataclasses.fields(self)) if dataclasses.is_dataclass(self) else ()
-
-    def describe(self) -> dict[str, object]:
-        """JSON-ready parameters recorded in results: ``name``, then every field."""
-        return {"name": self.name, **{key: _described(getattr(self, key)) for key in self.parameters()}}
-
-    def replace(self, **changes: Any) -> Self:
-        """An equivalent method with the parameters in ``changes`` set anew (``dataclasses.replace``).
-
-        Raises:
-            UnknownNameError: for a name that is not one of the method's parameters.
-            InputError: for an invalid value (checked as on construction).
-        """
-        known = self.parameters()
-        for key in changes:
-            if key not in known:
-                raise UnknownNameError.for_choice(f"parameter of {self.name}", key, known)
-        return cast(Self, dataclasses.replace(cast(Any, self), **changes))

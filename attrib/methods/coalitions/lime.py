@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attrib.coalitions.checks import at_least, positive, probability
-from attrib.coalitions.game import Coalition
-from attrib.coalitions.linear import LinearSurrogate
+from attrib.methods.coalitions.checks import at_least, positive, probability
+from attrib.methods.coalitions.game import Coalition
+from attrib.methods.coalitions.linear import LinearSurrogate
 
 __all__ = ["LIME", "weighted_ridge"]
 

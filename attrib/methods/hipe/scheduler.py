@@ -1,6 +1,6 @@
 """The HiPe scheduler: score the first chunks, then refine, family by family, what the order passes.
 
-The method, its assumption and its parameters are described in :mod:`attrib.hipe`;
+The method, its assumption and its parameters are described in :mod:`attrib.methods.hipe`;
 this file holds only the loop that ties the chunk tree, the threshold, the
 refinement order, the early stop and the call budget together.
 """
@@ -13,11 +13,11 @@ from typing import ClassVar
 
 from attrib import registry
 from attrib.errors import BudgetError, InputError
-from attrib.hipe.chunks import Chunk, ChunkTree, children, first_spans
-from attrib.hipe.orders import Order
-from attrib.hipe.thresholds import Threshold, get_threshold
+from attrib.methods.base import Schedule, Scheduler, SpanScorer
+from attrib.methods.hipe.chunks import Chunk, ChunkTree, children, first_spans
+from attrib.methods.hipe.orders import Order
+from attrib.methods.hipe.thresholds import Threshold, get_threshold
 from attrib.perturbation import Span
-from attrib.scheduler import Schedule, Scheduler, SpanScorer
 from attrib.segmentation import Segmentation
 
 __all__ = ["HiPe"]
@@ -61,7 +61,7 @@ class HiPe(Scheduler):
 
     Args:
         threshold: ``"relative"`` (default), ``"midrange"`` (HiPe's original rule), a
-            number of nats (fixed threshold), or a :class:`~attrib.hipe.Threshold`.
+            number of nats (fixed threshold), or a :class:`~attrib.methods.hipe.Threshold`.
         max_depth: deepest refinement depth (0 scores only the first three chunks);
             ``None`` refines down to the requested level.
         leaf_group: a chunk of at most this many units is cut straight into its units.
@@ -74,7 +74,7 @@ class HiPe(Scheduler):
             call budget goes to the most salient region all the way down to its units
             first; ``"depth"`` refines level by level (every chunk the threshold passes
             at one depth before the next depth, HiPe's original schedule); or an
-            :class:`~attrib.hipe.orders.Order`.
+            :class:`~attrib.methods.hipe.orders.Order`.
         top_k: early stop: once ``top_k`` units are refined to the requested level,
             stop refining chunks whose ceiling is no larger than the ``top_k``-th
             largest unit drop. Under the monotonicity assumption of hierarchical

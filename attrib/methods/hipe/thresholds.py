@@ -21,7 +21,7 @@ import numpy as np
 
 from attrib import registry
 from attrib.errors import InputError
-from attrib.hipe.chunks import Chunk
+from attrib.methods.hipe.chunks import Chunk
 
 __all__ = ["Quantity", "Threshold", "Relative", "MidRange", "Fixed", "get_threshold"]
 

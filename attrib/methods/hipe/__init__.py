@@ -31,7 +31,7 @@ chunk's *ceiling* is the largest bound among its tokens. Where the assumption
 fails (redundant evidence, where either of two units suffices, or units that
 cancel out) a salient unit inside a weak chunk can be missed.
 
-Refinement orders (``order``, :mod:`attrib.hipe.orders`):
+Refinement orders (``order``, :mod:`attrib.methods.hipe.orders`):
 
 * ``"depth"``: every chunk the threshold passes at one depth is refined before the
   next depth, as in the original method; thresholds judge chunk drops. Under a
@@ -43,7 +43,7 @@ Refinement orders (``order``, :mod:`attrib.hipe.orders`):
   already covered by smaller, weaker chunks fall below the threshold and are
   skipped, and a budget reaches single units in the most salient region first.
 
-Thresholds (:mod:`attrib.hipe.thresholds`), each judging the order's quantity:
+Thresholds (:mod:`attrib.methods.hipe.thresholds`), each judging the order's quantity:
 
 * :class:`Relative` (default): refine a chunk whose value is at least ``fraction``
   of the largest at its depth and at least ``floor`` nats.
@@ -64,23 +64,23 @@ depths, so it saves little.
 Contrastive runs (rows are margins: the output's drops, then the contrast's
 negated; the scorer's ``contrast_start`` marks where) judge every chunk by how
 much it moves either answer, ``|drop of log p(y)| + |drop of log p(c)|``
-(:func:`~attrib.hipe.chunks.salience`), not by the margin: a chunk holding
+(:func:`~attrib.methods.hipe.chunks.salience`), not by the margin: a chunk holding
 evidence for the output and evidence for the contrast would net to zero and
 never be searched. Bounds, ceilings, thresholds and the early stop work on that
 quantity (the monotonicity assumption made of each side); scores keep their signs.
 
 All drops are summed over output tokens (nats); the matrix keeps the per-token
-columns. The package's files, one idea each: :mod:`~attrib.hipe.chunks` (the chunk
-tree), :mod:`~attrib.hipe.thresholds`, :mod:`~attrib.hipe.orders` and
-:mod:`~attrib.hipe.scheduler` (the loop).
+columns. The package's files, one idea each: :mod:`~attrib.methods.hipe.chunks` (the chunk
+tree), :mod:`~attrib.methods.hipe.thresholds`, :mod:`~attrib.methods.hipe.orders` and
+:mod:`~attrib.methods.hipe.scheduler` (the loop).
 """
 
 from __future__ import annotations
 
-from attrib.hipe.chunks import Chunk, ChunkTree, children, token_map
-from attrib.hipe.orders import BestFirst, DepthOrder, Order
-from attrib.hipe.scheduler import HiPe
-from attrib.hipe.thresholds import Fixed, MidRange, Quantity, Relative, Threshold, get_threshold
+from attrib.methods.hipe.chunks import Chunk, ChunkTree, children, token_map
+from attrib.methods.hipe.orders import BestFirst, DepthOrder, Order
+from attrib.methods.hipe.scheduler import HiPe
+from attrib.methods.hipe.thresholds import Fixed, MidRange, Quantity, Relative, Threshold, get_threshold
 
 __all__ = [
     "HiPe",
