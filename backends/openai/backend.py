@@ -296,7 +296,7 @@ class OpenAIBackend(Backend):
 
         Returns:
             One :class:`~attrib.backend.ScoreResult` per request, in order: nats (``forced``:
-            exact forced decoding; ``top_logprobs``: estimates, see :mod:`attrib.regeneration`),
+            exact forced decoding; ``top_logprobs``: estimates, see :mod:`.rungs.regeneration`),
             or retention scores in [-1, 0] for the ``text`` rung.
 
         Raises:
