@@ -16,7 +16,7 @@ from typing import Any, Unpack
 import numpy as np
 
 from attrib.backend import Backend, ScoreRequest
-from attrib.caching import CacheSpec
+from attrib.cache.wrapper import CacheSpec
 from attrib.errors import InputError, ResultError
 from attrib.influence import differential, reference_free
 from attrib.loading import open_backend

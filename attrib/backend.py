@@ -248,7 +248,7 @@ class Backend(abc.ABC):
 
     def identity(self) -> dict[str, object]:
         """What determines this backend's answers, JSON-ready, for cache keys
-        (:class:`~attrib.caching.CachingBackend`): the backend kind, the model and every
+        (:class:`~attrib.cache.wrapper.CachingBackend`): the backend kind, the model and every
         setting that changes a score; never secrets, never settings that only change
         speed (concurrency, threads). Default: :meth:`describe`."""
         return self.describe()

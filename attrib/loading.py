@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from attrib.backend import Backend, load_backend
-from attrib.caching import CacheSpec, CachingBackend, open_cache
+from attrib.cache.wrapper import CacheSpec, CachingBackend, open_cache
 from attrib.errors import InputError
 
 __all__ = ["default_backend", "open_backend"]
@@ -42,7 +42,7 @@ def open_backend(
     Args:
         backend: ``None`` (the embedded model), a registered name, or a :class:`Backend`.
         options: keyword arguments for a backend given by name.
-        cache: where scores and generations are cached (:data:`attrib.caching.CacheSpec`);
+        cache: where scores and generations are cached (:data:`attrib.cache.wrapper.CacheSpec`);
             ``None`` caches for API backends given by name (``"openai"``) and not otherwise.
 
     Raises:

@@ -26,7 +26,7 @@ from typing import Any, Unpack
 import numpy as np
 
 from attrib.backend import Backend, Capabilities
-from attrib.caching import CacheSpec
+from attrib.cache.wrapper import CacheSpec
 from attrib.errors import BudgetError
 from attrib.loading import open_backend
 from attrib.methods.base import ReservedScorer, Schedule, Scheduler, SpanScorer, first_round_calls, later_reserves

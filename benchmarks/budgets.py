@@ -362,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         written, machine_line = header_of(args.out)
     else:
         from attrib import registry
-        from attrib.cache import ResponseCache
-        from attrib.caching import CachingBackend
+        from attrib.cache.store import ResponseCache
+        from attrib.cache.wrapper import CachingBackend
 
         backend = registry.create("backend", "llama", n_threads=args.threads)
         cached = CachingBackend(backend, ResponseCache(), close_backend=False)

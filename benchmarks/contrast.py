@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.report_only:
         from attrib import registry
-        from attrib.cache import ResponseCache
-        from attrib.caching import CachingBackend
+        from attrib.cache.store import ResponseCache
+        from attrib.cache.wrapper import CachingBackend
 
         backend = registry.create("backend", "llama", n_threads=args.threads)
         cached = CachingBackend(backend, ResponseCache(), close_backend=False)

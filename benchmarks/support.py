@@ -32,7 +32,7 @@ from typing import Any
 
 import attrib
 from attrib.batch import Summary
-from attrib.caching import CacheSpec
+from attrib.cache.wrapper import CacheSpec
 from attrib.result.files import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent

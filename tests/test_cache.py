@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from attrib.cache import ResponseCache, default_cache_dir, request_key
+from attrib.cache.store import ResponseCache, default_cache_dir, request_key
 from attrib.errors import CacheError
 
 

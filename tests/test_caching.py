@@ -11,8 +11,8 @@ import pytest
 import attrib
 from attrib.backend import Generation, Messages, ScoreRequest, ScoreResult
 from attrib.backends.toy import ToyBackend
-from attrib.cache import ResponseCache
-from attrib.caching import CachingBackend
+from attrib.cache.store import ResponseCache
+from attrib.cache.wrapper import CachingBackend
 
 PROMPT = "The capital of France is Paris. Berlin is in Germany. The sky is blue today."
 

@@ -22,8 +22,8 @@ import pytest
 
 import attrib
 from attrib.backends.openai import OpenAIBackend
-from attrib.cache import ResponseCache
-from attrib.caching import CachingBackend
+from attrib.cache.store import ResponseCache
+from attrib.cache.wrapper import CachingBackend
 from attrib.metrics import spearman
 from attrib.reports.text import render_text
 from attrib.testing.proxy import Proxy

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from attrib.regeneration import GeneratedToken, score_from_top_logprobs, text_retention
+from attrib.backends.openai.rungs.regeneration import GeneratedToken, score_from_top_logprobs, text_retention
 
 ORIGINAL = [" The", " code", " is", " 4", "8", "1", "7", "."]
 

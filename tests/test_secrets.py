@@ -222,7 +222,7 @@ def test_the_cache_and_the_identity_hold_no_secret(tmp_path: Path, echo: Echo) -
         assert not leaked(json.dumps(api.identity()) + json.dumps(api.describe()))
     finally:
         api.close()
-    from attrib.caching import CachingBackend, open_cache
+    from attrib.cache.wrapper import CachingBackend, open_cache
 
     store = open_cache(tmp_path / "answers")
     assert store is not None

@@ -26,7 +26,7 @@ from attrib.batch.outcomes import Outcome, Summary
 from attrib.batch.outdir import OutDir
 from attrib.batch.records import error_record
 from attrib.batch.worker import Done, Spec
-from attrib.caching import CacheSpec
+from attrib.cache.wrapper import CacheSpec
 from attrib.errors import InputError, UnknownNameError
 from attrib.methods.base import Scheduler
 from attrib.options import TASKS as declared_tasks

@@ -17,7 +17,7 @@ from typing import Any
 from attrib.backend import Backend
 from attrib.batch.inputs import Item
 from attrib.batch.records import error_record, ok_record
-from attrib.caching import CacheSpec
+from attrib.cache.wrapper import CacheSpec
 from attrib.errors import AttribError
 
 __all__ = ["Spec", "Done", "Worker"]

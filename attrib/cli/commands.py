@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from attrib.caching import CacheSpec
+from attrib.cache.wrapper import CacheSpec
 from attrib.cli.flags import apply, class_default, flag, openai_key_variable, run_options, text_flags
 from attrib.cli.inputs import check_text, decode, read_bytes, read_prompt, write_text
 from attrib.cli.parser import API_FLAGS

@@ -11,7 +11,8 @@ One file per idea:
   without escape sequences or control characters.
 - :mod:`.tokenizer`: the server's tokenizer routes, or words; never a mismatched tokenizer.
 - :mod:`.rungs`: the scoring ladder, one strategy per file (:mod:`.rungs.base` is the
-  contract and says how to add a rung).
+  contract and says how to add a rung; :mod:`.rungs.regeneration` the rules the
+  regenerating rungs share).
 - :mod:`.probe`: walks the ladder, most exact first, and remembers the verdict.
 - :mod:`.backend`: :class:`OpenAIBackend`, composing the three.
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from attrib import registry
 from attrib.backend import Backend, Capabilities, Generation, Messages, ScoreRequest, ScoreResult, prefix_sharing_order
-from attrib.caching import CacheSpec, open_cache
+from attrib.cache.wrapper import CacheSpec, open_cache
 from attrib.errors import InputError, TokenizationError, UnknownNameError
 from attrib.segmentation import Tokenization
 from attrib.urls import BaseURL
@@ -51,9 +51,9 @@ class OpenAIBackend(Backend):
         max_retries: retries per request after the first attempt.
         max_wait: longest single wait between attempts, seconds (caps ``Retry-After``).
         cache: where endpoint metadata (probe verdicts, tokenizer-route answers) is kept: ``True`` for the default directory, ``False``/``None`` for
-            none, a directory, or a :class:`~attrib.cache.ResponseCache`. Scores and
+            none, a directory, or a :class:`~attrib.cache.store.ResponseCache`. Scores and
             generations are cached by wrapping the backend in
-            :class:`~attrib.caching.CachingBackend`.
+            :class:`~attrib.cache.wrapper.CachingBackend`.
         tokenizer: ``"auto"`` (the server's if it has one, else words), ``"server"``
             (fail if there is none) or ``"words"``.
         context_length: the model's context in tokens if known (for the up-front
@@ -292,11 +292,11 @@ class OpenAIBackend(Backend):
         """Score each request's continuation by the endpoint's rung, up to ``concurrency`` at once.
 
         Every request is sent (``sample`` repeats are independent requests; caching is
-        :class:`~attrib.caching.CachingBackend`'s job).
+        :class:`~attrib.cache.wrapper.CachingBackend`'s job).
 
         Returns:
             One :class:`~attrib.backend.ScoreResult` per request, in order: nats (``forced``:
-            exact forced decoding; ``top_logprobs``: estimates, see :mod:`attrib.regeneration`),
+            exact forced decoding; ``top_logprobs``: estimates, see :mod:`.rungs.regeneration`),
             or retention scores in [-1, 0] for the ``text`` rung.
 
         Raises:

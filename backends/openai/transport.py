@@ -24,9 +24,9 @@ the query's values, with their encoded forms (:class:`.redaction.Secrets`), befo
 anything reads it, so no reflected secret reaches outputs, records, caches or
 messages; messages also lose key-like strings, escape sequences and control characters.
 
-The SQLite :class:`~attrib.cache.ResponseCache` here holds endpoint metadata only
+The SQLite :class:`~attrib.cache.store.ResponseCache` here holds endpoint metadata only
 (probe verdicts, tokenizer-route answers); completions and
-chat answers are cached by :class:`~attrib.caching.CachingBackend` around the backend.
+chat answers are cached by :class:`~attrib.cache.wrapper.CachingBackend` around the backend.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import httpx
 import openai
 import tenacity
 
-from attrib.cache import ResponseCache, request_key
+from attrib.cache.store import ResponseCache, request_key
 from attrib.errors import EndpointError
 from attrib.urls import BaseURL
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attrib.cache import default_cache_dir
+from attrib.cache.store import default_cache_dir
 from attrib.errors import BackendUnavailableError, InputError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,7 @@ def load(source: Source, *, device: str, dtype: Any, keep_conversion: bool = Tru
     A local GGUF file is dequantized by transformers, which takes a minute or more for
     a large vocabulary; with ``keep_conversion`` the dequantized float32 weights and the
     tokenizer are kept once under ``transformers/`` of attrib's cache directory
-    (:func:`attrib.cache.default_cache_dir`) and later loads read that copy (same tensors, seconds). Processes
+    (:func:`attrib.cache.store.default_cache_dir`) and later loads read that copy (same tensors, seconds). Processes
     loading the same file at once convert it once: the others wait for the copy (a lock
     file beside it) and a copy found already landed is used.
 

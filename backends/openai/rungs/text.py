@@ -2,7 +2,7 @@
 
 For endpoints that only offer chat completions without log-probabilities, the
 output is regenerated greedily under each perturbed prompt and compared with the
-original, character by character (:func:`attrib.regeneration.text_retention`):
+original, character by character (:func:`.regeneration.text_retention`):
 each output token scores 0 when reproduced and -1 when lost. Results say
 ``score_kind = "text-similarity"``; these are not nats, and only the model's own
 output can be explained.
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from attrib.backend import Messages, ScoreKind, ScoreResult
-from attrib.regeneration import regeneration_length, text_retention
 
 from .base import Generated, Rung, chat_body, message_text, prompt_tokens
+from .regeneration import regeneration_length, text_retention
 
 __all__ = ["TextRung"]
 

@@ -6,7 +6,7 @@ token, its log-probability and the k most likely alternatives. The output is
 regenerated greedily under each perturbed prompt and each original token is read
 from those distributions after aligning the two outputs; a token outside the
 top-k gets the bound ``log p <= smallest returned value`` and is counted in the
-``bounded_tokens`` counter (:mod:`attrib.regeneration` has the rules). Scores are
+``bounded_tokens`` counter (:mod:`.regeneration` has the rules). Scores are
 estimates in nats, not forced decoding, and only the model's own output can be
 explained (``supports_target`` is False).
 
@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 from attrib.backend import Messages, ScoreResult
 from attrib.errors import ResponseMismatchError
-from attrib.regeneration import GeneratedToken, regeneration_length, score_from_top_logprobs
 
 from .base import Generated, Rung, chat_body, chat_logprobs, message_text, prompt_tokens
+from .regeneration import GeneratedToken, regeneration_length, score_from_top_logprobs
 
 __all__ = ["TopLogprobsRung", "regenerated_tokens"]
 

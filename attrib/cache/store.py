@@ -1,16 +1,19 @@
-"""A persistent on-disk cache of endpoint responses, in SQLite.
+"""The cache's store: response bodies on disk, in SQLite, by request key.
 
-Every model request an API backend sends is keyed by a SHA-256 hash of what
-determines its answer: the backend kind, the endpoint, the model, the route and
-the request body (prompt, continuation, scoring mode and its parameters). The
-response body is stored under that key as JSON as soon as it arrives, one
-committed transaction per response, so a run that is interrupted (Ctrl-C, a
-crash, the endpoint going down) loses at most the requests in flight, and a run
-started again answers everything already seen from disk.
+:class:`ResponseCache` maps a request key (:func:`request_key`, a SHA-256 hash of
+what determines the answer) to a JSON body. It knows nothing of backends: its
+callers build the keys. :class:`~attrib.cache.wrapper.CachingBackend`, the wrapper
+around any backend, keys scores and generations by the backend's identity and the
+request; the OpenAI-compatible backend keeps endpoint metadata (probe verdicts,
+tokenizer routes) keyed by the endpoint and what was asked.
+Each body is stored as soon as it arrives, one committed transaction per response,
+so a run that is interrupted (Ctrl-C, a crash, the endpoint going down) loses at
+most the requests in flight, and a run started again answers everything already
+seen from disk.
 
-API keys are never part of a key or a value: the backend builds keys from the
-request body and the endpoint URL with any credentials stripped, and refuses to
-store a response that contains its key.
+API keys are never part of a key or a value: keys are built from request bodies,
+backend identities and endpoint URLs with any credentials stripped, and the
+OpenAI-compatible backend refuses to store an answer that contains its key.
 
 The default location is ``$ATTRIB_CACHE_DIR``, else the platform's user cache
 directory as platformdirs gives it: ``$XDG_CACHE_HOME/attrib`` (an absolute

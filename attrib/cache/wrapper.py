@@ -1,8 +1,8 @@
-"""A persistent cache for any backend: scored variants and generations, in SQLite.
+"""The cache's backend wrapper: any backend's scored variants and generations, kept in the store.
 
 :class:`CachingBackend` wraps a :class:`~attrib.backend.Backend` and answers
-``score`` and ``generate`` from :class:`~attrib.cache.ResponseCache` when it has
-seen the same request from the same model before, so an interrupted run resumes
+``score`` and ``generate`` from the store (:class:`~attrib.cache.store.ResponseCache`,
+SQLite) when it has seen the same request from the same model before, so an interrupted run resumes
 where it stopped and a re-run is free, for local models and endpoints alike
 (EleutherAI lm-evaluation-harness's ``CachingLM`` is the pattern: the cache is a
 wrapper, not a feature of one backend).
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from attrib.backend import Backend, Capabilities, Generation, Messages, ScoreRequest, ScoreResult
-from attrib.cache import ResponseCache, request_key
+from attrib.cache.store import ResponseCache, request_key
 from attrib.segmentation import Tokenization
 
 __all__ = ["CachingBackend", "CacheSpec", "open_cache"]
