@@ -17,7 +17,7 @@ through entry points); importing attrib imports no model library. The run option
 (method, level, target, budget, ...) are declared once, in :mod:`attrib.options`.
 """
 
-from attrib.audit import audit
+from attrib.auditing.run import audit
 from attrib.backend import (
     Backend,
     Capabilities,

@@ -15,6 +15,7 @@ from typing import Any, Unpack
 
 import numpy as np
 
+from attrib.auditing.message_shapley import coalitions
 from attrib.backend import Backend
 from attrib.errors import BudgetError
 from attrib.loading import open_backend
@@ -24,7 +25,6 @@ from attrib.options import ExplainOptions, RunOptions, with_options
 from attrib.perturbation import Replacement, Span, merge_spans
 from attrib.pipeline import check_budget, unit_level
 from attrib.prompt import ChatPrompt, Region, as_prompt, coalition_requests
-from attrib.roles import coalitions
 from attrib.scoring import RegionScorer, Scorer
 from attrib.target import check_contrast_backend, check_fits, split_contrast
 

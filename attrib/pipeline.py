@@ -25,6 +25,7 @@ from typing import Any, Unpack
 
 import numpy as np
 
+from attrib.auditing.message_shapley import coalitions, role_shares, shapley_values
 from attrib.backend import Backend, Capabilities
 from attrib.cache.wrapper import CacheSpec
 from attrib.errors import BudgetError
@@ -36,7 +37,6 @@ from attrib.options import ExplainOptions, RunOptions, with_options
 from attrib.progress import Progress
 from attrib.prompt import ChatPrompt, Layout, Prompt, Region, as_prompt, coalition_requests
 from attrib.result import Attribution, Contrast, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace
-from attrib.roles import coalitions, role_shares, shapley_values
 from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Unit
 from attrib.target import Output, resolve_output

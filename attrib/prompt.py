@@ -12,7 +12,7 @@ form supplies what differs:
   tokenized together and split at the prompt's end, so tokens at the boundary come
   out as the model sees them in running text (lm-evaluation-harness's convention);
 * for a chat, the **message coalitions**: the chat rendered with only some of its
-  messages, for the messages' Shapley values (:mod:`attrib.roles`).
+  messages, for the messages' Shapley values (:mod:`attrib.auditing.message_shapley`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ model: once behind :mod:`attrib.testing.proxy` injecting the note (label 1), onc
 same proxy injecting nothing (label 0). ``attrib.audit`` judges each, with the bare
 server as the reference endpoint, and the benchmark prints the detection AUROC
 (Mann-Whitney statistic) and the false-positive rate at the default thresholds of
-``attrib.influence`` for the reference-free and the differential indicator.
+``attrib.auditing.hidden_influence`` for the reference-free and the differential indicator.
 
     python -m benchmarks.audit --cases-out cases.jsonl   # all 40 cases (~0.5-1 min each on 2 cores)
     python -m benchmarks.audit --scenarios 3             # a quick look
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import attrib
+from attrib.auditing.hidden_influence import DIFFERENTIAL_THRESHOLD, REFERENCE_FREE_THRESHOLD
 from attrib.backends.openai import OpenAIBackend
-from attrib.influence import DIFFERENTIAL_THRESHOLD, REFERENCE_FREE_THRESHOLD
 from attrib.testing.llama_server import Server, llama_server
 
 #: One recorded case: the scenario, its label and the raw evidence of :func:`run_case`.

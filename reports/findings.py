@@ -2,7 +2,7 @@
 
 An audit (``attrib.audit``) carries the messages' Shapley values (``result.shapley``,
 ``result.roles``) and the hidden-influence verdict (``result.hidden_influence``, see
-``attrib.influence`` for the indicators, their sources and calibration).
+``attrib.auditing.hidden_influence`` for the indicators, their sources and calibration).
 :func:`audit_findings` turns them into typed findings whose sentences carry the
 result's own score unit; the renderers only lay them out.
 """

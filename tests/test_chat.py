@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import attrib
+from attrib.auditing.message_shapley import coalitions, role_shares, shapley_values
 from attrib.backends.toy import ToyBackend
 from attrib.chat import DEFAULT_TEMPLATE, check_messages, layout_chat, render_pieces
-from attrib.roles import coalitions, role_shares, shapley_values
 
 CHAT = [
     {"role": "system", "content": "You know that the capital of France is Paris."},

@@ -121,7 +121,7 @@ class NoiseFloor(Part):
 class MessageShapley(Part):
     """Shapley values of a chat's messages for the output's log-probability.
 
-    Source: Shapley 1953; sampled permutations after Castro et al. 2009 (``attrib.roles``).
+    Source: Shapley 1953; sampled permutations after Castro et al. 2009 (``attrib.auditing.message_shapley``).
 
     Attributes:
         values: per message and output token, nats, shape (n_messages, n_output_tokens).
@@ -155,7 +155,7 @@ class Disagreement(Part):
 
 @dataclass(frozen=True, kw_only=True)
 class ReferenceFreeEvidence(Part):
-    """What the reference-free indicator measured (``attrib.influence.reference_free``); nats.
+    """What the reference-free indicator measured (``attrib.auditing.hidden_influence.reference_free``); nats.
 
     Attributes:
         retained_per_token: ``log p(y | no visible message) / m``.
@@ -174,7 +174,7 @@ class ReferenceFreeEvidence(Part):
 
 @dataclass(frozen=True, kw_only=True)
 class DifferentialEvidence(Part):
-    """What the differential indicator measured (``attrib.influence.differential``); nats.
+    """What the differential indicator measured (``attrib.auditing.hidden_influence.differential``); nats.
 
     Attributes:
         gain_per_token: how much likelier the audited endpoint finds the output, per token.
@@ -193,7 +193,7 @@ class DifferentialEvidence(Part):
 
 @dataclass(frozen=True, kw_only=True)
 class Indicator(Part):
-    """One hidden-influence indicator's verdict (``attrib.influence``).
+    """One hidden-influence indicator's verdict (``attrib.auditing.hidden_influence``).
 
     Attributes:
         flag: True when ``score`` reaches ``threshold``.

@@ -7,8 +7,8 @@ and ``items/*.json``, nothing else) and returns a :class:`DatasetSummary`:
   system unit's share of the system prompt's attribution (distribution), how often
   it is the top system unit, and the labelled accuracy when records carry a
   ``label`` in their metadata (see :mod:`attrib.summary.stats` for the definitions);
-- role shares (Shapley values of the messages, :mod:`attrib.roles`) across the dataset;
-- the hidden-influence flag rate and the flagged ids (:mod:`attrib.influence`);
+- role shares (Shapley values of the messages, :mod:`attrib.auditing.message_shapley`) across the dataset;
+- the hidden-influence flag rate and the flagged ids (:mod:`attrib.auditing.hidden_influence`);
 - for plain prompts, the units that most often rank first;
 - counts (ok, failed by error type) and the cost totals.
 

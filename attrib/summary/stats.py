@@ -9,7 +9,7 @@ Definitions (also in ``docs/summary.md``):
   system message alone makes items with strong and weak answers comparable (a
   share is how the system prompt's attribution divides among its units), in the
   spirit of ContextCite's per-source scores (Cohen-Wang et al., 2024) and of the
-  role shares of :mod:`attrib.roles`. An item whose system units all score 0 gives
+  role shares of :mod:`attrib.auditing.message_shapley`. An item whose system units all score 0 gives
   every unit a share of 0.
 - **top system unit** of an item: the system unit with the largest total attribution
   (ties: the earlier unit), the unit the output rests on most.

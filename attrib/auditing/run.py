@@ -2,7 +2,7 @@
 
 :func:`audit` runs the attribution pipeline on the visible chat (message Shapley
 values and units inside each message), then judges hidden influence with the
-indicators of :mod:`attrib.influence`: reference-free from the output's
+indicators of :mod:`attrib.auditing.hidden_influence`: reference-free from the output's
 log-probability with nothing visible, and differential against a reference
 endpoint (the same model without the suspected prompt) when one is given.
 """
@@ -15,10 +15,10 @@ from typing import Any, Unpack
 
 import numpy as np
 
+from attrib.auditing.hidden_influence import differential, reference_free
 from attrib.backend import Backend, ScoreRequest
 from attrib.cache.wrapper import CacheSpec
 from attrib.errors import InputError, ResultError
-from attrib.influence import differential, reference_free
 from attrib.loading import open_backend
 from attrib.options import AuditOptions, RunOptions, with_options
 from attrib.pipeline import run
@@ -48,7 +48,7 @@ def audit(
     Attributes the output to the chat's messages (Shapley values: ``result.roles``) and
     to the units inside each message (``level``, default sentences), then judges
     whether something the caller cannot see steers the endpoint
-    (``result.hidden_influence``, see :mod:`attrib.influence`): reference-free from
+    (``result.hidden_influence``, see :mod:`attrib.auditing.hidden_influence`): reference-free from
     ``log p(y | visible)`` against ``log p(y | nothing visible)``, and, when a
     ``reference`` endpoint (the same model without the suspected prompt) is given,
     differentially from the two endpoints' log-probabilities of the same output.
