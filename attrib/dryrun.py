@@ -246,8 +246,8 @@ def _schedule(method: Scheduler, scorer: _CountingScorer, region: Region, level:
         return None  # an upper bound whatever region HiPe picks: none of its variants counted as shared
     if not isinstance(method, HiPe):
         view = ReservedScorer(RegionScorer(scorer, shift), reserve)
-        trace = method.run(view, segmentation, level).trace or {}
-        flag = trace.get("exact")
+        trace = method.run(view, segmentation, level).trace
+        flag = None if trace is None else trace.get("exact")
         return flag if isinstance(flag, bool) else None
     ablations = [[(a + shift, b + shift)] for a, b in method.every_chunk(segmentation, level)]
     first = method.min_calls(segmentation, level)

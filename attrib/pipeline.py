@@ -31,7 +31,6 @@ from attrib.cache.wrapper import CacheSpec
 from attrib.errors import BudgetError
 from attrib.loading import open_backend
 from attrib.methods.base import ReservedScorer, Schedule, Scheduler, SpanScorer, first_round_calls, later_reserves
-from attrib.methods.hipe import HiPe
 from attrib.noise import noise_floor
 from attrib.options import ExplainOptions, RunOptions, with_options
 from attrib.progress import Progress
@@ -216,7 +215,7 @@ def run(
         base_logprobs=_unsigned(base, output),
         perturbation=perturb.describe(),
         parameters=options.parameters(generated=options.target is None, template=prompt.template(backend)),
-        trace=_trace(method, layout, schedules),
+        trace=_trace(layout, schedules),
         score_kind=capabilities.score_kind,
         noise=None if noise_rows is None else NoiseFloor.from_dict(noise_floor(noise_rows, scores)),
         messages=prompt.messages,
@@ -331,37 +330,14 @@ def _run_region(
     return method.run(view, region.segmentation, level, on_phase=on_phase)
 
 
-def _trace(method: Scheduler, layout: Layout, schedules: list[Schedule]) -> Trace | MethodTrace | None:
-    """The method's trace. HiPe's is typed (:class:`~attrib.result.Trace`): as it is for a plain
-    prompt; for a chat, every region's chunks shifted into the rendered prompt and tagged with
-    their message. Another method's record is kept as it wrote it, one per message for a chat."""
-    records = [dict(s.trace) for s in schedules if s.trace]
-    if not records:
+def _trace(layout: Layout, schedules: Sequence[Schedule]) -> Trace | MethodTrace | None:
+    """The result's trace: for a plain prompt, the method's as it recorded it; for a chat, every
+    message's trace placed in the rendered prompt (:meth:`~attrib.result.BaseTrace.shifted`) and
+    the messages' combined (:meth:`~attrib.result.BaseTrace.combined`). ``None`` if none was recorded."""
+    traced = [(region, s.trace) for region, s in zip(layout.regions, schedules, strict=True) if s.trace is not None]
+    if not traced:
         return None
-    if not isinstance(method, HiPe):
-        record: dict[str, Any] = records[0] if layout.chat is None else {"messages": records}
-        return MethodTrace(method=method.name, record=record)
     if layout.chat is None:
-        return Trace.from_dict(records[0])
-    chunks: list[dict[str, Any]] = []
-    depths = 0
-    for region, schedule in zip(layout.regions, schedules, strict=True):
-        trace: dict[str, Any] = dict(schedule.trace or {})
-        if "chunks" not in trace:
-            continue
-        first = len(chunks)
-        depths = max(depths, int(trace.get("depths", 0)))
-        for chunk in trace["chunks"]:
-            parent = chunk.get("parent")
-            chunks.append(
-                {
-                    **chunk,
-                    "message": region.message,
-                    "start": chunk["start"] + region.offset,
-                    "end": chunk["end"] + region.offset,
-                    "char_start": chunk["char_start"] + region.char_offset,
-                    "char_end": chunk["char_end"] + region.char_offset,
-                    "parent": None if parent is None else parent + first,
-                }
-            )
-    return Trace.from_dict({"depths": depths, "chunks": chunks}) if chunks else None
+        return traced[0][1]
+    placed = [trace.shifted(region) for region, trace in traced]
+    return type(placed[0]).combined(placed)

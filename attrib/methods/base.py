@@ -27,6 +27,7 @@ import numpy as np
 
 from attrib.errors import BudgetError, UnknownNameError
 from attrib.perturbation import Span
+from attrib.result import MethodTrace, Trace
 from attrib.segmentation import Segmentation
 
 __all__ = ["Scheduler", "Schedule", "SpanScorer", "ScorerView", "ReservedScorer", "later_reserves", "first_round_calls"]
@@ -39,13 +40,25 @@ class Schedule:
     Attributes:
         scores: attribution matrix, nats, shape (n_units, n_output_tokens); rows follow
             ``segmentation.units(level)``.
-        trace: scheduler-specific record of what was scored (JSON-ready), or ``None``.
+        trace: the method's typed record of what was scored (HiPe's
+            :class:`~attrib.result.Trace`; another method's :class:`~attrib.result.MethodTrace`,
+            see :meth:`Scheduler.method_trace`), spans indexing the scored region; or ``None``.
         budget_exhausted: True if refinement stopped because the call budget ran out.
+
+    Raises:
+        TypeError: if ``trace`` is neither (wrap a plain record with :meth:`Scheduler.method_trace`).
     """
 
     scores: np.ndarray
-    trace: dict[str, object] | None = None
+    trace: Trace | MethodTrace | None = None
     budget_exhausted: bool = False
+
+    def __post_init__(self) -> None:
+        if self.trace is not None and not isinstance(self.trace, (Trace, MethodTrace)):
+            raise TypeError(
+                f"Schedule.trace must be a Trace or a MethodTrace, not {type(self.trace).__name__}; "
+                "wrap a method's own record with Scheduler.method_trace(record)"
+            )
 
 
 class SpanScorer(Protocol):
@@ -252,6 +265,10 @@ class Scheduler(ABC):
 
         ``on_phase(label, total_calls)`` is called when a new round starts.
         """
+
+    def method_trace(self, record: dict[str, object]) -> MethodTrace:
+        """``record`` (JSON-ready; its keys documented with the method) as this method's trace, named by :attr:`name`."""
+        return MethodTrace(method=self.name, record=record)
 
     def parameters(self) -> tuple[str, ...]:
         """Names of the scheduler's parameters (its dataclass fields), in declaration order."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from attrib.result.attribution import SCHEMA, SCHEMA_VERSION, SCORE_UNITS, Attribution
 from attrib.result.parts import (
+    BaseTrace,
     Contrast,
     DifferentialEvidence,
     Disagreement,
@@ -19,6 +20,7 @@ from attrib.result.parts import (
     MethodTrace,
     NoiseFloor,
     Part,
+    Placement,
     ReferenceFreeEvidence,
     Stats,
     Trace,
@@ -41,6 +43,8 @@ __all__ = [
     "ReferenceFreeEvidence",
     "DifferentialEvidence",
     "Disagreement",
+    "BaseTrace",
+    "Placement",
     "MethodTrace",
     "Contrast",
     "Trace",

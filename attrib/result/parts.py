@@ -1,4 +1,4 @@
-"""The typed parts of an attribution result: cost, noise floor, message Shapley values, hidden influence, HiPe trace.
+"""The typed parts of an attribution result: cost, noise floor, message Shapley values, hidden influence, the methods' traces.
 
 Each part is a frozen dataclass whose field names are the keys of its JSON object
 (schema version 2), so ``attrib.result.codec`` reads and writes it from its fields
@@ -10,9 +10,11 @@ while callers move from the dicts to the attributes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from attrib.result.codec import JSON, decode
 from attrib.segmentation import Unit
@@ -28,6 +30,8 @@ __all__ = [
     "Indicator",
     "HiddenInfluence",
     "EarlyStop",
+    "Placement",
+    "BaseTrace",
     "TraceChunk",
     "Trace",
     "MethodTrace",
@@ -242,6 +246,65 @@ class EarlyStop(Part):
     largest_unrefined_drop: float
 
 
+class Placement(Protocol):
+    """Where one region of a chat lies in the whole rendered prompt (:class:`attrib.prompt.Region` is one)."""
+
+    @property
+    def offset(self) -> int:
+        """Token position of the region's first token in the rendered prompt."""
+        ...
+
+    @property
+    def char_offset(self) -> int:
+        """Character position of the region's text in the rendered prompt's text."""
+        ...
+
+    @property
+    def message(self) -> int | None:
+        """Index of the chat message the region is, or ``None`` for a plain prompt."""
+        ...
+
+
+class BaseTrace(Part, ABC):
+    """What every method's trace offers: placing a chat message's trace in the rendered prompt, and
+    combining the messages' traces into the result's.
+
+    A method traces one region (a plain prompt, or one message of a chat) with spans that
+    index the region. For a plain prompt that is the result's trace as it stands; for a chat
+    the pipeline places each message's trace (:meth:`shifted`) and combines them in message
+    order (:meth:`combined`).
+    """
+
+    @abstractmethod
+    def shifted(self, region: Placement) -> Self:
+        """This trace with its spans moved from ``region``'s own positions into the rendered prompt
+        (tokens by ``region.offset``, characters by ``region.char_offset``) and tagged with
+        ``region.message``; unchanged where the trace records no span of the prompt."""
+
+    @classmethod
+    @abstractmethod
+    def combined(cls, traces: Sequence[BaseTrace]) -> Self | None:
+        """The result's trace of a chat from its messages' traces (each :meth:`shifted`, in message
+        order), or ``None`` when they record nothing.
+
+        Raises:
+            TypeError: if a trace is not of this class (one method traces every message).
+        """
+
+    @classmethod
+    def _own(cls, traces: Sequence[BaseTrace]) -> list[Self]:
+        """``traces``, checked to be of this class.
+
+        Raises:
+            TypeError: naming the first trace of another class.
+        """
+        own = [trace for trace in traces if isinstance(trace, cls)]
+        if len(own) < len(traces):
+            other = next(trace for trace in traces if not isinstance(trace, cls))
+            raise TypeError(f"{cls.__name__}.combined got a {type(other).__name__}; one method traces every message")
+        return own
+
+
 @dataclass(frozen=True, kw_only=True)
 class TraceChunk(Part):
     """One chunk HiPe scored.
@@ -270,7 +333,7 @@ class TraceChunk(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Trace(Part):
+class Trace(BaseTrace):
     """HiPe's record of a run (Cooper et al. 2021, "Believe the HiPe"; see ``attrib.methods.hipe``).
 
     Attributes:
@@ -291,11 +354,52 @@ class Trace(Part):
     depths: int
     chunks: list[TraceChunk]
 
+    def shifted(self, region: Placement) -> Self:
+        """Every chunk's token and character span moved by the region's offsets and tagged with its message.
+
+        Parent indices still count within this trace; :meth:`combined` moves them.
+        """
+        chunks = [
+            dataclasses.replace(
+                chunk,
+                start=chunk.start + region.offset,
+                end=chunk.end + region.offset,
+                char_start=chunk.char_start + region.char_offset,
+                char_end=chunk.char_end + region.char_offset,
+                message=region.message,
+            )
+            for chunk in self.chunks
+        ]
+        return dataclasses.replace(self, chunks=chunks)
+
+    @classmethod
+    def combined(cls, traces: Sequence[BaseTrace]) -> Self | None:
+        """The messages' chunks in one list, in message order, each parent index moved past the chunks
+        of the messages before; ``depths`` the most any message reached. The run's parameters and
+        early stop are per message and not kept. ``None`` when no message scored a chunk.
+
+        Raises:
+            TypeError: if a trace is not HiPe's.
+        """
+        chunks: list[TraceChunk] = []
+        depths = 0
+        for trace in cls._own(traces):
+            first = len(chunks)
+            depths = max(depths, trace.depths)
+            chunks.extend(
+                chunk if chunk.parent is None else dataclasses.replace(chunk, parent=chunk.parent + first)
+                for chunk in trace.chunks
+            )
+        return cls(depths=depths, chunks=chunks) if chunks else None
+
 
 @dataclass(frozen=True, kw_only=True)
-class MethodTrace(Part):
+class MethodTrace(BaseTrace):
     """The record of a method other than HiPe (coalition methods: the coalitions sampled,
     the fit's quality, ...), as the method wrote it.
+
+    For a chat, ``record`` is ``{"messages": [...]}``: each traced message's own record, in
+    message order, its spans (if any) indexing that message as the method wrote them.
 
     Attributes:
         method: the method's name (``Attribution.method``).
@@ -304,6 +408,23 @@ class MethodTrace(Part):
 
     method: str
     record: dict[str, JSON]
+
+    def shifted(self, region: Placement) -> Self:
+        """This trace unchanged: a method's own record keeps the positions it wrote (its message's)."""
+        return self
+
+    @classmethod
+    def combined(cls, traces: Sequence[BaseTrace]) -> Self | None:
+        """One record ``{"messages": [record, ...]}`` of the messages' records, in message order;
+        ``None`` without any.
+
+        Raises:
+            TypeError: if a trace is not a :class:`MethodTrace`.
+        """
+        own = cls._own(traces)
+        if not own:
+            return None
+        return cls(method=own[0].method, record={"messages": [trace.record for trace in own]})
 
     def __getitem__(self, key: str) -> Any:
         """``trace["key"]`` reads the method's record (``method`` and ``record`` themselves too)."""

@@ -79,7 +79,7 @@ class CoalitionMethod(Scheduler):
         bounds = segmentation.boundaries(level)
         game = CoalitionGame(scorer, list(zip(bounds, bounds[1:], strict=False)))
         if game.n == 0:
-            return Schedule(scores=np.zeros((0, scorer.n_output)), trace={"units": 0})
+            return Schedule(scores=np.zeros((0, scorer.n_output)), trace=self.method_trace({"units": 0}))
         return self.solve(game, on_phase)
 
     def most_calls(self, n: int) -> int:

@@ -38,6 +38,8 @@ from attrib.methods.coalitions.checks import at_least, probability
 from attrib.methods.coalitions.game import CoalitionGame
 from attrib.methods.coalitions.shapley import ShapleySampling
 from attrib.perturbation import Span, merge_spans
+from attrib.result import MethodTrace, Trace
+from attrib.result.codec import encode
 from attrib.segmentation import Segmentation
 
 if TYPE_CHECKING:
@@ -81,14 +83,24 @@ def top_region(coarse: Schedule, bounds: Sequence[int], size: int) -> list[int]:
     n = len(bounds) - 1
     totals = coarse.scores.sum(axis=1)
     cover = np.full(n, -np.inf)
-    chunks = (coarse.trace or {}).get("chunks", [])
-    for chunk in chunks if isinstance(chunks, list) else []:
-        first = int(np.searchsorted(bounds, chunk["start"], side="left"))
-        last = int(np.searchsorted(bounds, chunk["end"], side="right")) - 1
+    chunks = coarse.trace.chunks if isinstance(coarse.trace, Trace) else []
+    for chunk in chunks:
+        first = int(np.searchsorted(bounds, chunk.start, side="left"))
+        last = int(np.searchsorted(bounds, chunk.end, side="right")) - 1
         if last > first:
-            cover[first:last] = np.maximum(cover[first:last], float(chunk["score"]))
+            cover[first:last] = np.maximum(cover[first:last], chunk.score)
     order = np.lexsort((np.arange(n), -cover, -totals))
     return sorted(int(i) for i in order[:size])
+
+
+def _hipe_record(trace: Trace | MethodTrace | None) -> dict[str, object]:
+    """HiPe's trace as the JSON record hierarchical's own starts from: every field, its chunks
+    without the ``message`` tag (unset in one region's trace), or ``{}`` without a trace."""
+    if not isinstance(trace, Trace):
+        return {}
+    record: dict[str, object] = encode(trace)
+    record["chunks"] = [{k: v for k, v in encode(chunk).items() if k != "message"} for chunk in trace.chunks]
+    return record
 
 
 def _most_disjoint(sets: list[frozenset[int]]) -> int:
@@ -251,12 +263,13 @@ class Hierarchical(CoalitionMethod):
         fine = inner.solve(game, on_phase)
         scores = coarse.scores.copy()
         scores[region] = fine.scores
-        trace = dict(coarse.trace or {})
+        trace = _hipe_record(coarse.trace)
         trace["coalitions"] = {
             "region": region,
             "method": inner.describe(),
-            "trace": fine.trace,
+            "trace": fine.trace.record if isinstance(fine.trace, MethodTrace) else None,
             "hipe_calls": hipe_calls,
             "coalition_calls": scorer.calls - start - hipe_calls,
         }
-        return Schedule(scores=scores, trace=trace, budget_exhausted=coarse.budget_exhausted or fine.budget_exhausted)
+        exhausted = coarse.budget_exhausted or fine.budget_exhausted
+        return Schedule(scores=scores, trace=self.method_trace(trace), budget_exhausted=exhausted)

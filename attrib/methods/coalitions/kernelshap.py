@@ -166,7 +166,7 @@ class KernelSHAP(CoalitionMethod):
             "coalitions": len(planned),
             "paired": self.paired,
         }
-        return Schedule(scores=scores, trace=trace, budget_exhausted=exhausted)
+        return Schedule(scores=scores, trace=self.method_trace(trace), budget_exhausted=exhausted)
 
 
 def _combinations(n: int, size: int) -> list[Coalition]:

@@ -167,4 +167,4 @@ class LinearSurrogate(CoalitionMethod):
             "intercept": [float(v) for v in intercept],
             "held_out": held_out_quality(self.fit, x, y, w, folds=folds, seed=seed),
         }
-        return Schedule(scores=coef, trace=trace, budget_exhausted=exhausted)
+        return Schedule(scores=coef, trace=self.method_trace(trace), budget_exhausted=exhausted)

@@ -156,7 +156,7 @@ class ShapleySampling(CoalitionMethod):
                     )
                 values = dict(zip(everything, game.values(everything), strict=True))
                 exact: dict[str, object] = {"units": n, "exact": True, "coalitions": len(everything)}
-                return Schedule(scores=exact_shapley(values, n), trace=exact)
+                return Schedule(scores=exact_shapley(values, n), trace=self.method_trace(exact))
         every = self.orders(n)
         rounds = self.rounds(n)
         kept, exhausted = game.fit_rounds(rounds, method=self.name, minimum=self.minimum_rounds)
@@ -176,4 +176,4 @@ class ShapleySampling(CoalitionMethod):
             "coalitions": len(planned),
             "standard_error": None if spread is None else [float(v) for v in spread],
         }
-        return Schedule(scores=contributions.mean(axis=0), trace=trace, budget_exhausted=exhausted)
+        return Schedule(scores=contributions.mean(axis=0), trace=self.method_trace(trace), budget_exhausted=exhausted)

@@ -18,6 +18,7 @@ from attrib.methods.hipe.chunks import Chunk, ChunkTree, children, first_spans
 from attrib.methods.hipe.orders import Order
 from attrib.methods.hipe.thresholds import Threshold, get_threshold
 from attrib.perturbation import Span
+from attrib.result import Trace
 from attrib.segmentation import Segmentation
 
 __all__ = ["HiPe"]
@@ -172,8 +173,8 @@ class HiPe(Scheduler):
 
         Returns:
             A :class:`Schedule` with scores of shape (n_units, n_output_tokens), nats,
-            and a trace of every scored chunk (``trace["chunks"]``) and of the early
-            stop (``trace["early_stop"]``: calls so far, the ``top_k``-th unit drop and
+            and its :class:`~attrib.result.Trace`: every scored chunk (``trace.chunks``) and the
+            early stop (``trace.early_stop``: calls so far, the ``top_k``-th unit drop and
             the largest ceiling left unrefined, or ``None``).
 
         Raises:
@@ -261,30 +262,30 @@ class HiPe(Scheduler):
             new.extend(tree.add(span, depth, index, next(rows)) for span in kids)
         return new
 
-    def _trace(
-        self, tree: ChunkTree, segmentation: Segmentation, early_stop: dict[str, float] | None
-    ) -> dict[str, object]:
-        """The JSON-ready record of the run: parameters, early stop, depths and every scored chunk."""
+    def _trace(self, tree: ChunkTree, segmentation: Segmentation, early_stop: dict[str, float] | None) -> Trace:
+        """The run's typed trace: parameters, early stop, depths and every scored chunk (spans in the region)."""
         offset = segmentation.tokenization.char_offset
-        return {
-            "threshold": self.threshold.describe(),
-            "max_depth": self.max_depth,
-            "order": self.order.describe(),
-            "top_k": self.top_k,
-            "early_stop": early_stop,
-            "depths": tree.deepest() + 1,
-            "chunks": [
-                {
-                    "start": c.start,
-                    "end": c.end,
-                    "char_start": offset(c.start),
-                    "char_end": offset(c.end),
-                    "depth": c.depth,
-                    "parent": c.parent,
-                    "score": c.score,
-                    "refined": c.refined,
-                    "leaf": c.leaf,
-                }
-                for c in tree.chunks
-            ],
-        }
+        return Trace.from_dict(
+            {
+                "threshold": self.threshold.describe(),
+                "max_depth": self.max_depth,
+                "order": self.order.describe(),
+                "top_k": self.top_k,
+                "early_stop": early_stop,
+                "depths": tree.deepest() + 1,
+                "chunks": [
+                    {
+                        "start": c.start,
+                        "end": c.end,
+                        "char_start": offset(c.start),
+                        "char_end": offset(c.end),
+                        "depth": c.depth,
+                        "parent": c.parent,
+                        "score": c.score,
+                        "refined": c.refined,
+                        "leaf": c.leaf,
+                    }
+                    for c in tree.chunks
+                ],
+            }
+        )
