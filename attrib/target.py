@@ -96,9 +96,16 @@ def resolve_output(
     max_new_tokens: int,
     progress: Progress | None = None,
     contrast: str | None = None,
+    generate: bool = True,
 ) -> Output:
     """Lay out ``prompt`` and fix the output: split ``target`` jointly, or generate greedily;
     then split ``contrast`` (if any) jointly with the same prompt.
+
+    Args:
+        generate: False for a dry run (:func:`attrib.plan`): without ``target`` nothing is
+            generated; the output is taken as ``max_new_tokens`` placeholder tokens (``text``
+            empty) after the prompt laid out as the contrast leaves it, the only layout with
+            which the run can score both. Every check is made as in the run.
 
     Raises:
         InputError: for a target on a backend that can only regenerate outputs; for a
@@ -109,6 +116,16 @@ def resolve_output(
     """
     if contrast is not None:
         check_contrast_backend(backend)
+    if target is None and not generate:
+        layout = prompt.lay_out(backend)
+        check_fits(backend, len(layout.tokenization), max_new_tokens)
+        if contrast is not None:
+            layout = prompt.with_target(backend, contrast)[0]
+        output = Output(layout, (0,) * max_new_tokens, "", generated=max_new_tokens)
+        if contrast is None:
+            return output
+        ids, text = split_contrast(prompt, backend, output.layout, output.ids, None, contrast)
+        return dataclasses.replace(output, contrast_ids=ids, contrast_text=text)
     output = _resolve_target(prompt, backend, target=target, max_new_tokens=max_new_tokens, progress=progress)
     if contrast is None:
         return output
