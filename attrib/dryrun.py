@@ -24,7 +24,7 @@ from attrib.chat import ChatLayout
 from attrib.errors import BudgetError
 from attrib.loading import open_backend
 from attrib.options import ExplainOptions, RunOptions, with_options
-from attrib.perturbation import Deletion, Perturbation, Replacement, Span, merge_spans
+from attrib.perturbation import Perturbation, Span, merge_spans
 from attrib.pipeline import score, unit_level
 from attrib.progress import Progress
 from attrib.prompt import Region, as_prompt
@@ -88,51 +88,6 @@ class Plan:
         )
 
 
-_MODULUS = (1 << 61) - 1
-_BASE = 1_000_003
-
-
-class _VariantHashes:
-    """Polynomial hashes of perturbed prompts in O(spans) each, from prefix hashes of the
-    prompt's ids (Karp & Rabin 1987): two ablations that yield the same token ids (deleting
-    either copy of a repeated word) are counted once, as the real Scorer counts them,
-    without building either variant.
-
-    Args:
-        ids: the prompt's token ids.
-        baseline: the replacement token id, or ``None`` for deletion.
-    """
-
-    def __init__(self, ids: Sequence[int], baseline: int | None) -> None:
-        self.prefix = [0]
-        self.power = [1]
-        for token in ids:
-            self.prefix.append((self.prefix[-1] * _BASE + token + 1) % _MODULUS)
-            self.power.append(self.power[-1] * _BASE % _MODULUS)
-        self.baseline = baseline
-        self.run = [0]  # hash of r baseline tokens in a row
-        if baseline is not None:
-            for _ in ids:
-                self.run.append((self.run[-1] * _BASE + baseline + 1) % _MODULUS)
-
-    def _append(self, value: int, start: int, end: int) -> int:
-        piece = (self.prefix[end] - self.prefix[start] * self.power[end - start]) % _MODULUS
-        return (value * self.power[end - start] + piece) % _MODULUS
-
-    def __call__(self, spans: tuple[Span, ...]) -> tuple[int, int]:
-        """``(hash, length)`` of the variant with ``spans`` (merged, sorted) perturbed."""
-        value, cursor, length = 0, 0, 0
-        for start, end in spans:
-            value = self._append(value, cursor, start)
-            length += start - cursor
-            if self.baseline is not None:
-                value = (value * self.power[end - start] + self.run[end - start]) % _MODULUS
-                length += end - start
-            cursor = end
-        value = self._append(value, cursor, len(self.prefix) - 1)
-        return value, length + len(self.prefix) - 1 - cursor
-
-
 class _CountingModel:
     """A stand-in for the model's scores (:class:`~attrib.backend.ScoringModel`): every request is
     answered with log-probabilities of 0 and counted as its prompt and continuation tokens."""
@@ -154,8 +109,9 @@ class _Counter(Scorer):
     """The run's :class:`~attrib.scoring.Scorer` with the model's scores counted instead of computed
     (a :class:`~attrib.scheduler.CostCounter`): the unperturbed prompt, noise samples and message
     coalitions go through the Scorer itself to :class:`_CountingModel`; perturbed prompts are
-    identified by :class:`_VariantHashes` (deletion and replacement) without building them, and every
-    one drops each output token's log-probability by 1,000 nats, so every chunk looks salient.
+    identified by the perturbation (:meth:`~attrib.perturbation.Perturbation.identify`, none built
+    for deletion and replacement), and every one drops each output token's log-probability by
+    1,000 nats, so every chunk looks salient.
 
     Args:
         prompt, output_ids, perturbation, budget, chat, contrast_ids: as for the run's Scorer.
@@ -174,19 +130,10 @@ class _Counter(Scorer):
         super().__init__(
             _CountingModel(), prompt, output_ids, perturbation, budget=budget, chat=chat, contrast_ids=contrast_ids
         )
-        baseline = perturbation.token_id if isinstance(perturbation, Replacement) else None
-        self.hashes = _VariantHashes(prompt.ids, baseline) if isinstance(perturbation, Deletion | Replacement) else None
+        self.identify = perturbation.identify(prompt)
         self.seen_spans: set[tuple[Span, ...]] = set()
         self.seen_variants: set[Hashable] = set()
-        self.unperturbed = self._identify(())[0]
-
-    def _identify(self, key: tuple[Span, ...]) -> tuple[Hashable, int]:
-        """A perturbed prompt's identity and length in tokens: hashed in O(spans), or built for a
-        perturbation the hashes do not know."""
-        if self.hashes is not None:
-            return self.hashes(key)
-        ids = self.perturbation.apply(self.prompt, key).ids
-        return ids, len(ids)
+        self.unperturbed = self.identify(())[0]
 
     def _new(self, ablations: Sequence[Sequence[Span]]) -> dict[Hashable, int]:
         """The distinct prompts of ``ablations`` not counted yet, with their lengths."""
@@ -194,7 +141,7 @@ class _Counter(Scorer):
         for key in {merge_spans(a) for a in ablations}:
             if key in self.seen_spans:
                 continue
-            variant, length = self._identify(key)
+            variant, length = self.identify(key)
             if variant not in self.seen_variants:
                 new[variant] = length
         return new
