@@ -10,6 +10,8 @@ advance, at least the run's for an adaptive one (HiPe's tree, hierarchical).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -18,6 +20,8 @@ from attrib import pipeline, registry
 from attrib.backend import Capabilities
 from attrib.backends.toy import ToyBackend
 from attrib.errors import BudgetError, InputError
+from attrib.perturbation import Perturbation, Span, Variant, merge_spans
+from attrib.segmentation import Tokenization
 
 PROMPT = "The sky is blue. Paris is the capital of France. Cats sleep all day."
 CHAT = [
@@ -107,3 +111,39 @@ def test_a_dry_run_refuses_a_target_the_endpoint_cannot_score_as_the_run_does(en
         entry(PROMPT, backend=_RegeneratingToy(output=" yes"), method="itp", level="word", target=" yes")
     planned = attrib.plan(PROMPT, backend=_RegeneratingToy(output=" yes"), method="itp", level="word")
     assert planned.generation_calls == 1
+
+
+@dataclass(frozen=True)
+class _OneMask(Perturbation):
+    """A perturbation of one's own: each ablated span becomes one mask token (neither deletion nor
+    replacement token by token), so deleting either of two equal words gives different prompts."""
+
+    name: str = "one-mask"
+    token_id: int = 0
+
+    def bind(self, tokenize: Callable[[str], Tokenization]) -> _OneMask:
+        return replace(self, token_id=tokenize(" _").ids[0])
+
+    def apply(self, prompt: Tokenization, ablated: Sequence[Span]) -> Variant:
+        spans = merge_spans(ablated)
+        ids: list[int] = []
+        text: list[str] = []
+        cursor = 0
+        for first, last in spans:
+            ids.extend([*prompt.ids[cursor:first], self.token_id])
+            text.append(prompt.text[prompt.char_offset(cursor) : prompt.char_offset(first)] + " _")
+            cursor = last
+        ids.extend(prompt.ids[cursor:])
+        text.append(prompt.text[prompt.char_offset(cursor) :])
+        return Variant(ablated=spans, ids=tuple(ids), text="".join(text))
+
+
+def test_a_perturbation_of_ones_own_is_planned_by_the_prompts_it_makes() -> None:
+    # The dry run hashed every perturbation but replacement as a deletion: deleting any of the four
+    # "the" is one prompt, masking each is another, so it planned 4 calls "exactly" for a run of 7.
+    options = {"method": "itp", "level": "word", "target": " yes", "perturbation": _OneMask()}
+    planned = attrib.plan("Cats the the the the sleep.", backend=ToyBackend(output=" yes"), **options)
+    result = attrib.attribute("Cats the the the the sleep.", backend=ToyBackend(output=" yes"), **options)
+    assert result.stats.calls == 7
+    assert planned.calls_exact and planned.calls == 7
+    assert planned.tokens >= result.stats.tokens_evaluated
