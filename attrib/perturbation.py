@@ -13,7 +13,7 @@ and the variant's text is exactly the original text with the ablated spans cut o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 
 from attrib.errors import InputError
@@ -26,7 +26,11 @@ __all__ = [
     "Deletion",
     "Replacement",
     "merge_spans",
+    "VariantHashes",
 ]
+
+#: A variant's identity (equal for equal token ids) and its length in tokens.
+Identity = tuple[Hashable, int]
 
 #: A half-open run of token positions ``(first, last)``.
 Span = tuple[int, int]
@@ -71,6 +75,19 @@ class Perturbation:
         """Build the variant of ``prompt`` with the token spans ``ablated`` perturbed."""
         raise NotImplementedError
 
+    def identify(self, prompt: Tokenization) -> Callable[[tuple[Span, ...]], Identity]:
+        """For a dry run (:func:`attrib.plan`): a function giving the variant of ``prompt`` with the
+        merged spans it is passed perturbed as ``(identity, length in tokens)``, where two variants
+        share an identity when they have the same token ids. The default builds the variant (its
+        ids are its identity); a perturbation that can tell without building overrides it.
+        """
+
+        def built(spans: tuple[Span, ...]) -> Identity:
+            ids = self.apply(prompt, spans).ids
+            return ids, len(ids)
+
+        return built
+
     def describe(self) -> dict[str, object]:
         """JSON-ready description recorded in results."""
         return {"name": self.name}
@@ -94,6 +111,10 @@ class Deletion(Perturbation):
         ids.extend(prompt.ids[cursor:])
         text.append(prompt.text[prompt.char_offset(cursor) :])
         return Variant(ablated=spans, ids=tuple(ids), text="".join(text))
+
+    def identify(self, prompt: Tokenization) -> VariantHashes:
+        """Each variant's identity and length by hashes (:class:`VariantHashes`), none built."""
+        return VariantHashes(prompt.ids, None)
 
 
 @dataclass(frozen=True)
@@ -138,5 +159,60 @@ class Replacement(Perturbation):
         text.append(prompt.text[prompt.char_offset(cursor) :])
         return Variant(ablated=spans, ids=tuple(ids), text="".join(text))
 
+    def identify(self, prompt: Tokenization) -> VariantHashes:
+        """Each variant's identity and length by hashes (:class:`VariantHashes`), none built.
+
+        Raises:
+            InputError: if the perturbation is not bound to a tokenizer.
+        """
+        if self.token_id is None:
+            raise InputError("Replacement must be bound to a tokenizer before use (call bind)")
+        return VariantHashes(prompt.ids, self.token_id)
+
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "baseline": self.baseline}
+
+
+_MODULUS = (1 << 61) - 1
+_BASE = 1_000_003
+
+
+class VariantHashes:
+    """Identities of perturbed prompts in O(spans) each, without building them: polynomial hashes
+    of their token ids from prefix hashes of the prompt's ids (Karp & Rabin 1987), so two
+    ablations that yield the same token ids (deleting either copy of a repeated word) get one
+    identity. What :meth:`Deletion.identify` and :meth:`Replacement.identify` return.
+
+    Args:
+        ids: the prompt's token ids.
+        baseline: the replacement token id, or ``None`` for deletion.
+    """
+
+    def __init__(self, ids: Sequence[int], baseline: int | None) -> None:
+        self.prefix = [0]
+        self.power = [1]
+        for token in ids:
+            self.prefix.append((self.prefix[-1] * _BASE + token + 1) % _MODULUS)
+            self.power.append(self.power[-1] * _BASE % _MODULUS)
+        self.baseline = baseline
+        self.run = [0]  # hash of r baseline tokens in a row
+        if baseline is not None:
+            for _ in ids:
+                self.run.append((self.run[-1] * _BASE + baseline + 1) % _MODULUS)
+
+    def _append(self, value: int, start: int, end: int) -> int:
+        piece = (self.prefix[end] - self.prefix[start] * self.power[end - start]) % _MODULUS
+        return (value * self.power[end - start] + piece) % _MODULUS
+
+    def __call__(self, spans: tuple[Span, ...]) -> tuple[int, int]:
+        """``(hash, length in tokens)`` of the variant with ``spans`` (merged, sorted) perturbed."""
+        value, cursor, length = 0, 0, 0
+        for start, end in spans:
+            value = self._append(value, cursor, start)
+            length += start - cursor
+            if self.baseline is not None:
+                value = (value * self.power[end - start] + self.run[end - start]) % _MODULUS
+                length += end - start
+            cursor = end
+        value = self._append(value, cursor, len(self.prefix) - 1)
+        return value, length + len(self.prefix) - 1 - cursor

@@ -21,7 +21,8 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, Unpack
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, Unpack
 
 import numpy as np
 
@@ -40,7 +41,9 @@ from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Unit
 from attrib.target import Output, resolve_output
 
-__all__ = ["attribute", "run", "unit_level", "check_budget"]
+__all__ = ["attribute", "run", "score", "Scored", "unit_level", "check_budget"]
+
+T = TypeVar("T")
 
 
 def unit_level(capabilities: Capabilities, level: str) -> str:
@@ -153,8 +156,6 @@ def run(
             contrast=options.contrast,
         )
         layout = output.layout
-        chat = prompt if isinstance(prompt, ChatPrompt) else None
-        subsets = coalitions(len(chat.chat), seed=options.seed) if chat is not None else []
         scorer = Scorer(
             backend,
             layout.tokenization,
@@ -165,28 +166,19 @@ def run(
             chat=layout.chat,
             contrast_ids=output.contrast_ids,
         )
-        check_budget(method, layout, level, options, len(subsets), scorer=scorer)
-        bar.set_phase("scoring the prompt", total=1)
-        base = scorer.base_logprobs
-        noise_rows = None
-        if options.noise_samples:
-            bar.set_phase("noise samples", total=options.noise_samples + 1)
-            noise_rows = scorer.repeat_base(options.noise_samples)
-            base = scorer.base_logprobs
-        shapley: MessageShapley | None = None
-        roles: dict[str, float] | None = None
-        if chat is not None:
-            shapley, roles = _message_shapley(chat, backend, scorer, subsets, base, options.seed, bar)
-        reserves = _reserves(method, scorer, layout, level)
-        schedules = [
-            _run_region(method, scorer, region, level, chat, bar, reserve=reserve)
-            for region, reserve in zip(layout.regions, reserves, strict=True)
-        ]
+
+        chat = prompt if isinstance(prompt, ChatPrompt) else None
+
+        def spend(region: Region, reserve: int) -> Schedule:
+            return _run_region(method, scorer, region, level, chat, bar, reserve=reserve)
+
+        scored = score(prompt, backend, scorer, layout, level, options, spend, progress=bar)
     finally:
         bar.close()
 
     units: list[Unit] = [unit for region in layout.regions for unit in region.segmentation.units(level)]
     columns = output.ids + output.contrast_ids
+    schedules, shapley = scored.regions, scored.shapley
     scores = np.concatenate([s.scores for s in schedules]) if schedules else np.zeros((0, len(columns)))
     if shapley is not None and output.contrast_ids:
         shapley = dataclasses.replace(shapley, empty_logprobs=list(_unsigned(shapley.empty_logprobs, output)))
@@ -212,17 +204,77 @@ def run(
         backend=backend.describe(),
         stats=stats,
         output_token_ids=list(columns) if capabilities.exposes_token_ids else None,
-        base_logprobs=_unsigned(base, output),
+        base_logprobs=_unsigned(scored.base, output),
         perturbation=perturb.describe(),
         parameters=options.parameters(generated=options.target is None, template=prompt.template(backend)),
         trace=_trace(layout, schedules),
         score_kind=capabilities.score_kind,
-        noise=None if noise_rows is None else NoiseFloor.from_dict(noise_floor(noise_rows, scores)),
+        noise=None if scored.noise_rows is None else NoiseFloor.from_dict(noise_floor(scored.noise_rows, scores)),
         messages=prompt.messages,
-        roles=roles,
+        roles=scored.roles,
         shapley=shapley,
         contrast=None if output.contrast_text is None else Contrast(text=output.contrast_text, start=len(output.ids)),
     )
+
+
+@dataclass(frozen=True)
+class Scored(Generic[T]):
+    """What :func:`score` gives back: the calls before the method's, and the method's per region.
+
+    Attributes:
+        base: ``log p(y_t | x, y_<t)`` of the unperturbed prompt (the mean over noise samples
+            when there are any), nats, shape (n_columns,).
+        noise_rows: the noise samples' log-probabilities, nats, shape (samples + 1, n_columns),
+            or ``None`` without noise samples.
+        shapley, roles: the messages' Shapley values and role shares (chats), else ``None``.
+        regions: what ``spend`` returned for each region, in order.
+    """
+
+    base: np.ndarray
+    noise_rows: np.ndarray | None
+    shapley: MessageShapley | None
+    roles: dict[str, float] | None
+    regions: list[T]
+
+
+def score(
+    prompt: Prompt,
+    backend: Backend,
+    scorer: Scorer,
+    layout: Layout,
+    level: str,
+    options: RunOptions,
+    spend: Callable[[Region, int], T],
+    *,
+    progress: Progress,
+) -> Scored[T]:
+    """Every scoring call after the output is fixed, through ``scorer``: the budget check, the
+    unperturbed prompt, noise samples, a chat's message coalitions, then ``spend(region, reserve)``
+    for each region, ``reserve`` calls kept for the regions after it. What :func:`run` does
+    with the model, and :func:`attrib.plan` with a counting stand-in and the methods' dry runs.
+
+    Raises:
+        BudgetError: if the budget cannot cover the first round (:func:`check_budget`), or a
+            method's own refusal.
+    """
+    method = options.method
+    chat = prompt if isinstance(prompt, ChatPrompt) else None
+    subsets = coalitions(len(chat.chat), seed=options.seed) if chat is not None else []
+    check_budget(method, layout, level, options, len(subsets), scorer=scorer)
+    progress.set_phase("scoring the prompt", total=1)
+    base = scorer.base_logprobs
+    noise_rows = None
+    if options.noise_samples:
+        progress.set_phase("noise samples", total=options.noise_samples + 1)
+        noise_rows = scorer.repeat_base(options.noise_samples)
+        base = scorer.base_logprobs
+    shapley: MessageShapley | None = None
+    roles: dict[str, float] | None = None
+    if chat is not None:
+        shapley, roles = _message_shapley(chat, backend, scorer, subsets, base, options.seed, progress)
+    reserves = _reserves(method, scorer, layout, level)
+    regions = [spend(region, reserve) for region, reserve in zip(layout.regions, reserves, strict=True)]
+    return Scored(base, noise_rows, shapley, roles, regions)
 
 
 def _unsigned(row: Sequence[float] | np.ndarray, output: Output) -> np.ndarray:

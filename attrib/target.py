@@ -96,9 +96,16 @@ def resolve_output(
     max_new_tokens: int,
     progress: Progress | None = None,
     contrast: str | None = None,
+    generate: bool = True,
 ) -> Output:
     """Lay out ``prompt`` and fix the output: split ``target`` jointly, or generate greedily;
     then split ``contrast`` (if any) jointly with the same prompt.
+
+    Args:
+        generate: False for a dry run (:func:`attrib.plan`): without ``target`` nothing is
+            generated; the output is taken as ``max_new_tokens`` placeholder tokens (``text``
+            empty), after the prompt laid out as a contrast leaves it (the only layout after
+            which the run can score both). Every check that needs no output text is made.
 
     Raises:
         InputError: for a target on a backend that can only regenerate outputs; for a
@@ -109,19 +116,25 @@ def resolve_output(
     """
     if contrast is not None:
         check_contrast_backend(backend)
-    output = _resolve_target(prompt, backend, target=target, max_new_tokens=max_new_tokens, progress=progress)
+    output = _resolve_target(
+        prompt, backend, target=target, max_new_tokens=max_new_tokens, progress=progress, generate=generate
+    )
     if contrast is None:
         return output
-    if output.generated and contrast != output.text:
+    known = output.text if generate or target is not None else None
+    if output.generated and contrast != known:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a probe: the split below warns if it merges
             probe = prompt.with_target(backend, contrast)[0]
         if probe.tokenization.ids != output.layout.tokenization.ids:
-            # the contrast takes in the prompt's last characters: split the generated text
-            # the same way, as a given target, so both are scored after the same prompt
-            layout, output_ids, text = prompt.with_target(backend, output.text)
-            output = dataclasses.replace(output, layout=layout, ids=output_ids, text=text)
-    ids, text = split_contrast(prompt, backend, output.layout, output.ids, output.text, contrast)
+            if known is None:  # a dry run: the only layout after which the run can score both
+                output = dataclasses.replace(output, layout=probe)
+            else:
+                # the contrast takes in the prompt's last characters: split the generated text
+                # the same way, as a given target, so both are scored after the same prompt
+                layout, output_ids, text = prompt.with_target(backend, output.text)
+                output = dataclasses.replace(output, layout=layout, ids=output_ids, text=text)
+    ids, text = split_contrast(prompt, backend, output.layout, output.ids, known, contrast)
     return dataclasses.replace(output, contrast_ids=ids, contrast_text=text)
 
 
@@ -165,9 +178,16 @@ def split_contrast(
 
 
 def _resolve_target(
-    prompt: Prompt, backend: Backend, *, target: str | None, max_new_tokens: int, progress: Progress | None
+    prompt: Prompt,
+    backend: Backend,
+    *,
+    target: str | None,
+    max_new_tokens: int,
+    progress: Progress | None,
+    generate: bool = True,
 ) -> Output:
-    """The output alone: ``target`` split jointly with the prompt, or generated greedily."""
+    """The output alone: ``target`` split jointly with the prompt, or generated greedily (without
+    ``generate``: ``max_new_tokens`` placeholder tokens, text empty)."""
     if target is not None:
         if not backend.capabilities().supports_target:
             raise InputError(
@@ -179,6 +199,8 @@ def _resolve_target(
         return Output(layout, ids, text)
     layout = prompt.lay_out(backend)
     check_fits(backend, len(layout.tokenization), max_new_tokens)
+    if not generate:
+        return Output(layout, (0,) * max_new_tokens, "", generated=max_new_tokens)
     if progress is not None:
         progress.set_phase("generating")
     generation = backend.generate(

@@ -30,7 +30,16 @@ from attrib.perturbation import Span
 from attrib.result import MethodTrace, Trace
 from attrib.segmentation import Segmentation
 
-__all__ = ["Scheduler", "Schedule", "SpanScorer", "ScorerView", "ReservedScorer", "later_reserves", "first_round_calls"]
+__all__ = [
+    "Scheduler",
+    "Schedule",
+    "SpanScorer",
+    "CostCounter",
+    "ScorerView",
+    "ReservedScorer",
+    "later_reserves",
+    "first_round_calls",
+]
 
 
 @dataclass
@@ -102,6 +111,27 @@ class SpanScorer(Protocol):
 
     def drops(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
         """Drop of each output token's log-probability per ablation, nats, shape (len(ablations), n_output)."""
+        ...
+
+
+class CostCounter(SpanScorer, Protocol):
+    """A dry run's stand-in scorer (:mod:`attrib.dryrun`): it makes every ablation drop the output
+    (so every chunk looks salient) and counts the calls and tokens a run would send, without a model.
+
+    Its :meth:`drops` count exactly what scoring would cost; a method whose schedule depends on the
+    scores spends its upper bound through :meth:`charge_bound` and :meth:`charge_calls`
+    (:meth:`Scheduler.dry_run`). Spans are relative to the region being planned.
+    """
+
+    def charge_bound(self, ablations: Sequence[Sequence[Span]], *, limit: int | None = None) -> None:
+        """Charge ``ablations`` as :meth:`drops` would; when their new prompts exceed the budget left (or
+        ``limit`` calls), charge that many calls at the longest of their lengths instead: an upper bound
+        on any subset of them a run could score."""
+        ...
+
+    def charge_calls(self, count: int) -> None:
+        """Charge up to ``count`` more calls (fewer if the budget ends first), each at the unperturbed
+        prompt's length: an upper bound for prompts not known in advance."""
         ...
 
 
@@ -269,6 +299,25 @@ class Scheduler(ABC):
     def method_trace(self, record: dict[str, object]) -> MethodTrace:
         """``record`` (JSON-ready; its keys documented with the method) as this method's trace, named by :attr:`name`."""
         return MethodTrace(method=self.name, record=record)
+
+    def dry_run(self, counter: CostCounter, segmentation: Segmentation, level: str) -> bool | None:
+        """Spend ``counter`` as the costliest run of this method on ``segmentation`` could (what
+        :func:`attrib.plan` reports), with every chunk salient and the budget ``counter`` leaves.
+
+        The default runs the method itself: exact for a schedule fixed in advance (not
+        :attr:`adaptive`). A method whose schedule follows the scores overrides it to charge
+        its largest schedule (:meth:`CostCounter.charge_bound`).
+
+        Returns:
+            The ``exact`` flag the run's trace will record, or ``None`` when it records none
+            or the flag depends on the scores.
+
+        Raises:
+            BudgetError: if the budget cannot cover the method's first round.
+        """
+        trace = self.run(counter, segmentation, level).trace
+        flag = None if trace is None else trace.get("exact")
+        return flag if isinstance(flag, bool) else None
 
     def parameters(self) -> tuple[str, ...]:
         """Names of the scheduler's parameters (its dataclass fields), in declaration order."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from attrib.errors import InputError
-from attrib.methods.base import Schedule, ScorerView, SpanScorer
+from attrib.methods.base import CostCounter, Schedule, ScorerView, SpanScorer
 from attrib.methods.coalitions.base import CoalitionMethod, Phase
 from attrib.methods.coalitions.checks import at_least, probability
 from attrib.methods.coalitions.game import CoalitionGame
@@ -230,6 +230,16 @@ class Hierarchical(CoalitionMethod):
         reserve = self.method.replace(seed=self.seed).least_calls(min(n, self.region))
         first = self.hipe().min_calls(segmentation, level)
         return max(first, min(remaining - reserve, int(self.share * remaining)))
+
+    def dry_run(self, counter: CostCounter, segmentation: Segmentation, level: str) -> None:
+        """Charge HiPe's whole refinement tree within :meth:`hipe_cap`, then the coalition step's
+        :meth:`most_calls` at the unperturbed prompt's length: an upper bound whatever region HiPe
+        picks (none of the coalition step's prompts counted as shared with HiPe's)."""
+        counter.charge_bound(
+            [[span] for span in self.hipe().every_chunk(segmentation, level)],
+            limit=self.hipe_cap(counter.remaining, segmentation, level),
+        )
+        counter.charge_calls(self.most_calls(len(segmentation.boundaries(level)) - 1))
 
     def run(
         self,

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from attrib import registry
 from attrib.errors import BudgetError, InputError
-from attrib.methods.base import Schedule, Scheduler, SpanScorer
+from attrib.methods.base import CostCounter, Schedule, Scheduler, SpanScorer
 from attrib.methods.hipe.chunks import Chunk, ChunkTree, children, first_spans
 from attrib.methods.hipe.orders import Order
 from attrib.methods.hipe.thresholds import Threshold, get_threshold
@@ -160,6 +160,21 @@ class HiPe(Scheduler):
             frontier = deeper
             depth += 1
         return list(seen)
+
+    def dry_run(self, counter: CostCounter, segmentation: Segmentation, level: str) -> None:
+        """Charge :meth:`every_chunk` (every chunk refined, whatever the threshold and the early
+        stop would pass) as far as the budget goes: the dry run's upper bound on :meth:`run`.
+
+        Raises:
+            BudgetError: if the budget cannot cover the first chunks.
+        """
+        first = self.min_calls(segmentation, level)
+        chunks = [[span] for span in self.every_chunk(segmentation, level)]
+        if counter.remaining is not None and counter.count_new(chunks[:first]) > counter.remaining:
+            raise BudgetError(
+                f"hipe needs at least {first + 1} calls (the prompt and its first chunks); raise --budget"
+            )
+        counter.charge_bound(chunks)
 
     def run(
         self,
