@@ -170,6 +170,7 @@ class RunOptionsDict(TypedDict, total=False):
             "output text to explain (default: generate it greedily)",
             metavar="TEXT",
             group="output",
+            commands=frozenset({"explain", "audit"}),
             batch="none",
         ),
     ]
@@ -182,6 +183,7 @@ class RunOptionsDict(TypedDict, total=False):
             "like a target, and each variant is scored on both (see docs/contrast.md)",
             metavar="TEXT",
             group="output",
+            commands=frozenset({"explain", "audit", "batch"}),
         ),
     ]
     max_new_tokens: Annotated[
