@@ -258,7 +258,7 @@ class CiteOptions(ExplainOptions, total=False):
     support: Annotated[
         float,
         Option(
-            0.1,
+            0.2,
             "a source supports a claim when removing it lowers the claim's log-probability by more than "
             "this many nats per claim token (and by more than the claim's noise floor when measured)",
             detail="one parameter, so a calibration split can set it; see "

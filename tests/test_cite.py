@@ -28,6 +28,7 @@ SOURCES = [
     {"id": "c", "text": "Museums open at nine. Tickets cost ten euros."},
 ]
 QUESTION = "When was the tower finished, and what happens in spring?"
+SUPPORT = attrib.options.default("support", "cite")
 ANSWER = " The tower was finished in 1889 [a]. The river floods in spring [b]. Cats rule the city [c]."
 
 
@@ -139,7 +140,7 @@ def test_a_claims_score_is_the_drop_of_its_log_probability_in_nats():
     # ablating source a costs 1.5 nats on each of the 8 (the toy's penalty on " [" is not counted)
     assert dict(first.sources)["a"] == pytest.approx(1.5 * 8)
     assert dict(first.sources)["b"] == pytest.approx(0.0)
-    assert first.threshold == pytest.approx(0.1 * first.columns)
+    assert first.threshold == pytest.approx(SUPPORT * first.columns)
 
 
 def test_all_claims_come_from_the_same_calls_and_any_span_can_be_asked_for():
@@ -176,22 +177,31 @@ def test_a_higher_support_threshold_flags_weakly_supported_claims():
 
 def test_the_noise_floor_raises_a_claims_threshold():
     quiet = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), method="itp")
-    assert [c.threshold for c in quiet.claims] == pytest.approx([0.1 * c.columns for c in quiet.claims])
+    assert [c.threshold for c in quiet.claims] == pytest.approx([SUPPORT * c.columns for c in quiet.claims])
     noisy = _toy()
-    noisy.noise = 0.3
+    noisy.noise = 0.6
     result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=noisy, method="itp", noise_samples=4)
     assert result.noise is not None
     for claim in result.claims:
-        # two sd of a sum of noisy tokens (0.3 nats each) is far above 0.1 nats per token
-        assert claim.threshold > 0.1 * claim.columns
+        # two sd of a sum of noisy tokens (0.6 nats each) is far above the support rule
+        assert claim.threshold > SUPPORT * claim.columns
     assert result.claims[0].supported and not result.claims[2].supported
 
 
-def test_a_generated_answer_is_split_into_claims():
+def test_a_generated_answer_ends_at_its_first_blank_line_and_is_split_into_claims():
     toy = _toy()
+    toy.output = ANSWER + "\n\nQuestion: What else?\nAnswer: Nothing."
     result = attrib.cite(QUESTION, SOURCES, backend=toy, method="itp")
     assert result.output == ANSWER and result.answer == ANSWER
     assert [c.supported for c in result.claims] == [True, True, False]
+    assert result.stats.generated_tokens == len(toy.tokenize(toy.output).ids)
+    assert result.parameters["max_new_tokens"] == attrib.options.default("max_new_tokens", "cite")
+
+
+def test_a_generated_answer_of_blank_lines_is_no_answer():
+    toy = ToyBackend(output="\n\n")
+    with pytest.raises(attrib.EmptyOutputError, match="no answer"):
+        attrib.cite(QUESTION, SOURCES, backend=toy)
 
 
 # ----------------------------------------------------------------- citations
@@ -375,3 +385,18 @@ def test_a_plain_template_frame_string_is_accepted():
     result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), template=template, method="itp")
     assert result.prompt.startswith("Context:\nDoc a: The tower") and result.prompt.endswith("\nA:")
     assert result.claims[0].sources[0][0] == "a"
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        (" Tokyo.\n\nQuestion: Why?\nAnswer:", " Tokyo."),
+        (" Tokyo. \n \n More.", " Tokyo."),
+        ("\n\nTokyo.\n\nQuestion:", "\n\nTokyo."),
+        (" Tokyo.\nIt is big.  ", " Tokyo.\nIt is big."),
+    ],
+)
+def test_a_generated_answer_ends_at_its_first_blank_line_after_text(text, answer):
+    from attrib.context.attribution import answer_end
+
+    assert text[: answer_end(text)] == answer

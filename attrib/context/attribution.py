@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import time
 from collections.abc import Sequence
 from typing import Any, Unpack
@@ -22,15 +23,18 @@ from attrib.context.citations import Marker, find_markers
 from attrib.context.claims import check_spans, split_claims
 from attrib.context.sources import Source, as_sources
 from attrib.context.template import PlainTemplate, SourcePrompt, SourceSegmentation, Template, as_template
-from attrib.errors import InputError
+from attrib.errors import EmptyOutputError, InputError
 from attrib.loading import open_backend
 from attrib.options import CiteOptions, RunOptions, with_options
 from attrib.pipeline import run
 from attrib.progress import Progress
 from attrib.result import Attribution
 from attrib.result.context import Context, ContextSource
+from attrib.target import check_fits
 
-__all__ = ["cite", "token_spans"]
+__all__ = ["cite", "token_spans", "answer_end"]
+
+_BLANK = re.compile(r"\n[^\S\n]*\n")
 
 
 def token_spans(tokens: Sequence[str], text: str) -> list[tuple[int, int]]:
@@ -109,7 +113,8 @@ def cite(
         sources: the sources, in order: strings (ids ``"1"``, ``"2"``, ...) or mappings with a
             string ``id`` and a ``text`` (other keys are metadata, kept in the result).
         answer: the answer to explain (forced); ``None`` generates it greedily
-            (``max_new_tokens``).
+            (``max_new_tokens``) and keeps it up to its first blank line (a base model goes on
+            with another question), which is then scored as a given answer.
         instructions: instructions placed before the sources (fixed), or ``None``.
         template: ``None``/``"plain"`` (numbered sources, the question, ``Answer:``), ``"chat"``
             (sources and question in the user message), a frame string with ``{sources}`` and
@@ -157,9 +162,66 @@ def cite(
     checked = RunOptions.build(task="cite", **given_options)
     bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
     with open_backend(backend, backend_options, cache) as model:
+        generation = None
+        if given is None and model.capabilities().supports_target:
+            generation = _generate(prompt, model, checked.max_new_tokens, bar)
+            given = generation.text
+            target, lead = _target(given, form, prompt)
+            checked = dataclasses.replace(checked, target=target)
         result = run(prompt, model, checked, progress=bar, started=started)
         region = prompt.lay_out(model).regions[0]
+    if generation is not None:
+        stats = dataclasses.replace(
+            result.stats,
+            generated_tokens=generation.generated,
+            tokens_evaluated=result.stats.tokens_evaluated + generation.tokens_evaluated,
+            seconds=time.perf_counter() - started,
+        )
+        parameters = {**result.parameters, "max_new_tokens": checked.max_new_tokens}
+        result = dataclasses.replace(result, stats=stats, parameters=parameters)
     return _judge(result, prompt, region.segmentation, region.char_offset, checked, given, lead, spans)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Generated:
+    """A generated answer cut at its end, and what generating it cost."""
+
+    text: str
+    generated: int
+    tokens_evaluated: int
+
+
+def _generate(prompt: SourcePrompt, backend: Backend, max_new_tokens: int, bar: Progress) -> _Generated:
+    """The model's greedy answer, cut at its first blank line (:func:`answer_end`).
+
+    Raises:
+        PromptTooLongError: if the prompt and ``max_new_tokens`` exceed the context.
+        EmptyOutputError: if nothing is left of the answer.
+    """
+    layout = prompt.lay_out(backend)
+    check_fits(backend, len(layout.tokenization), max_new_tokens)
+    bar.set_phase("generating")
+    generation = backend.generate(
+        layout.tokenization.ids, max_new_tokens=max_new_tokens, messages=prompt.generation_messages
+    )
+    text = backend.detokenize(generation.ids)
+    answer = text[: answer_end(text)]
+    if not answer.strip():
+        raise EmptyOutputError(
+            "the model generated no answer (it stopped at once or began with a blank line); pass answer=... "
+            "to explain a given answer"
+        )
+    return _Generated(answer, len(generation.ids), generation.tokens_evaluated)
+
+
+def answer_end(text: str) -> int:
+    """Where a generated answer ends: at its first blank line after some text (a base model that
+    has answered goes on with a new block, such as another ``Question:``), else at its end,
+    trailing whitespace left out."""
+    start = len(text) - len(text.lstrip())
+    found = _BLANK.search(text, start)
+    end = found.start() if found else len(text)
+    return len(text[:end].rstrip())
 
 
 def _judge(

@@ -23,7 +23,8 @@ class Source:
     """One source of an assembled prompt.
 
     Attributes:
-        id: the source's id, non-empty text without line breaks (citation markers name it).
+        id: the source's id, non-empty printable text without surrounding spaces (citation markers
+            name it).
         text: the source's text, not empty.
         metadata: anything else about it (JSON values: a title, a URL, a retrieval score).
     """
@@ -64,8 +65,10 @@ def _one(item: object, index: int) -> Source:
     ident, text = item["id"], item["text"]
     if not isinstance(ident, str):
         raise InputError(f"{where} has id {ident!r}, a {type(ident).__name__}; source ids must be strings")
-    if not ident.strip() or ident != ident.strip() or "\n" in ident:
-        raise InputError(f"{where} has id {ident!r}; ids must be non-empty text without surrounding spaces or newlines")
+    if not ident.strip() or ident != ident.strip() or not ident.isprintable():
+        raise InputError(
+            f"{where} has id {ident!r}; ids must be non-empty printable text without surrounding spaces"
+        )
     if not isinstance(text, str):
         raise InputError(f"source {ident!r} has text of type {type(text).__name__}; give a string")
     if not text.strip():
