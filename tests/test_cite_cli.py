@@ -127,9 +127,7 @@ def test_text_from_the_answer_and_the_sources_never_reaches_the_terminal_as_cont
     code, _, err = _run(capsys, "--sources", str(path), "--question", "Q?")
     assert code == 1 and "\u001b" not in err
     path.write_text(json.dumps({"id": "s1", "text": "Bell\u0007 text.\u009b"}) + "\n", encoding="utf-8")
-    code, out, err = _run(
-        capsys, "--sources", str(path), "--question", "Q?", "--answer", " Red\u001b[31m text [s1]."
-    )
+    code, out, err = _run(capsys, "--sources", str(path), "--question", "Q?", "--answer", " Red\u001b[31m text [s1].")
     assert code == 0, err
     assert "\u001b" not in out and "\u009b" not in out and "\u0007" not in out
     assert "\\x1b[31m" in out

@@ -66,9 +66,7 @@ def _one(item: object, index: int) -> Source:
     if not isinstance(ident, str):
         raise InputError(f"{where} has id {ident!r}, a {type(ident).__name__}; source ids must be strings")
     if not ident.strip() or ident != ident.strip() or not ident.isprintable():
-        raise InputError(
-            f"{where} has id {ident!r}; ids must be non-empty printable text without surrounding spaces"
-        )
+        raise InputError(f"{where} has id {ident!r}; ids must be non-empty printable text without surrounding spaces")
     if not isinstance(text, str):
         raise InputError(f"source {ident!r} has text of type {type(text).__name__}; give a string")
     if not text.strip():
