@@ -140,7 +140,10 @@ def cite(
             empty question, answer or source, claim spans outside the answer (or claims without
             an answer), a template without a place for the sources or the question, a
             ``target`` or ``contrast`` option, or a bad option.
-        The errors of :func:`attrib.attribute` (backend, budget, context length).
+        EmptyOutputError: if the model generates no answer and none was given.
+        PromptTooLongError: if the prompt and the answer exceed the model's context.
+        BudgetError: if ``budget`` cannot cover the method's first round.
+        BackendError: the other errors of :func:`attrib.attribute` (backend, endpoint).
     """
     started = time.perf_counter()
     checked_question = _check_text(question, "question")
