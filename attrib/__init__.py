@@ -28,6 +28,7 @@ from attrib.backend import (
 )
 from attrib.batch import attribute_many
 from attrib.context.attribution import cite
+from attrib.context.sources import Source
 from attrib.dryrun import Plan, plan
 from attrib.errors import (
     AttribError,
@@ -76,6 +77,7 @@ __all__ = [
     "Attribution",
     "Contrast",
     "Claim",
+    "Source",
     "Stats",
     "UnitScore",
     "Unit",

@@ -92,6 +92,8 @@ class Option:
         batch: ``"run"``: a batch takes it run-wide; ``"record"``: a record may also set it
             in its ``options``; ``"none"``: neither (a record carries it as its own key).
         reads_file: the flag names a file whose text is the value.
+        not_for: tasks whose declaration inherits it but that do not take it (``cite`` takes
+            its answer as an argument of its own, not as ``target``).
         name: its name (filled in from the declaration's key).
         tasks: the tasks that take it (filled in: those whose declaration holds it).
     """
@@ -107,6 +109,7 @@ class Option:
     commands: frozenset[str] | None = None
     batch: Literal["run", "record", "none"] = "run"
     reads_file: bool = False
+    not_for: frozenset[str] = frozenset()
     name: str = ""
     tasks: frozenset[str] = frozenset()
 
@@ -170,8 +173,8 @@ class RunOptionsDict(TypedDict, total=False):
             "output text to explain (default: generate it greedily)",
             metavar="TEXT",
             group="output",
-            commands=frozenset({"explain", "audit"}),
             batch="none",
+            not_for=frozenset({"cite"}),
         ),
     ]
     contrast: Annotated[
@@ -183,7 +186,7 @@ class RunOptionsDict(TypedDict, total=False):
             "like a target, and each variant is scored on both (see docs/contrast.md)",
             metavar="TEXT",
             group="output",
-            commands=frozenset({"explain", "audit", "batch"}),
+            not_for=frozenset({"cite"}),
         ),
     ]
     max_new_tokens: Annotated[
@@ -218,7 +221,7 @@ class RunOptionsDict(TypedDict, total=False):
             "jinja2 chat template for a chat (default: the model's, else Gemma turns)",
             metavar="FILE",
             group="chat",
-            commands=frozenset({"audit", "batch"}),
+            commands=frozenset({"audit", "batch", "cite"}),
             reads_file=True,
         ),
     ]
@@ -364,7 +367,10 @@ def _declared() -> dict[str, Option]:
         for name, hint in get_type_hints(declaration, include_extras=True).items():
             option = next(extra for extra in get_args(hint)[1:] if isinstance(extra, Option))
             known = found.get(name, dataclasses.replace(option, name=name))
-            found[name] = dataclasses.replace(known, tasks=known.tasks | {task})
+            if task not in option.not_for:
+                found[name] = dataclasses.replace(known, tasks=known.tasks | {task})
+            else:
+                found[name] = known
     return found
 
 
@@ -613,8 +619,6 @@ class RunOptions:
             check_number("support", values["support"], minimum=0.0)
             if values["markers"] is not None and not isinstance(values["markers"], str):
                 raise InputError(f"markers must be a regular expression (a string) or None, got {values['markers']!r}")
-            if values["contrast"] is not None:
-                raise InputError("contrast does not apply to cite; claims are judged on the answer alone")
         else:
             check_level(values["level"])
         _check_recordable("method", scheduler.describe())

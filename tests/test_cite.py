@@ -307,6 +307,18 @@ def test_sources_in_a_chat_system_message():
     assert result.claims[1].sources[0][0] == "b"
 
 
+def test_a_chat_template_given_as_an_option_renders_the_chat_layout():
+    template = "{% for m in messages %}<<{{ m['role'] }}>>{{ m['content'] }}\n{% endfor %}<<model>>"
+    result = attrib.cite(
+        QUESTION, SOURCES, answer=ANSWER, backend=_toy(), template="chat", chat_template=template, method="itp"
+    )
+    assert result.prompt.startswith("<<user>>[a] The tower") and result.prompt.endswith("<<model>>")
+    assert result.parameters["chat_template"] == template
+    assert [c.supported for c in result.claims] == [True, True, False]
+    with pytest.raises(InputError, match="chat_template applies to a chat layout"):
+        attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), chat_template=template)
+
+
 # ----------------------------------------------------------------- the result
 
 

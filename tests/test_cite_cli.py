@@ -141,4 +141,5 @@ def test_cite_appears_in_help(capsys):
         main(["cite", "--help"])
     text = capsys.readouterr().out
     assert "--sources FILE" in text and "--support NATS" in text and "{token,word,sentence,paragraph,source}" in text
-    assert "(default source)" in text
+    assert "(default source)" in text and "--chat-template FILE" in text
+    assert "--target" not in text and "--contrast" not in text

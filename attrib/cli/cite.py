@@ -72,7 +72,7 @@ def add_parser(commands: Any) -> None:
     what = parser.add_argument_group("what to explain")
     what.add_argument("--answer", metavar="TEXT", help="the answer to explain (default: generate it greedily)")
     how = parser.add_argument_group("method")
-    add_run_options("cite", {"output": what, "method": how})
+    add_run_options("cite", {"output": what, "method": how, "chat": inputs})
     from attrib.cli.parser import add_backend_arguments
 
     add_backend_arguments(parser)

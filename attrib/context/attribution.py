@@ -22,7 +22,7 @@ from attrib.caching import CacheSpec
 from attrib.context.citations import Marker, find_markers
 from attrib.context.claims import check_spans, split_claims
 from attrib.context.sources import Source, as_sources
-from attrib.context.template import PlainTemplate, SourcePrompt, SourceSegmentation, Template, as_template
+from attrib.context.template import ChatTemplate, PlainTemplate, SourcePrompt, SourceSegmentation, Template, as_template
 from attrib.errors import EmptyOutputError, InputError
 from attrib.loading import open_backend
 from attrib.options import CiteOptions, RunOptions, with_options
@@ -139,7 +139,8 @@ def cite(
         InputError: for an empty source list, duplicate ids, an id that is not a string, an
             empty question, answer or source, claim spans outside the answer (or claims without
             an answer), a template without a place for the sources or the question, a
-            ``target`` or ``contrast`` option, or a bad option.
+            ``target`` or ``contrast`` option, a ``chat_template`` without a chat layout, or a
+            bad option.
         EmptyOutputError: if the model generates no answer and none was given.
         PromptTooLongError: if the prompt and the answer exceed the model's context.
         BudgetError: if ``budget`` cannot cover the method's first round.
@@ -154,6 +155,8 @@ def cite(
     form = as_template(template)
     if "target" in options:
         raise InputError("cite takes the answer as answer=..., not target=...")
+    if "contrast" in options:
+        raise InputError("contrast does not apply to cite; claims are judged on the answer alone")
     prompt = SourcePrompt(checked_sources, checked_question, checked_instructions, form)
     spans = None
     if claims is not None:
@@ -161,13 +164,22 @@ def cite(
             raise InputError("claims index the answer; give answer=... with them, or omit claims")
         spans = check_spans(claims, given)
     target, lead = (None, 0) if given is None else _target(given, form, prompt)
-    given_options: CiteOptions = {**options, "target": target}
-    checked = RunOptions.build(task="cite", **given_options)
+    checked = dataclasses.replace(RunOptions.build(task="cite", **options), target=target)
+    if checked.chat_template is not None:
+        if not isinstance(form, ChatTemplate):
+            raise InputError("chat_template applies to a chat layout; pass template='chat' or a ChatTemplate")
+        if form.chat_template is None:
+            form = dataclasses.replace(form, chat_template=checked.chat_template)
+            prompt = dataclasses.replace(prompt, form=form)
     bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
     with open_backend(backend, backend_options, cache) as model:
         generation = None
         if given is None and model.capabilities().supports_target:
-            generation = _generate(prompt, model, checked.max_new_tokens, bar)
+            try:
+                generation = _generate(prompt, model, checked.max_new_tokens, bar)
+            except BaseException:
+                bar.close()
+                raise
             given = generation.text
             target, lead = _target(given, form, prompt)
             checked = dataclasses.replace(checked, target=target)
