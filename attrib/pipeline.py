@@ -255,7 +255,8 @@ def check_budget(
     if options.budget >= needed:
         return
     count = len(layout.regions)
-    scope = f"over {count} message{'' if count == 1 else 's'}" if layout.chat is not None else f"at {level} level"
+    by_message = layout.chat is not None and all(r.message is not None for r in layout.regions)
+    scope = f"over {count} message{'' if count == 1 else 's'}" if by_message else f"at {level} level"
     coalition_note = f" (with {n_coalitions} for the messages' Shapley values)" if n_coalitions else ""
     hint = " or use --method hipe" if method.name == "itp" else ""
     raise BudgetError(

@@ -283,6 +283,14 @@ def test_hipes_tree_starts_at_the_sources_and_refines_only_the_salient_ones():
     assert result.stats.calls < itp.stats.calls
 
 
+@pytest.mark.parametrize("template", ["plain", "chat"])
+def test_a_budget_below_the_first_round_names_the_calls_needed(template):
+    with pytest.raises(attrib.BudgetError, match="hipe at source level needs at least 4 calls"):
+        attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), template=template, budget=3)
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), template=template, budget=4)
+    assert result.stats.calls == 4 and result.claims[0].sources[0][0] == "a"
+
+
 # ----------------------------------------------------------------- chat layout
 
 
