@@ -376,6 +376,7 @@ def test_results_without_sources_have_no_claims():
         ({"template": "Question: {question}\nAnswer:"}, "no place for the sources"),
         ({"template": "{sources} {context}"}, "names the place {context}"),
         ({"template": 7}, "template must be"),
+        ({"template": "{sources}Q: {question}", "instructions": "Be brief."}, "no place for the instructions"),
         ({"contrast": " No."}, "contrast does not apply to cite"),
         ({"target": " No."}, "not target"),
         ({"support": -1.0}, "support must be at least 0"),

@@ -335,12 +335,21 @@ class SourcePrompt(Prompt):
         question: the question, non-empty.
         instructions: the instructions, or ``None``.
         template: the template (:func:`as_template`).
+
+    Raises:
+        InputError: for instructions given to a template without a place for them.
     """
 
     sources: tuple[Source, ...]
     question: str
     instructions: str | None = None
     form: Template = PlainTemplate()
+
+    def __post_init__(self) -> None:
+        form = self.form
+        frames = [form.text] if isinstance(form, PlainTemplate) else [form.system, form.user]
+        if self.instructions and not any("instructions" in _fields(f, "template") for f in frames):
+            raise InputError("the template has no place for the instructions; put '{instructions}' in it, or omit them")
 
     @property
     def _values(self) -> dict[str, str]:
