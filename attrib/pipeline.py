@@ -306,7 +306,8 @@ def check_budget(
     if options.budget >= needed:
         return
     count = len(layout.regions)
-    scope = f"over {count} message{'' if count == 1 else 's'}" if layout.chat is not None else f"at {level} level"
+    by_message = layout.chat is not None and all(r.message is not None for r in layout.regions)
+    scope = f"over {count} message{'' if count == 1 else 's'}" if by_message else f"at {level} level"
     coalition_note = f" (with {n_coalitions} for the messages' Shapley values)" if n_coalitions else ""
     hint = " or use --method hipe" if method.name == "itp" else ""
     raise BudgetError(
@@ -383,13 +384,16 @@ def _run_region(
 
 
 def _trace(layout: Layout, schedules: Sequence[Schedule]) -> Trace | MethodTrace | None:
-    """The result's trace: for a plain prompt, the method's as it recorded it; for a chat, every
-    message's trace placed in the rendered prompt (:meth:`~attrib.result.BaseTrace.shifted`) and
-    the messages' combined (:meth:`~attrib.result.BaseTrace.combined`). ``None`` if none was recorded."""
+    """The result's trace: for a plain prompt, the method's as it recorded it, placed in the whole
+    text when its one region does not start at the text's start (the sources of an assembled
+    prompt); for a chat, every message's trace placed in the rendered prompt
+    (:meth:`~attrib.result.BaseTrace.shifted`) and the messages' combined
+    (:meth:`~attrib.result.BaseTrace.combined`). ``None`` if none was recorded."""
     traced = [(region, s.trace) for region, s in zip(layout.regions, schedules, strict=True) if s.trace is not None]
     if not traced:
         return None
-    if layout.chat is None:
-        return traced[0][1]
+    if layout.chat is None and len(traced) == 1:
+        region, trace = traced[0]
+        return trace if region.offset == 0 and region.char_offset == 0 else trace.shifted(region)
     placed = [trace.shifted(region) for region, trace in traced]
     return type(placed[0]).combined(placed)

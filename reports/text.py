@@ -14,7 +14,15 @@ from attrib.reports.findings import audit_findings
 from attrib.reports.method_trace import method_trace_view
 from attrib.result import Attribution, MethodTrace
 
-__all__ = ["render_text", "render_audit", "budget_effect", "describe_cost", "describe_scores", "describe_trace"]
+__all__ = [
+    "render_text",
+    "render_audit",
+    "render_cite",
+    "budget_effect",
+    "describe_cost",
+    "describe_scores",
+    "describe_trace",
+]
 
 
 def _flat(text: str) -> str:
@@ -216,6 +224,61 @@ def render_audit(result: Attribution, *, top: int = 5) -> str:
                 f"  {_flat(finding.label)}: {finding.sentence} "
                 f"(score {finding.score:.3f}, flag at >= {finding.threshold:g})"
             )
+    lines.append("")
+    lines.append(describe_cost(result))
+    return _lines(lines)
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(_flat(i) for i in ids) if ids else "-"
+
+
+def render_cite(result: Attribution, *, top: int = 3) -> str:
+    """Render a context attribution (:func:`attrib.cite`) for a terminal: each claim with its
+    strongest sources (nats), its verdict and its citation check, then the cost.
+
+    Args:
+        result: a result with a ``context``.
+        top: how many sources to list per claim.
+
+    Returns:
+        Multi-line text; sources, answer and claims are shown as data (escaped, one line each).
+
+    Raises:
+        ValueError: for a result without a context.
+    """
+    context = result.context
+    if context is None:
+        raise ValueError("render_cite needs a result of attrib.cite (with a context)")
+    lines = [f"answer: {_quote(result.answer, 200)}"]
+    lines.extend(describe_scores(result, context="prompt"))
+    lines.append(
+        f"sources: {len(context.sources)} ({_ids(context.ids)}); units at {_flat(result.level)} level; "
+        f"a source supports a claim when removing it drops the claim's log-probability by more than "
+        f"{context.support:g} nats per claim token"
+    )
+    lines.append("")
+    for number, claim in enumerate(context.claims, start=1):
+        verdict = "supported" if claim.supported else "UNSUPPORTED"
+        best = claim.top
+        detail = (
+            f"by {_ids(claim.supporting)}"
+            if claim.supported
+            else (f"best {_flat(best[0])} {best[1]:+.3f} <= {claim.threshold:.3f} nats" if best else "no source")
+        )
+        lines.append(f"{number:>3}. {_quote(claim.text, 100)}  chars {claim.start}-{claim.end}")
+        lines.append(f"     {verdict} ({detail}; threshold {claim.threshold:.3f} nats over {claim.columns} tokens)")
+        shown = ", ".join(f"{_flat(source)} {score:+.3f}" for source, score in claim.sources[: max(0, top)])
+        lines.append(f"     sources (nats): {shown}")
+        if claim.cited or claim.supported:
+            check = [f"cited {_ids(claim.cited)}"]
+            if claim.cited:
+                check.append(f"verified {_ids(claim.verified)}")
+                check.append(f"cited but not used {_ids(claim.cited_not_used)}")
+            check.append(f"used but not cited {_ids(claim.used_not_cited)}")
+            lines.append(f"     citations: {'; '.join(check)}")
+    if not context.claims:
+        lines.append("no claims: the answer holds no sentence with words")
     lines.append("")
     lines.append(describe_cost(result))
     return _lines(lines)

@@ -29,8 +29,7 @@ from attrib.batch.worker import Done, Spec
 from attrib.cache.wrapper import CacheSpec
 from attrib.errors import InputError, UnknownNameError
 from attrib.methods.base import Scheduler
-from attrib.options import TASKS as declared_tasks
-from attrib.options import Default, ExplainOptions, RunOptions, batch_names, settings, with_options
+from attrib.options import BATCH_TASKS, Default, ExplainOptions, RunOptions, batch_names, settings, with_options
 from attrib.options import options as declared
 from attrib.paths import Place, check_places
 from attrib.urls import safe_url
@@ -49,7 +48,7 @@ __all__ = [
 ]
 
 #: The tasks a batch runs: explain (attrib.attribute) and audit (attrib.audit).
-TASKS = tuple(declared_tasks)
+TASKS = BATCH_TASKS
 
 #: Executors by name: "module:function" with the signature of :func:`attrib.batch.local.run_local`.
 EXECUTORS = {"local": "attrib.batch.local:run_local", "ray": "attrib.batch.ray_executor:run_ray"}

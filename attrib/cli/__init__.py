@@ -1,4 +1,4 @@
-"""The ``attrib`` command line: ``explain``, ``audit``, ``report``, ``batch`` and ``summarize``.
+"""The ``attrib`` command line: ``explain``, ``audit``, ``cite``, ``report``, ``batch`` and ``summarize``.
 
 User errors print one line, ``attrib: error: ...``, and exit with status 1
 (2 for a malformed command line); there is no traceback for them. SIGTERM is
@@ -8,7 +8,8 @@ exit status is 143 (130 for Ctrl-C).
 * :mod:`attrib.cli.parser`: commands, flags and help (choices from the registry);
 * :mod:`attrib.cli.inputs`: reading prompts and files, writing outputs;
 * :mod:`attrib.cli.commands`: what each command does;
-* :mod:`attrib.cli.summarize`: the ``summarize`` command (parser section and handler).
+* :mod:`attrib.cli.summarize`: the ``summarize`` command (parser section and handler);
+* :mod:`attrib.cli.cite`: the ``cite`` command (parser section and handler).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def interrupted_status(error: KeyboardInterrupt) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``attrib`` command; return the exit status."""
-    from attrib.cli import commands, summarize
+    from attrib.cli import cite, commands, summarize
     from attrib.cli.batch import batch
     from attrib.cli.parser import build_parser
 
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "audit": commands.audit,
         "report": commands.report,
         "batch": batch,
+        "cite": cite.cite,
         "summarize": summarize.run,
     }
     try:

@@ -18,7 +18,7 @@ from typing import Any
 
 from attrib import registry
 from attrib.errors import InputError
-from attrib.options import PARAMETERS, TASKS, Option, Parameter, listing, options
+from attrib.options import BATCH_TASKS, PARAMETERS, Option, Parameter, listing, options
 
 __all__ = [
     "HelpFormatter",
@@ -101,8 +101,9 @@ def on_command(command: str) -> dict[str, Option]:
 def _help(option: Option, command: str) -> str:
     """The option's help with its default for ``command`` (per task on ``batch``), %-escaped for argparse."""
     text = option.help.replace("%", "%%")
-    if command == "batch" and option.tasks != set(TASKS):  # a batch runs either task: say which
-        text = f"{' and '.join(sorted(option.tasks))}: {text}"
+    batch_tasks = option.tasks & set(BATCH_TASKS)
+    if command == "batch" and batch_tasks != set(BATCH_TASKS):  # a batch runs either task: say which
+        text = f"{' and '.join(sorted(batch_tasks))}: {text}"
     if command != "batch" or not option.task_defaults:
         value = option.default_for(command)
         return text if value is None else f"{text} (default {value})"
@@ -123,7 +124,7 @@ def add_run_options(command: str, groups: Mapping[str, argparse._ActionsContaine
         group.add_argument(
             flag(name),
             type=option.flag_type(),
-            choices=option.names(),
+            choices=option.names(command),
             metavar=option.metavar,
             default=None if per_task else option.default_for(command),
             help=_help(option, command),
@@ -186,7 +187,7 @@ def check_task_flags(args: argparse.Namespace, task: str) -> None:
     others = {name: o for name, o in on_command("batch").items() if task not in o.tasks}
     if any(getattr(args, name) != o.default for name, o in others.items()):
         flags = [flag(name) for name in others]
-        tasks = sorted({t for o in others.values() for t in o.tasks})
+        tasks = sorted({t for o in others.values() for t in o.tasks if t in BATCH_TASKS})
         listed = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
         raise InputError(f"{listed} {apply(flags)} to --task {' or '.join(tasks)}")
 

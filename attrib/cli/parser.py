@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", metavar="OUT.html", required=True, help="where to write the HTML page")
 
     from attrib.cli.batch import add_parser as add_batch
+    from attrib.cli.cite import add_parser as add_cite
+
+    add_cite(commands)
 
     add_batch(commands)
     summarize.add_parser(commands)

@@ -1,0 +1,423 @@
+"""Context attribution (attrib.cite) on the toy backend, whose sensitivity is known by construction.
+
+The toy's log-probability of each answer token drops by a given penalty when a key word is
+missing from the prompt; each key word lives in one source, and the penalty vector says
+which answer tokens (which claim) depend on it. So the right source for each claim, the
+unsupported claim and the right and wrong citations are known in advance.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from jsonschema import validate
+
+import attrib
+from attrib.backends.toy import ToyBackend
+from attrib.context.template import ChatTemplate, PlainTemplate, SourcePrompt
+from attrib.errors import InputError, UnknownNameError
+from attrib.perturbation import Deletion
+from attrib.result import Attribution
+from attrib.result.schema import load_schema
+
+SOURCES = [
+    {"id": "a", "text": "The tower was finished in 1889. Gustave built it.", "title": "Tower"},
+    {"id": "b", "text": "Bridges cross the river. The river floods in spring."},
+    {"id": "c", "text": "Museums open at nine. Tickets cost ten euros."},
+]
+QUESTION = "When was the tower finished, and what happens in spring?"
+SUPPORT = attrib.options.default("support", "cite")
+ANSWER = " The tower was finished in 1889 [a]. The river floods in spring [b]. Cats rule the city [c]."
+
+
+def _columns(backend: ToyBackend, text: str, start: int, end: int) -> list[int]:
+    """The answer tokens (as the toy tokenizes the answer alone) overlapping characters [start, end)."""
+    spans = backend.tokenize(text).spans
+    return [i for i, (a, b) in enumerate(spans) if a < end and b > start]
+
+
+def _toy(answer: str = ANSWER, marks: tuple[str, str] = ("[a]", "[b]"), **extra: dict[int, float]) -> ToyBackend:
+    """A toy whose first claim needs 'gustave'/'1889' (source a), the second 'floods' (source b),
+    the third nothing; ``extra`` adds per-key penalties on given answer columns."""
+    probe = ToyBackend(output=answer)
+    n = len(probe.tokenize(answer).ids)
+    first = answer.index(marks[0])
+    second_start, second_end = answer.index("The river"), answer.index(marks[1])
+    first_claim = np.zeros(n)
+    first_claim[_columns(probe, answer, 0, first)] = 1.5
+    second_claim = np.zeros(n)
+    second_claim[_columns(probe, answer, second_start, second_end)] = 1.0
+    sensitivity: dict[str | tuple[str, ...], list[float]] = {
+        "gustave": list(first_claim),
+        "floods": list(second_claim),
+    }
+    for key, columns in extra.items():
+        vector = np.zeros(n)
+        for column, value in columns.items():
+            vector[column] = value
+        sensitivity[key] = list(vector)
+    return ToyBackend(sensitivity=sensitivity, output=answer)
+
+
+# ----------------------------------------------------------------- the assembled prompt
+
+
+def test_the_default_plain_template_numbers_sources_then_asks_then_cues():
+    prompt = SourcePrompt(attrib.context.as_sources(["First.", "Second."]), "Why?", "Be brief.")
+    assert prompt.text == "Be brief.\n\n[1] First.\n\n[2] Second.\n\nQuestion: Why?\nAnswer:"
+
+
+def test_removing_a_source_removes_its_header_and_separator_and_nothing_else():
+    toy = ToyBackend()
+    sources = attrib.context.as_sources(SOURCES)
+    prompt = SourcePrompt(sources, QUESTION, "Answer from the sources.")
+    layout = prompt.lay_out(toy)
+    (region,) = layout.regions
+    segmentation = region.segmentation
+    starts = segmentation.boundaries("source")
+    for index in range(len(SOURCES)):
+        span = (region.offset + starts[index], region.offset + starts[index + 1])
+        variant = Deletion().apply(layout.tokenization, [span]).text
+        without = SourcePrompt(sources[:index] + sources[index + 1 :], QUESTION, "Answer from the sources.")
+        assert variant == without.text
+
+
+@pytest.mark.parametrize("level", ["source", "paragraph", "sentence", "word", "token"])
+def test_units_lie_inside_sources_and_the_fixed_parts_are_never_units(level):
+    result = attrib.cite(
+        QUESTION, SOURCES, answer=ANSWER, instructions="Use the sources.", backend=_toy(), level=level, method="itp"
+    )
+    context = result.context
+    assert context is not None
+    for source in context.sources:
+        rows = result.units[source.units[0] : source.units[1]]
+        assert rows and rows[0].start == source.start and rows[-1].end == source.end
+        assert "".join(u.text for u in rows) == result.prompt[source.start : source.end]
+    assert sum(s.units[1] - s.units[0] for s in context.sources) == len(result.units)
+    covered = "".join(u.text for u in result.units)
+    assert "Use the sources." not in covered and "Question:" not in covered and "Answer:" not in covered
+    if level == "source":
+        assert [u.text for u in result.units] == [f"[{s['id']}] {s['text']}\n\n" for s in SOURCES]
+
+
+def test_an_unknown_level_lists_source_among_the_choices():
+    with pytest.raises(UnknownNameError, match="source"):
+        attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), level="chapter")
+
+
+def test_plain_prompts_do_not_take_the_source_level():
+    with pytest.raises(UnknownNameError):
+        attrib.attribute("The capital is Paris.", backend=ToyBackend(), level="source")
+
+
+# ----------------------------------------------------------------- claims and verdicts
+
+
+METHODS = ["hipe", "itp", "shapley", "kernelshap", "lime", "hierarchical", "surrogate"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_ranks_the_right_source_first_and_flags_the_unsupported_claim(method):
+    if method == "surrogate":
+        pytest.importorskip("sklearn")
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), method=method)
+    first, second, third = result.claims
+    assert first.text == "The tower was finished in 1889 [a]." and first.sources[0][0] == "a"
+    assert second.text == "The river floods in spring [b]." and second.sources[0][0] == "b"
+    assert third.text == "Cats rule the city [c]."
+    assert first.supported and second.supported and not third.supported
+    assert first.supporting == ["a"] and second.supporting == ["b"] and third.supporting == []
+
+
+def test_a_claims_score_is_the_drop_of_its_log_probability_in_nats():
+    toy = _toy()
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=toy, method="itp")
+    first = result.claims[0]
+    # the claim's columns: its 8 tokens before the marker and its period; " [", "a", "]" are the marker's
+    assert first.columns == 9
+    # ablating source a costs 1.5 nats on each of the 8 (the toy's penalty on " [" is not counted)
+    assert dict(first.sources)["a"] == pytest.approx(1.5 * 8)
+    assert dict(first.sources)["b"] == pytest.approx(0.0)
+    assert first.threshold == pytest.approx(SUPPORT * first.columns)
+
+
+def test_all_claims_come_from_the_same_calls_and_any_span_can_be_asked_for():
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), method="itp")
+    assert result.stats.calls == len(SOURCES) + 1
+    answer = result.answer
+    assert answer == ANSWER
+    for claim in result.claims:
+        assert answer[claim.start : claim.end] == claim.text
+        again = result.claim(claim.start, claim.end, cited=claim.cited)
+        assert again == claim
+    word = answer.index("1889")
+    span = result.claim(word, word + 4)
+    assert span.text == "1889" and span.sources[0][0] == "a" and span.supported
+    with pytest.raises(InputError, match="outside the answer"):
+        result.claim(0, len(answer) + 1)
+
+
+def test_claims_given_as_spans_are_judged_instead_of_sentences():
+    spans = [(0, ANSWER.index("[b]") + 4)]
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, claims=spans, backend=_toy(), method="itp")
+    (claim,) = result.claims
+    assert (claim.start, claim.end) == spans[0]
+    assert claim.cited == ["a", "b"] and claim.supporting == ["a", "b"]
+
+
+def test_a_higher_support_threshold_flags_weakly_supported_claims():
+    low = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), method="itp", support=0.5)
+    high = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), method="itp", support=1.2)
+    assert [c.supported for c in low.claims] == [True, True, False]
+    # claim 2 drops by 1.0 nats per token on its words, less per token over its whole span
+    assert [c.supported for c in high.claims] == [True, False, False]
+
+
+def test_the_noise_floor_raises_a_claims_threshold():
+    quiet = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), method="itp")
+    assert [c.threshold for c in quiet.claims] == pytest.approx([SUPPORT * c.columns for c in quiet.claims])
+    noisy = _toy()
+    noisy.noise = 0.6
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=noisy, method="itp", noise_samples=4)
+    assert result.noise is not None
+    for claim in result.claims:
+        # two sd of a sum of noisy tokens (0.6 nats each) is far above the support rule
+        assert claim.threshold > SUPPORT * claim.columns
+    assert result.claims[0].supported and not result.claims[2].supported
+
+
+def test_a_generated_answer_ends_at_its_first_blank_line_and_is_split_into_claims():
+    toy = _toy()
+    toy.output = ANSWER + "\n\nQuestion: What else?\nAnswer: Nothing."
+    result = attrib.cite(QUESTION, SOURCES, backend=toy, method="itp")
+    assert result.output == ANSWER and result.answer == ANSWER
+    assert [c.supported for c in result.claims] == [True, True, False]
+    assert result.stats.generated_tokens == len(toy.tokenize(toy.output).ids)
+    assert result.parameters["max_new_tokens"] == attrib.options.default("max_new_tokens", "cite")
+
+
+def test_a_generated_answer_of_blank_lines_is_no_answer():
+    toy = ToyBackend(output="\n\n")
+    with pytest.raises(attrib.EmptyOutputError, match="no answer"):
+        attrib.cite(QUESTION, SOURCES, backend=toy)
+
+
+# ----------------------------------------------------------------- citations
+
+
+def test_citations_are_verified_cited_but_not_used_or_used_but_not_cited():
+    answer = " The tower was finished in 1889 [b]. The river floods in spring. Cats rule the city [S1]."
+    toy = ToyBackend(
+        sensitivity={
+            "gustave": [
+                1.5 if i in _columns(ToyBackend(), answer, 0, answer.index("[b]")) else 0.0
+                for i in range(len(ToyBackend().tokenize(answer).ids))
+            ],
+        },
+        output=answer,
+    )
+    sources = [{"id": "1", "text": "Gustave built it in 1889."}, {"id": "b", "text": "Rivers flood."}]
+    result = attrib.cite(QUESTION, sources, answer=answer, backend=toy, method="itp")
+    first, second, third = result.claims
+    assert first.cited == ["b"] and first.cited_not_used == ["b"] and first.used_not_cited == ["1"]
+    assert first.citation == "mismatch"
+    assert second.cited == [] and second.citation == "uncited"
+    assert third.cited == ["1"] and third.cited_not_used == ["1"]  # [S1] names source "1"
+
+
+def test_a_correct_citation_is_verified():
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), method="itp")
+    first, second, third = result.claims
+    assert first.verified == ["a"] and first.citation == "verified" and first.used_not_cited == []
+    assert second.verified == ["b"]
+    assert third.cited == ["c"] and third.cited_not_used == ["c"] and third.citation == "mismatch"
+
+
+def test_markers_are_scored_but_do_not_count_for_the_claim():
+    # source c's header would predict the marker "[c]"; the marker's tokens must not make c support the claim
+    probe = ToyBackend(output=ANSWER)
+    marker = ANSWER.index("[c]")
+    columns = _columns(probe, ANSWER, marker, marker + 3)
+    toy = _toy(museums=dict.fromkeys(columns, 5.0))
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=toy, method="itp")
+    third = result.claims[2]
+    assert dict(third.sources)["c"] == pytest.approx(0.0) and not third.supported
+    assert result.unit_scores[2] > 0  # the marker's columns are scored
+    unmarked = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=toy, method="itp", markers=None)
+    assert unmarked.claims[2].supported and unmarked.claims[2].cited == []
+
+
+def test_markers_map_back_to_the_answers_characters():
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), method="itp")
+    assert result.context is not None
+    assert [result.answer[a:b] for a, b in result.context.marker_spans] == ["[a]", "[b]", "[c]"]
+
+
+def test_the_marker_syntax_is_configurable():
+    answer = ANSWER.replace("[a]", "<<a>>").replace("[b]", "<<b>>").replace("[c]", "<<c>>")
+    toy = _toy(answer, ("<<a>>", "<<b>>"))
+    result = attrib.cite(QUESTION, SOURCES, answer=answer, backend=toy, method="itp", markers=r"<<(\w+)>>")
+    assert [c.cited for c in result.claims] == [["a"], ["b"], ["c"]]
+    with pytest.raises(InputError, match="not a valid regular expression"):
+        attrib.cite(QUESTION, SOURCES, answer=answer, backend=toy, markers="([")
+
+
+# ----------------------------------------------------------------- HiPe's tree starts at sources
+
+
+def test_hipes_tree_starts_at_the_sources_and_refines_only_the_salient_ones():
+    answer = " Gustave built it."
+    toy = ToyBackend(sensitivity={"gustave": 2.0}, output=answer)
+    result = attrib.cite(QUESTION, SOURCES, answer=answer, backend=toy, level="word")
+    assert result.context is not None and result.trace is not None
+    first = [c for c in result.trace.chunks if c.depth == 0]
+    assert [(c.char_start, c.char_end) for c in first] == [(s.start, s.end) for s in result.context.sources]
+    a = result.context.sources[0]
+    deeper = [c for c in result.trace.chunks if c.depth > 0]
+    assert deeper and all(a.start <= c.char_start and c.char_end <= a.end for c in deeper)
+    top = result.top(1)[0].unit
+    assert top.text.strip() == "Gustave"
+    itp = attrib.cite(QUESTION, SOURCES, answer=answer, backend=toy, level="word", method="itp")
+    assert result.stats.calls < itp.stats.calls
+
+
+@pytest.mark.parametrize("template", ["plain", "chat"])
+def test_a_budget_below_the_first_round_names_the_calls_needed(template):
+    with pytest.raises(attrib.BudgetError, match="hipe at source level needs at least 4 calls"):
+        attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), template=template, budget=3)
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), template=template, budget=4)
+    assert result.stats.calls == 4 and result.claims[0].sources[0][0] == "a"
+
+
+# ----------------------------------------------------------------- chat layout
+
+
+def test_sources_in_a_chat_user_message():
+    result = attrib.cite(
+        QUESTION, SOURCES, answer=ANSWER, backend=_toy(), template="chat", instructions="Cite.", method="itp"
+    )
+    assert "<start_of_turn>system\nCite.<end_of_turn>" in result.prompt
+    assert "<start_of_turn>user\n[a] The tower" in result.prompt
+    assert [u.text for u in result.units] == [f"[{s['id']}] {s['text']}\n\n" for s in SOURCES]
+    assert [c.supported for c in result.claims] == [True, True, False]
+    assert result.claims[0].sources[0][0] == "a"
+
+
+def test_sources_in_a_chat_system_message():
+    template = ChatTemplate(system="{instructions}\n\n{sources}", user="{question}")
+    result = attrib.cite(
+        QUESTION, SOURCES, answer=ANSWER, backend=_toy(), template=template, instructions="Cite.", method="itp"
+    )
+    assert "<start_of_turn>system\nCite.\n\n[a] The tower" in result.prompt
+    assert f"<start_of_turn>user\n{QUESTION}<end_of_turn>" in result.prompt
+    assert result.claims[1].sources[0][0] == "b"
+
+
+def test_a_chat_template_given_as_an_option_renders_the_chat_layout():
+    template = "{% for m in messages %}<<{{ m['role'] }}>>{{ m['content'] }}\n{% endfor %}<<model>>"
+    result = attrib.cite(
+        QUESTION, SOURCES, answer=ANSWER, backend=_toy(), template="chat", chat_template=template, method="itp"
+    )
+    assert result.prompt.startswith("<<user>>[a] The tower") and result.prompt.endswith("<<model>>")
+    assert result.parameters["chat_template"] == template
+    assert [c.supported for c in result.claims] == [True, True, False]
+    with pytest.raises(InputError, match="chat_template applies to a chat layout"):
+        attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), chat_template=template)
+
+
+# ----------------------------------------------------------------- the result
+
+
+def test_the_result_round_trips_through_json_and_validates_against_the_schema(tmp_path):
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), level="sentence")
+    data = json.loads(result.to_json())
+    assert data["schema_version"] == 3 and data["context"]["sources"][0]["metadata"] == {"title": "Tower"}
+    schema = load_schema()
+    validate(data, schema)
+    again = Attribution.from_json(result.to_json(tmp_path / "r.json"))
+    assert again.to_dict() == result.to_dict()
+    assert again.claims == result.claims
+
+
+def test_to_frame_is_claims_by_sources():
+    pytest.importorskip("pandas")
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), method="itp")
+    frame = result.to_frame()
+    assert frame.shape == (3, 3) and list(frame.columns) == ["a", "b", "c"]
+    assert frame.loc["The tower was finished in 1889 [a].", "a"] == pytest.approx(dict(result.claims[0].sources)["a"])
+
+
+def test_results_without_sources_have_no_claims():
+    result = attrib.attribute("Paris is the capital.", backend=ToyBackend(), level="word")
+    assert result.claims == [] and result.context is None
+    with pytest.raises(InputError, match="no sources"):
+        result.claim(0, 1)
+
+
+# ----------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sources": []}, "source list is empty"),
+        ({"sources": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}, "'a' is given twice"),
+        ({"sources": [{"id": 3, "text": "x"}]}, "source ids must be strings"),
+        ({"sources": [{"text": "x"}]}, "has no 'id'"),
+        ({"sources": ["  "]}, "source 0 is empty"),
+        ({"sources": "just text"}, "must be a list"),
+        ({"question": " "}, "question is empty"),
+        ({"answer": ""}, "answer is empty"),
+        ({"claims": [(0, 999)]}, "outside the answer"),
+        ({"claims": [(3, 3)]}, "outside the answer"),
+        ({"claims": [("0", 2)]}, "two whole numbers"),
+        ({"template": "Question: {question}\nAnswer:"}, "no place for the sources"),
+        ({"template": "{sources} {context}"}, "names the place {context}"),
+        ({"template": 7}, "template must be"),
+        ({"template": "{sources}Q: {question}", "instructions": "Be brief."}, "no place for the instructions"),
+        ({"contrast": " No."}, "contrast does not apply to cite"),
+        ({"target": " No."}, "not target"),
+        ({"support": -1.0}, "support must be at least 0"),
+    ],
+)
+def test_bad_input_gets_one_clear_error(change, message):
+    arguments = {"question": QUESTION, "sources": SOURCES, "answer": ANSWER, **change}
+    question, sources = arguments.pop("question"), arguments.pop("sources")
+    with pytest.raises(InputError, match=message):
+        attrib.cite(question, sources, backend=ToyBackend(), **arguments)
+
+
+def test_a_chat_template_without_a_place_for_the_sources_is_refused():
+    with pytest.raises(InputError, match="no place for the sources"):
+        ChatTemplate(user="{question}")
+    with pytest.raises(InputError, match="more than once"):
+        ChatTemplate(system="{sources}", user="{sources}{question}")
+
+
+def test_claims_without_an_answer_are_refused():
+    with pytest.raises(InputError, match="give answer="):
+        attrib.cite(QUESTION, SOURCES, claims=[(0, 2)], backend=ToyBackend())
+
+
+def test_a_plain_template_frame_string_is_accepted():
+    template = PlainTemplate(text="Context:\n{sources}Q: {question}\nA:", header="Doc {id}: ")
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), template=template, method="itp")
+    assert result.prompt.startswith("Context:\nDoc a: The tower") and result.prompt.endswith("\nA:")
+    assert result.claims[0].sources[0][0] == "a"
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        (" Tokyo.\n\nQuestion: Why?\nAnswer:", " Tokyo."),
+        (" Tokyo. \n \n More.", " Tokyo."),
+        ("\n\nTokyo.\n\nQuestion:", "\n\nTokyo."),
+        (" Tokyo.\nIt is big.  ", " Tokyo.\nIt is big."),
+    ],
+)
+def test_a_generated_answer_ends_at_its_first_blank_line_after_text(text, answer):
+    from attrib.context.attribution import answer_end
+
+    assert text[: answer_end(text)] == answer
