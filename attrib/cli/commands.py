@@ -17,11 +17,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from attrib.caching import CacheSpec
-from attrib.cli.flags import apply, class_default, flag, openai_key_variable, run_options, text_flags
-from attrib.cli.inputs import check_text, decode, read_bytes, read_prompt, write_text
-from attrib.cli.parser import API_FLAGS
-from attrib.cli.parser import reference_options as references
+from attrib.cli.common import backend_options, cache_spec, check_texts, input_places, read_file, reference_options
+from attrib.cli.flags import run_options
+from attrib.cli.inputs import decode, read_bytes, read_prompt, write_text
 from attrib.errors import EmptyPromptError, InputError, ResultError
 from attrib.paths import Place, check_places
 
@@ -30,62 +28,6 @@ if TYPE_CHECKING:
     from attrib.result import Attribution
 
 __all__ = ["explain", "audit", "report"]
-
-
-def _check_texts(args: argparse.Namespace) -> None:
-    """Every text flag must be valid UTF-8 (bytes that are not arrive as lone surrogates)."""
-    for name in ("prompt", "system", "model", "base_url", *text_flags()):
-        check_text(getattr(args, name, None), "PROMPT" if name == "prompt" else flag(name))
-
-
-def read_file(path: str, kind: str) -> str:
-    """The text of the file a flag names (``kind``: what it holds, for errors).
-
-    Raises:
-        InputError: if it cannot be read or is not UTF-8 text.
-    """
-    return decode(*read_bytes(path, kind=kind))
-
-
-def _cache(args: argparse.Namespace) -> CacheSpec:
-    """The cache the flags ask for: on by default, ``--cache-dir DIR``, or off with ``--no-cache``."""
-    if args.cache_dir is not None and args.no_cache:
-        raise InputError("give --cache-dir or --no-cache, not both")
-    return False if args.no_cache else (args.cache_dir or True)
-
-
-def _backend_options(args: argparse.Namespace) -> dict[str, object]:
-    """Keyword arguments for the chosen backend; flags of another backend are an error."""
-    torch_flags = {"device": getattr(args, "device", None), "dtype": getattr(args, "dtype", None)}
-    if args.backend != "transformers":
-        used = ["--" + name for name, value in torch_flags.items() if value is not None]
-        if used:
-            raise InputError(f"{', '.join(used)} {apply(used)} to --backend transformers, not {args.backend!r}")
-    if args.backend != "openai":
-        used = [flag(name) for name in API_FLAGS if getattr(args, name) is not None]
-        used += ["--api-key-env"] if args.api_key_env is not None else []
-        if used:
-            raise InputError(f"{', '.join(used)} {apply(used)} to --backend openai, not {args.backend!r}")
-        if args.model is not None and args.backend == "toy":
-            raise InputError("--model applies to model backends, not 'toy'")
-        options: dict[str, object] = {"model": args.model} if args.model is not None else {}
-        if args.backend == "transformers":
-            options.update({name: value for name, value in torch_flags.items() if value is not None})
-        return options
-    variable = api_key_variable(args)
-    key = os.environ.get(variable)
-    if variable != openai_key_variable() and key is None:
-        raise InputError(f"environment variable {variable} is not set; export the API key there")
-    given = {name: getattr(args, name) for name in API_FLAGS}  # unset: the backend's own default
-    own = {
-        name: class_default("backend", "openai", name)() if value is None else value for name, value in given.items()
-    }
-    return {"model": args.model, "api_key": key, **own, "cache": _cache(args)}
-
-
-def api_key_variable(args: argparse.Namespace) -> str:
-    """The environment variable holding the API key: ``--api-key-env``, else the backend's own."""
-    return str(args.api_key_env) if args.api_key_env is not None else openai_key_variable()
 
 
 @contextlib.contextmanager
@@ -166,20 +108,7 @@ def _rescue(text: str) -> str:
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse --json/--html paths that cannot be written or would overwrite an input, before any work
     (:func:`attrib.paths.check_places`)."""
-    check_places([Place("--json", args.json), Place("--html", args.html)], _inputs(args))
-
-
-def _inputs(args: argparse.Namespace) -> list[Place]:
-    """The files a command's flags name for reading (a ``--model`` only when it is a file)."""
-    reads = [
-        Place(f"the {flag} file", getattr(args, dest, None))
-        for flag, dest in (("--prompt-file", "prompt_file"), ("--system-file", "system_file"))
-    ]
-    reads.append(Place("the chat template", getattr(args, "chat_template", None)))
-    model = getattr(args, "model", None)
-    if model is not None and os.path.isfile(model):
-        reads.append(Place("the --model file", model))
-    return reads
+    check_places([Place("--json", args.json), Place("--html", args.html)], input_places(args))
 
 
 def explain(args: argparse.Namespace) -> int:
@@ -188,15 +117,15 @@ def explain(args: argparse.Namespace) -> int:
     from attrib.reports.text import render_text
 
     _check_outputs(args)
-    _check_texts(args)
+    check_texts(args)
     prompt = read_prompt(args)
     if not prompt.strip():
         raise EmptyPromptError("prompt is empty; give the text to explain")
     if args.top < 0:
         raise InputError(f"--top must be 0 or more, got {args.top}")
     common = run_options(args, "explain", "explain", read_file=read_file)
-    cache = _cache(args)
-    with _opened(args.backend, _backend_options(args)) as backend, _warnings_as_notes():
+    cache = cache_spec(args)
+    with _opened(args.backend, backend_options(args)) as backend, _warnings_as_notes():
         if args.dry_run:
             plan = attrib.plan(prompt, backend=backend, **common)
             print(f"dry run: {plan.describe()}; nothing was sent to the model")
@@ -211,7 +140,7 @@ def audit(args: argparse.Namespace) -> int:
     from attrib.reports.text import render_audit
 
     _check_outputs(args)
-    _check_texts(args)
+    check_texts(args)
     if args.top < 0:
         raise InputError(f"--top must be 0 or more, got {args.top}")
     if args.system is not None and args.system_file is not None:
@@ -219,12 +148,12 @@ def audit(args: argparse.Namespace) -> int:
     system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
     prompt = read_prompt(args)
     common = run_options(args, "audit", "audit", read_file=read_file)
-    options = _backend_options(args)
-    cache = _cache(args)
-    reference_options = references(args, options)
+    options = backend_options(args)
+    cache = cache_spec(args)
+    references = reference_options(args, options)
     with contextlib.ExitStack() as stack:
         backend = stack.enter_context(_opened(args.backend, options))
-        reference = stack.enter_context(_opened("openai", reference_options)) if reference_options else None
+        reference = stack.enter_context(_opened("openai", references)) if references else None
         stack.enter_context(_warnings_as_notes())
         result = attrib.audit(
             prompt,
