@@ -77,8 +77,25 @@ def _module_of(name: str) -> str:
     return name
 
 
+def _with_packages(
+    module: str, imports: list[tuple[str, list[str], int, bool]]
+) -> list[tuple[str, list[str], int, bool]]:
+    """The imports and, for each, the packages Python runs first to reach it (``attrib.batch`` for
+    ``attrib.batch.outdir``), except the importer's own (already running when it imports)."""
+    found = []
+    for target, names, line, lazy in imports:
+        found.append((target, names, line, lazy))
+        package = target.rpartition(".")[0]
+        while package and not (module == package or module.startswith(package + ".")):
+            found.append((package, [], line, lazy))
+            package = package.rpartition(".")[0]
+    return found
+
+
 IMPORTS = {
-    module: [(_module_of(target), names, line, lazy) for target, names, line, lazy in _imports(module, tree)]
+    module: _with_packages(
+        module, [(_module_of(target), names, line, lazy) for target, names, line, lazy in _imports(module, tree)]
+    )
     for module, tree in ((m, ast.parse(p.read_text(encoding="utf-8"))) for m, p in MODULES.items())
 }
 

@@ -32,7 +32,9 @@ from typing import Any
 from attrib.batch.records import error_record
 from attrib.batch.worker import Done
 from attrib.errors import InputError, ResultError
+from attrib.paths import RUN_FILES
 from attrib.result.files import remove_temporaries, write_atomic
+from attrib.summary.load import read_item
 from attrib.urls import safe_url
 
 __all__ = ["OutDir", "item_key", "file_key", "UNIT_COLUMNS", "RUN_FILES"]
@@ -42,9 +44,6 @@ UNIT_COLUMNS = ("id", "message", "role", "unit", "text", "start", "end", "score"
 
 _SAFE = re.compile(r"[A-Za-z0-9._-]")
 _KEY_LENGTH = 120
-
-#: The files of a run in its OUT_DIR (besides ``items/``), written only by the run holding its lock.
-RUN_FILES = ("run.json", "records.jsonl", "units.csv", "units.parquet", ".lock", ".units.parquet.tmp")
 
 #: The item files a record may name: ``items/<key>.json``, the key without a slash or a leading dot.
 _ITEM_FILE = re.compile(r"items/([^/\\\x00.][^/\\\x00]*)\.json")
@@ -381,8 +380,6 @@ class OutDir:
         left out and listed in :attr:`unreadable`, as :func:`attrib.summary.summarize`
         would refuse it (both read through :func:`attrib.summary.load.read_item`).
         """
-        from attrib.summary.load import read_item
-
         rows: list[dict[str, Any]] = []
         self.unreadable = []
         for item_id, record in self.scan().items():

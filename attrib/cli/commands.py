@@ -15,17 +15,19 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import attrib
+from attrib.backend import Backend, load_backend
 from attrib.cli.common import backend_options, cache_spec, check_texts, input_places, read_file, reference_options
 from attrib.cli.flags import run_options
 from attrib.cli.inputs import decode, read_bytes, read_prompt, write_text
 from attrib.errors import EmptyPromptError, InputError, ResultError
 from attrib.paths import Place, check_places
-
-if TYPE_CHECKING:
-    from attrib.backend import Backend
-    from attrib.result import Attribution
+from attrib.progress import Progress
+from attrib.reports.text import render_audit, render_text
+from attrib.result import Attribution
+from attrib.result.files import parse_json
 
 __all__ = ["explain", "audit", "report"]
 
@@ -33,8 +35,6 @@ __all__ = ["explain", "audit", "report"]
 @contextlib.contextmanager
 def _opened(name: str, options: dict[str, object]) -> Iterator[Backend | None]:
     """The backend the flags name, or ``None`` for the embedded model (loaded once by the API)."""
-    from attrib.backend import load_backend
-
     if name == "llama" and not options:
         yield None
         return
@@ -56,8 +56,6 @@ def _warnings_as_notes() -> Iterator[None]:
 
 
 def _progress(args: argparse.Namespace) -> Any:
-    from attrib.progress import Progress
-
     return Progress(enabled=False if args.quiet else None)
 
 
@@ -113,9 +111,6 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def explain(args: argparse.Namespace) -> int:
     """``attrib explain``: attribute an output to the units of a prompt."""
-    import attrib
-    from attrib.reports.text import render_text
-
     _check_outputs(args)
     check_texts(args)
     prompt = read_prompt(args)
@@ -136,9 +131,6 @@ def explain(args: argparse.Namespace) -> int:
 
 def audit(args: argparse.Namespace) -> int:
     """``attrib audit``: role shares, system-prompt units and the hidden-influence verdict."""
-    import attrib
-    from attrib.reports.text import render_audit
-
     _check_outputs(args)
     check_texts(args)
     if args.top < 0:
@@ -169,9 +161,6 @@ def audit(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     """``attrib report``: render a saved result as a self-contained HTML page."""
-    from attrib.result import Attribution
-    from attrib.result.files import parse_json
-
     check_places([Place("-o", args.output)], [Place("the result file", args.result)])
     try:
         result = Attribution.from_dict(parse_json(decode(*read_bytes(args.result, kind="result file"))))
