@@ -60,8 +60,7 @@ from attrib.perturbation import Deletion, Replacement
 from attrib.pipeline import attribute
 from attrib.result import Attribution, Claim, Contrast, Stats, UnitScore
 from attrib.segmentation import LEVELS, Segmentation, Tokenization, Unit
-
-__version__ = "0.1.0"
+from attrib.version import __version__ as __version__
 
 __all__ = [
     "attribute",

@@ -39,6 +39,7 @@ import numpy as np
 from attrib.backend import Backend
 from attrib.errors import InputError
 from attrib.perturbation import Deletion, Span
+from attrib.prompt import split_target
 from attrib.result import Attribution
 from attrib.scoring import Scorer
 from attrib.segmentation import Tokenization
@@ -92,7 +93,6 @@ def prompt_tokens(result: Attribution, backend: Backend) -> tuple[Tokenization, 
         InputError: if neither matches the result's units (a different model or
             tokenizer than the one that produced the result).
     """
-    from attrib.prompt import split_target
 
     n_tokens = result.units[-1].tokens[1] if result.units else 0
     alone = backend.tokenize(result.prompt)

@@ -61,6 +61,7 @@ __all__ = [
     "record_names",
     "with_options",
     "Default",
+    "declared_settings",
     "settings",
     "listing",
     "check_contrast",
@@ -430,10 +431,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class Default:
-    """The default of a key of a settings :class:`~typing.TypedDict` (``Annotated[int, Default(4)]``)
-    that :func:`with_options` shows in a signature, and :func:`settings` fills in."""
+    """The declaration of one key of a settings :class:`~typing.TypedDict` (``Annotated[int, Default(4)]``):
+    its default, which :func:`with_options` shows in a signature and :func:`settings` fills in, and,
+    when it has ``help``, its command-line flag (built by :mod:`attrib.cli.flags`).
+
+    Attributes:
+        value: the default.
+        help: the flag's help, one line; ``""``: no flag of its own (the command sets the key).
+        metavar: the flag's placeholder (``"N"``), or ``None``.
+        choices: the accepted values, or ``None``.
+        flag: the flag's name when it is not the key's (``skip_bad`` is ``--skip-bad-lines``).
+        needs: ``(key, value)``: the setting applies only when that other key has that value
+            (``("executor", "ray")``); its flag given otherwise is an error.
+    """
 
     value: object
+    help: str = ""
+    metavar: str | None = None
+    choices: Sequence[str] | None = None
+    flag: str = ""
+    needs: tuple[str, object] | None = None
+
+
+def declared_settings(declaration: type) -> dict[str, tuple[Default, tuple[type, ...]]]:
+    """Each key of the settings ``declaration``, in order: its :class:`Default` and its accepted
+    types (``int | None`` is ``(int, NoneType)``)."""
+    hints = get_type_hints(declaration, include_extras=True)
+    found: dict[str, tuple[Default, tuple[type, ...]]] = {}
+    for name, hint in hints.items():
+        base, *extras = get_args(hint)
+        kinds = get_args(base) if get_origin(base) in (Union, types.UnionType) else (base,)
+        found[name] = (next(m for m in extras if isinstance(m, Default)), kinds)
+    return found
 
 
 def settings(declaration: type, given: Mapping[str, object]) -> dict[str, Any]:

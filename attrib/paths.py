@@ -24,7 +24,11 @@ from pathlib import Path
 
 from attrib.errors import InputError
 
-__all__ = ["Place", "check_places", "check_writable"]
+__all__ = ["Place", "check_places", "check_writable", "RUN_FILES"]
+
+#: The files of a batch run in its OUT_DIR (besides ``items/``), written only by the run holding
+#: its lock (:mod:`attrib.batch.outdir`); declared here, where outputs are kept off them.
+RUN_FILES = ("run.json", "records.jsonl", "units.csv", "units.parquet", ".lock", ".units.parquet.tmp")
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,6 @@ def _same_file(a: str | os.PathLike[str] | None, b: str | os.PathLike[str] | Non
 
 def _run_file(path: str | os.PathLike[str], run_dir: str | os.PathLike[str]) -> str | None:
     """Which of batch OUT_DIR ``run_dir``'s own files ``path`` is (``"records.jsonl"``, ``"an item file"``), or ``None``."""
-    from attrib.batch.outdir import RUN_FILES
-
     root = Path(run_dir).resolve()
     items = (root / "items").resolve()
     resolved = Path(path).resolve()

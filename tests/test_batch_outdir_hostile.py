@@ -241,10 +241,31 @@ def test_the_refusal_never_shows_a_secret(tmp_path: Path) -> None:
     with pytest.raises(InputError) as refused:
         run([{"id": "q1", "prompt": "Paris is far."}], tmp_path)
     message = str(refused.value)
-    assert "--base-url: run.json has 'http://example.test:8080/v1', this run nothing" in message
+    # the shown form of attrib.urls.safe_url: a query is marked, never shown (no user-info, no fragment)
+    assert "--base-url: run.json has 'http://example.test:8080/v1?[redacted]', this run nothing" in message
     assert "--api-key: differs (its values are not shown)" in message
     for secret in ("hunter2", "sek-query", "sk-secret", "tok-5678", "frag"):
         assert secret not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://[::1/v1?key=sek-query", "[unparsable URL]"),  # urlsplit raises on it
+        ("http://[::1]:8080/v1/", "http://[::1]:8080/v1"),
+        ("http://example.test:notaport/v1", "http://example.test/v1"),
+    ],
+)
+def test_a_refusal_shows_any_url_run_json_holds_in_its_safe_form(tmp_path: Path, url: str, shown: str) -> None:
+    run([{"id": "q1", "prompt": "Paris is far."}], tmp_path)
+    path = tmp_path / "run.json"
+    written = json.loads(path.read_text())
+    written["options"]["backend_options"] = {"base_url": url}
+    path.write_text(json.dumps(written))
+    with pytest.raises(InputError) as refused:
+        run([{"id": "q1", "prompt": "Paris is far."}], tmp_path)
+    assert f"--base-url: run.json has {shown!r}, this run nothing" in str(refused.value)
+    assert "sek-query" not in str(refused.value)
 
 
 # ----------------------------------------------------------------- damaged OUT_DIRs (items 13, 14, 16)

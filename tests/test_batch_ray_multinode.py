@@ -369,17 +369,6 @@ def test_a_lost_node_with_no_cpu_for_a_replacement_leaves_the_survivor_working(
     assert_equals_local(common, out, tmp_path, two_nodes.env)
 
 
-#: ``python -m attrib`` with the ray executor's placement wait shortened to argv[1] seconds.
-_SHORT_PLACEMENT = """
-import sys
-import attrib.batch.ray_executor as ray_executor
-from attrib.cli import main
-
-ray_executor.PLACEMENT_TIMEOUT = float(sys.argv[1])
-sys.exit(main(sys.argv[2:]))
-"""
-
-
 def test_no_cpu_for_any_worker_ends_the_run_with_one_line_and_keeps_finished_items(
     two_nodes: TwoNodes, tmp_path: Path
 ) -> None:
@@ -388,7 +377,7 @@ def test_no_cpu_for_any_worker_ends_the_run_with_one_line_and_keeps_finished_ite
     two_nodes.hold_head()
     out = tmp_path / "ray"
     options = ["-o", str(out), "--executor", "ray", "--ray-address", two_nodes.address, "--workers", "1"]
-    argv = [sys.executable, "-c", _SHORT_PLACEMENT, "5", *common[3:], *options]
+    argv = [*common, *options, "--placement-timeout", "5"]  # the wait for a CPU shortened
     driver = subprocess.Popen(argv, env=two_nodes.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_records(out, driver, KILL_AFTER)

@@ -127,11 +127,11 @@ def test_the_api_flags_take_the_backends_own_defaults() -> None:
     for name in ("concurrency", "timeout", "max_retries", "top_logprobs", "scoring", "tokenizer"):
         assert re.search(rf"{flag(name)} \S+ (?:(?! --).)*?\(default {re.escape(str(own[name].default))}\)", text), name
     assert f"(default {OpenAIBackend.key_variable})" in text
-    from attrib.cli.commands import _backend_options
+    from attrib.cli.common import backend_options
     from attrib.cli.parser import build_parser
 
     args = build_parser().parse_args(["explain", "x", "--backend", "openai", "--no-cache"])
-    options = _backend_options(args)
+    options = backend_options(args)
     assert {name: options[name] for name in ("concurrency", "timeout", "max_retries")} == {
         name: own[name].default for name in ("concurrency", "timeout", "max_retries")
     }

@@ -65,6 +65,7 @@ import math
 import numbers
 import os
 import re
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ __all__ = [
     "KINDS",
     "read_records",
     "read_input",
+    "STDIN",
     "from_dicts",
     "fingerprint",
     "json_safe",
@@ -175,6 +177,9 @@ class BadInputError(InputError):
 #: A raw record: its line number and the parsed object, or the reason it could not be parsed.
 Raw = tuple[int, object, str | None]
 
+#: The input name that reads JSON Lines from standard input.
+STDIN = "-"
+
 #: Input kinds by file suffix (no suffix, as ``/dev/stdin``: JSON Lines).
 _KIND_OF_SUFFIX = {
     ".jsonl": "jsonl",
@@ -195,9 +200,10 @@ def read_records(path: str | os.PathLike[str]) -> list[Raw]:
 
 
 def read_input(path: str | os.PathLike[str]) -> tuple[list[Raw], bytes]:
-    """The raw records of a JSON Lines, CSV or Parquet file, and the bytes they were parsed from.
+    """The raw records of a JSON Lines, CSV or Parquet file (``"-"``: JSON Lines from standard
+    input), and the bytes they were parsed from.
 
-    The file is read once, so a pipe (``/dev/stdin``, a FIFO) gives the parser and the
+    The input is read once, so a pipe (``-``, ``/dev/stdin``, a FIFO) gives the parser and the
     caller (who hashes it for ``run.json``) the same bytes. JSON Lines: a line ends at
     ``\\n`` (or ``\\r\\n``) only, so U+2028, U+2029 and U+0085 stay inside their strings;
     blank lines are not records. CSV: the header is line 1, empty cells are absent keys,
@@ -213,6 +219,13 @@ def read_input(path: str | os.PathLike[str]) -> tuple[list[Raw], bytes]:
         InputError: if the file is missing, unreadable, not UTF-8, of an unknown kind,
             a CSV file whose header names a column twice, or not a readable Parquet file.
     """
+    if os.fspath(path) == STDIN:
+        data = _read_stdin()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise InputError(f"the batch input on standard input is not UTF-8 text (byte {error.start})") from None
+        return _parse_jsonl(text), data
     source = Path(path)
     kind = _KIND_OF_SUFFIX.get(source.suffix.lower())
     if kind is None:
@@ -232,6 +245,22 @@ def read_input(path: str | os.PathLike[str]) -> tuple[list[Raw], bytes]:
     except UnicodeDecodeError as error:
         raise InputError(f"batch input {source} is not UTF-8 text (byte {error.start})") from None
     return (_parse_csv(text, source) if kind == "csv" else _parse_jsonl(text)), data
+
+
+def _read_stdin() -> bytes:
+    """All of standard input, as bytes.
+
+    Raises:
+        InputError: if there is no standard input, or it cannot be read.
+    """
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise InputError("the batch input is '-' but there is no standard input to read; give a file")
+    try:
+        data: bytes = stream.read()
+    except OSError as error:
+        raise InputError(f"cannot read the batch input from standard input: {error.strerror}") from None
+    return data
 
 
 def _loads(text: str) -> tuple[object, str | None]:

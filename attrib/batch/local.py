@@ -12,11 +12,16 @@ __all__ = ["run_local"]
 
 
 def run_local(
-    items: Sequence[Item], spec: Spec, *, workers: int | None = None, address: str | None = None
+    items: Sequence[Item],
+    spec: Spec,
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    placement_timeout: float | None = None,
 ) -> Iterator[Done]:
     """Run ``items`` one after the other in this process; yield each as it finishes.
 
-    ``workers`` and ``address`` are the Ray executor's and are ignored here.
+    ``workers``, ``address`` and ``placement_timeout`` are the Ray executor's and are ignored here.
 
     Raises:
         The errors of opening the backend (see :class:`~attrib.batch.worker.Worker`), before

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attrib.result import Attribution
+
 __all__ = ["Outcome", "Summary"]
 
 
@@ -34,8 +36,6 @@ class Outcome:
     @property
     def result(self) -> Any:
         """The full :class:`~attrib.result.Attribution` of an ok item (read from its JSON), else ``None``."""
-        from attrib.result import Attribution
-
         if self.result_json is not None:
             return Attribution.from_json(self.result_json)
         if self.file is not None:

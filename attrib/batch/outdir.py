@@ -25,7 +25,6 @@ import io
 import json
 import os
 import re
-import urllib.parse
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,10 @@ from typing import Any
 from attrib.batch.records import error_record
 from attrib.batch.worker import Done
 from attrib.errors import InputError, ResultError
+from attrib.paths import RUN_FILES
 from attrib.result.files import remove_temporaries, write_atomic
+from attrib.summary.load import read_item
+from attrib.urls import safe_url
 
 __all__ = ["OutDir", "item_key", "file_key", "UNIT_COLUMNS", "RUN_FILES"]
 
@@ -42,9 +44,6 @@ UNIT_COLUMNS = ("id", "message", "role", "unit", "text", "start", "end", "score"
 
 _SAFE = re.compile(r"[A-Za-z0-9._-]")
 _KEY_LENGTH = 120
-
-#: The files of a run in its OUT_DIR (besides ``items/``), written only by the run holding its lock.
-RUN_FILES = ("run.json", "records.jsonl", "units.csv", "units.parquet", ".lock", ".units.parquet.tmp")
 
 #: The item files a record may name: ``items/<key>.json``, the key without a slash or a leading dot.
 _ITEM_FILE = re.compile(r"items/([^/\\\x00.][^/\\\x00]*)\.json")
@@ -381,8 +380,6 @@ class OutDir:
         left out and listed in :attr:`unreadable`, as :func:`attrib.summary.summarize`
         would refuse it (both read through :func:`attrib.summary.load.read_item`).
         """
-        from attrib.summary.load import read_item
-
         rows: list[dict[str, Any]] = []
         self.unreadable = []
         for item_id, record in self.scan().items():
@@ -546,26 +543,15 @@ def _value(value: object) -> str:
 
 
 def _clean(value: object) -> object:
-    """``value`` with URLs cut to scheme, host, port and path, and secret-looking keys' values hidden."""
+    """``value`` with every URL in its shown form (:func:`attrib.urls.safe_url`: no user-info,
+    query value or fragment), and secret-looking keys' values hidden."""
     if isinstance(value, str) and "://" in value:
-        parts = urllib.parse.urlsplit(value)
-        if parts.netloc:
-            port = _port(parts)
-            host = (parts.hostname or "") + (f":{port}" if port is not None else "")
-            return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-        return value
+        return safe_url(value)
     if isinstance(value, dict):
         return {k: "(hidden)" if _SECRET.search(str(k)) else _clean(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
-
-
-def _port(parts: urllib.parse.SplitResult) -> int | None:
-    try:
-        return parts.port
-    except ValueError:
-        return None
 
 
 def _digest(value: object) -> str:

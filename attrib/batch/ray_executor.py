@@ -12,8 +12,9 @@ Scheduling is the driver's: every actor holds at most :data:`IN_FLIGHT` items;
 them. An actor that dies (its process killed, its node lost) is replaced and its
 in-flight items go back to the queue, to whichever actor is free first; the
 replacement is not waited for (the survivors keep taking items while it waits for
-a free CPU), and with no actor left the run ends after :data:`PLACEMENT_TIMEOUT`
-seconds without one placed, finished items kept. An item
+a free CPU), and with no actor left the run ends after ``placement_timeout``
+seconds without one placed (the batch setting of that name; default
+:data:`PLACEMENT_TIMEOUT`), finished items kept. An item
 that kills :data:`MAX_ATTEMPTS` workers becomes an error record instead of
 killing them all. Ray is imported only here, when this executor is chosen.
 """
@@ -43,7 +44,8 @@ __all__ = ["run_ray", "IN_FLIGHT", "MAX_ATTEMPTS", "PLACEMENT_TIMEOUT"]
 IN_FLIGHT = 2
 #: Worker deaths an item may cause before it is recorded as an error.
 MAX_ATTEMPTS = 3
-#: Seconds to wait for Ray to place an actor when no other is alive to take items. A
+#: Seconds to wait for Ray to place an actor when no other is alive to take items (the default
+#: of the batch setting ``placement_timeout``, ``--placement-timeout``). A
 #: replacement for a lost node is placed as soon as a CPU is free; a cluster that has none
 #: for a minute needs an operator (a restarted node, fewer jobs), and a re-run resumes.
 PLACEMENT_TIMEOUT = 60.0

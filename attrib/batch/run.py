@@ -21,18 +21,38 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, TypedDict, Unpack
 
 from attrib.backend import Backend
-from attrib.batch.inputs import BadInputError, Item, Problem, check_records, fingerprint, from_dicts, read_input
+from attrib.batch.inputs import (
+    STDIN,
+    BadInputError,
+    Item,
+    Problem,
+    check_records,
+    fingerprint,
+    from_dicts,
+    read_input,
+)
 from attrib.batch.outcomes import Outcome, Summary
 from attrib.batch.outdir import OutDir
+from attrib.batch.ray_executor import PLACEMENT_TIMEOUT
 from attrib.batch.records import error_record
 from attrib.batch.worker import Done, Spec
 from attrib.cache.wrapper import CacheSpec
 from attrib.errors import InputError, UnknownNameError
 from attrib.methods.base import Scheduler
-from attrib.options import BATCH_TASKS, Default, ExplainOptions, RunOptions, batch_names, settings, with_options
+from attrib.options import (
+    BATCH_TASKS,
+    Default,
+    ExplainOptions,
+    RunOptions,
+    batch_names,
+    check_number,
+    settings,
+    with_options,
+)
 from attrib.options import options as declared
 from attrib.paths import Place, check_places
 from attrib.urls import safe_url
+from attrib.version import __version__
 
 __all__ = [
     "attribute_many",
@@ -56,16 +76,44 @@ EXECUTORS = {"local": "attrib.batch.local:run_local", "ray": "attrib.batch.ray_e
 
 class BatchSettings(TypedDict, total=False):
     """How a batch runs, beside the run options: keywords of :func:`prepare` and
-    :func:`attribute_many` (documented there), each with its :class:`~attrib.options.Default`."""
+    :func:`attribute_many` (documented there), each with its :class:`~attrib.options.Default`;
+    those with help have their ``attrib batch`` flag built from it (:func:`attrib.cli.flags.add_setting_flags`)."""
 
     task: Annotated[str, Default("explain")]
     out_dir: Annotated[str | os.PathLike[str] | None, Default(None)]
-    executor: Annotated[str, Default("local")]
-    workers: Annotated[int | None, Default(None)]
-    ray_address: Annotated[str | None, Default(None)]
-    skip_bad: Annotated[bool, Default(False)]
-    retry_failed: Annotated[bool, Default(False)]
-    force: Annotated[bool, Default(False)]
+    executor: Annotated[
+        str,
+        Default("local", "local: this process (default); ray: Ray actors", choices=tuple(EXECUTORS)),
+    ]
+    workers: Annotated[
+        int | None,
+        Default(None, "ray: actors to start (default: one per CPU)", metavar="N", needs=("executor", "ray")),
+    ]
+    ray_address: Annotated[
+        str | None,
+        Default(
+            None,
+            "ray: a running cluster (HEAD:6379 or auto; default: start Ray locally)",
+            metavar="ADDR",
+            needs=("executor", "ray"),
+        ),
+    ]
+    placement_timeout: Annotated[
+        float,
+        Default(
+            PLACEMENT_TIMEOUT,
+            "ray: seconds to wait for Ray to place a worker when none is alive (no free CPU) before the run "
+            "ends, finished items kept",
+            metavar="S",
+            needs=("executor", "ray"),
+        ),
+    ]
+    skip_bad: Annotated[
+        bool,
+        Default(False, "record bad records as errors and run the rest (default: stop)", flag="skip_bad_lines"),
+    ]
+    retry_failed: Annotated[bool, Default(False, "run again the items whose records are errors")]
+    force: Annotated[bool, Default(False, "continue an OUT_DIR that holds a run with other options or input")]
     system: Annotated[str | None, Default(None)]
     backend: Annotated[Backend | str | None, Default(None)]
     backend_options: Annotated[dict[str, Any] | None, Default(None)]
@@ -101,6 +149,7 @@ class Batch:
         executor: str,
         workers: int | None,
         address: str | None,
+        placement_timeout: float = PLACEMENT_TIMEOUT,
         out: OutDir | None,
     ) -> None:
         self.items = items
@@ -111,6 +160,7 @@ class Batch:
         self.executor = executor
         self.workers = workers
         self.address = address
+        self.placement_timeout = placement_timeout
         self.out = out
 
     @property
@@ -136,7 +186,13 @@ class Batch:
         try:
             # Nothing is written before the executor's first item is back (or it had none):
             # a backend that does not open leaves no run.json, no record.
-            running = execute(self.items, self.spec, workers=self.workers, address=self.address)
+            running = execute(
+                self.items,
+                self.spec,
+                workers=self.workers,
+                address=self.address,
+                placement_timeout=self.placement_timeout,
+            )
             first = list(itertools.islice(running, 1))
             if self.out is not None:
                 self.out.begin()
@@ -191,6 +247,8 @@ def prepare(
         raise InputError(f"{task} takes no option {', '.join(map(repr, unknown))}")
     if how["reference_options"] is not None and task != "audit":
         raise InputError("a reference endpoint applies to task 'audit'")
+    if check_number("placement_timeout", how["placement_timeout"]) <= 0:
+        raise InputError(f"placement_timeout must be a positive number of seconds, got {how['placement_timeout']!r}")
     if executor == "ray" and isinstance(backend, Backend):
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
     for name, option in declared(task).items():  # a default that depends on the task is recorded
@@ -205,9 +263,10 @@ def prepare(
         _build_options({**run_wide, **own})
 
     if isinstance(items, str | os.PathLike):
-        source = str(items)
+        source = "standard input" if os.fspath(items) == STDIN else str(items)
         raws, data = read_input(items)  # read once: a pipe cannot be read again to hash it
-        described = {"path": os.path.abspath(source), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        path = STDIN if os.fspath(items) == STDIN else os.path.abspath(items)
+        described = {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     else:
         source = "the items"
         records = list(items)
@@ -263,6 +322,7 @@ def prepare(
         executor=executor,
         workers=how["workers"],
         address=how["ray_address"],
+        placement_timeout=how["placement_timeout"],
         out=out,
     )
 
@@ -274,7 +334,6 @@ def _build_options(options: dict[str, Any]) -> None:
 
 def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, Any], executor: str) -> dict[str, Any]:
     """``run.json``: what determines the answers (compared on resume) and what is only informative."""
-    from attrib import __version__
 
     def plain(value: object) -> object:
         if isinstance(value, Scheduler):
@@ -329,7 +388,8 @@ def attribute_many(
     skips finished ids, a killed run keeps every finished record.
 
     Args:
-        items: a path (``.jsonl``, ``.csv``, ``.parquet``) or records as dicts:
+        items: a path (``.jsonl``, ``.csv``, ``.parquet``; ``"-"`` reads JSON Lines from
+            standard input) or records as dicts:
             ``{"id", "prompt"}``, ``{"id", "messages"}`` or ``{"id", "system", "prompt"}``,
             with optional ``target``, ``contrast`` (the alternative output of a
             contrastive attribution; overrides a run-wide ``contrast``), ``options`` (its own
@@ -340,6 +400,9 @@ def attribute_many(
         executor: ``"local"`` (this process) or ``"ray"`` (Ray actors).
         workers: Ray actors (default: one per CPU of the Ray runtime).
         ray_address: a Ray cluster's address; ``None`` starts a local runtime.
+        placement_timeout: Ray: seconds to wait for Ray to place a worker when none is alive
+            (a cluster without a free CPU) before the run ends with the finished items kept
+            (default :data:`attrib.batch.ray_executor.PLACEMENT_TIMEOUT`).
         skip_bad: record bad records as errors and run the rest, instead of refusing the run.
         retry_failed: run again the items whose records in ``out_dir`` are errors.
         force: continue an ``out_dir`` that holds a run with other options or input.

@@ -14,11 +14,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from attrib.auditing.run import audit
 from attrib.backend import Backend
 from attrib.batch.inputs import Item
 from attrib.batch.records import error_record, ok_record
 from attrib.cache.wrapper import CacheSpec
 from attrib.errors import AttribError
+from attrib.loading import open_backend
+from attrib.pipeline import attribute
 
 __all__ = ["Spec", "Done", "Worker"]
 
@@ -73,8 +76,6 @@ class Worker:
     """
 
     def __init__(self, spec: Spec) -> None:
-        from attrib.loading import open_backend
-
         self.spec = spec
         self._stack = contextlib.ExitStack()
         try:
@@ -101,8 +102,6 @@ class Worker:
 
         ``KeyboardInterrupt`` and ``SystemExit`` still propagate.
         """
-        import attrib
-
         options: dict[str, Any] = {**self.spec.options, **item.options}
         if item.target is not None:
             options["target"] = item.target
@@ -111,12 +110,10 @@ class Worker:
         try:
             if self.spec.task == "audit":
                 chat = item.messages or [{"role": "user", "content": item.prompt or ""}]
-                result = attrib.audit(
-                    messages=chat, backend=self.backend, reference=self.reference, progress=False, **options
-                )
+                result = audit(messages=chat, backend=self.backend, reference=self.reference, progress=False, **options)
             else:
                 prompt = item.messages if item.messages is not None else item.prompt or ""
-                result = attrib.attribute(prompt, backend=self.backend, progress=False, **options)
+                result = attribute(prompt, backend=self.backend, progress=False, **options)
             record = ok_record(item.id, item.line, item.meta, self.spec.task, result)
             return Done(record, result.to_json())
         except AttribError as error:

@@ -6,59 +6,36 @@ handled as Ctrl-C is (:class:`Terminated`): what is finished is kept, and the
 exit status is 143 (130 for Ctrl-C).
 
 * :mod:`attrib.cli.parser`: commands, flags and help (choices from the registry);
+* :mod:`attrib.cli.flags`: the run options' flags, from their declaration in :mod:`attrib.options`;
+* :mod:`attrib.cli.common`: what explain, audit and batch share (backend, cache and reference
+  flags and the options they give, text checks, the files a command reads);
 * :mod:`attrib.cli.inputs`: reading prompts and files, writing outputs;
-* :mod:`attrib.cli.commands`: what each command does;
-* :mod:`attrib.cli.summarize`: the ``summarize`` command (parser section and handler);
-* :mod:`attrib.cli.cite`: the ``cite`` command (parser section and handler).
+* :mod:`attrib.cli.signals`: SIGTERM unwinds as Ctrl-C does;
+* :mod:`attrib.cli.commands`: what explain, audit and report do;
+* :mod:`attrib.cli.cite`: the ``cite`` command (parser section and handler);
+* :mod:`attrib.cli.batch`, :mod:`attrib.cli.summarize`: the ``batch`` and ``summarize`` commands
+  (parser section and handler).
+
+The modules import each other at module level and only each other's public names; none
+imports this package's own names (it imports them all), so no import hides a cycle.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from types import FrameType
 
+from attrib.cli import cite, commands, summarize
+from attrib.cli.batch import batch
+from attrib.cli.parser import build_parser
+from attrib.cli.signals import Terminated, interrupted_status, sigterm_unwinds
 from attrib.errors import AttribError
 
-__all__ = ["main", "Terminated"]
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: raised where the program is, so it unwinds as Ctrl-C does (exit status 143)."""
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
-
-
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """SIGTERM raises :class:`Terminated` inside the block (main thread only; the handler is restored)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def interrupted_status(error: KeyboardInterrupt) -> int:
-    """The exit status of an interrupted command: 143 for SIGTERM, 130 for Ctrl-C (128 + the signal)."""
-    return 128 + (signal.SIGTERM if isinstance(error, Terminated) else signal.SIGINT)
+__all__ = ["main", "Terminated", "interrupted_status"]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``attrib`` command; return the exit status."""
-    from attrib.cli import cite, commands, summarize
-    from attrib.cli.batch import batch
-    from attrib.cli.parser import build_parser
-
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {
@@ -70,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "summarize": summarize.run,
     }
     try:
-        with _sigterm_unwinds():
+        with sigterm_unwinds():
             return handlers[args.command](args)
     except AttribError as error:
         print(f"attrib: error: {_one_line(str(error))}", file=sys.stderr)

@@ -10,8 +10,31 @@ import argparse
 import sys
 from typing import Any
 
-from attrib.batch.run import TASKS
-from attrib.cli.flags import HelpFormatter, add_run_options, check_task_flags, run_options
+from attrib import errors
+from attrib.batch import BadInputError, prepare, run_batch
+from attrib.batch.run import TASKS, BatchSettings
+from attrib.cli.common import (
+    add_backend_arguments,
+    add_reference_arguments,
+    api_key_variable,
+    backend_options,
+    cache_spec,
+    check_texts,
+    input_places,
+    read_file,
+    reference_options,
+)
+from attrib.cli.flags import (
+    HelpFormatter,
+    add_run_options,
+    add_setting_flags,
+    check_setting_needs,
+    check_task_flags,
+    run_options,
+    setting_values,
+)
+from attrib.cli.inputs import decode, read_bytes
+from attrib.cli.signals import Terminated, interrupted_status
 from attrib.errors import InputError
 from attrib.options import record_names
 from attrib.paths import Place, check_places
@@ -21,6 +44,7 @@ __all__ = ["add_parser", "batch"]
 _EXAMPLES = """\
 examples:
   attrib batch questions.jsonl -o runs/questions --level word
+  some-export | attrib batch - -o runs/exported          (JSON Lines on stdin)
   attrib batch chats.jsonl -o runs/audit --task audit --system-file system.txt
   attrib batch logs.parquet -o runs/logs --backend openai --base-url http://127.0.0.1:8080/v1 \\
       --model gemma --executor ray --workers 4
@@ -62,8 +86,6 @@ _RECORDED_UNSET = frozenset({"method", "level", "max_new_tokens", "budget", "see
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the ``batch`` subcommand to ``commands``."""
-    from attrib.cli.parser import add_backend_arguments, add_reference_arguments
-
     parser = commands.add_parser(
         "batch",
         help="explain or audit every record of a dataset (JSON Lines, CSV, Parquet), resumably",
@@ -72,25 +94,16 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         epilog=_EXAMPLES.replace("{record_options}", ", ".join(sorted(record_names()))),
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("input", metavar="INPUT", help="records: .jsonl (one JSON object a line), .csv or .parquet")
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        help="records: .jsonl (one JSON object a line), .csv or .parquet; '-' reads JSON Lines from stdin",
+    )
     parser.add_argument("-o", "--out-dir", metavar="OUT_DIR", required=True, help="where the results go")
     parser.add_argument("--task", choices=TASKS, default="explain", help="explain (default) or audit each record")
 
     run = parser.add_argument_group("running")
-    run.add_argument(
-        "--executor", choices=("local", "ray"), default="local", help="local: this process (default); ray: Ray actors"
-    )
-    run.add_argument("--workers", type=int, metavar="N", help="ray: actors to start (default: one per CPU)")
-    run.add_argument(
-        "--ray-address", metavar="ADDR", help="ray: a running cluster (HEAD:6379 or auto; default: start Ray locally)"
-    )
-    run.add_argument(
-        "--skip-bad-lines", action="store_true", help="record bad records as errors and run the rest (default: stop)"
-    )
-    run.add_argument("--retry-failed", action="store_true", help="run again the items whose records are errors")
-    run.add_argument(
-        "--force", action="store_true", help="continue an OUT_DIR that holds a run with other options or input"
-    )
+    add_setting_flags(run, BatchSettings)
     run.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
     chat = parser.add_argument_group("chats")
@@ -104,20 +117,15 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 def batch(args: argparse.Namespace) -> int:
     """``attrib batch``: run every record; exit 0 when all succeeded, 1 when any failed."""
-    from attrib.batch import BadInputError, prepare, run_batch
-    from attrib.cli import Terminated, interrupted_status
-    from attrib.cli.commands import _backend_options, _cache, _check_texts, _inputs, api_key_variable, read_file
-    from attrib.cli.inputs import decode, read_bytes
-    from attrib.cli.parser import reference_options
-
-    _check_texts(args)
-    check_places([Place("-o", args.out_dir, run_dir=True)], [Place("the input", args.input), *_inputs(args)])
+    check_texts(args)
+    check_places([Place("-o", args.out_dir, run_dir=True)], [Place("the input", args.input), *input_places(args)])
     if args.system is not None and args.system_file is not None:
         raise InputError("give the system prompt either with --system or with --system-file, not both")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
-    if args.executor != "ray" and (args.workers is not None or args.ray_address is not None):
-        raise InputError("--workers and --ray-address apply to --executor ray")
+    if args.placement_timeout is not None and not args.placement_timeout > 0:  # NaN too
+        raise InputError(f"--placement-timeout must be a positive number of seconds, got {args.placement_timeout}")
+    check_setting_needs(args, BatchSettings)
     system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
     check_task_flags(args, args.task)
     options = {
@@ -125,36 +133,31 @@ def batch(args: argparse.Namespace) -> int:
         for name, value in run_options(args, "batch", args.task, read_file=read_file).items()
         if value is not None or name in _RECORDED_UNSET
     }
-    backend_options = _backend_options(args)
+    backends = backend_options(args)
     api_key_env = None
     if args.backend == "openai":  # the key is read on each worker from the environment, never sent
-        backend_options.pop("api_key", None)
+        backends.pop("api_key", None)
         api_key_env = api_key_variable(args)
     if args.reference_base_url is not None and args.task != "audit":
         raise InputError("--reference-base-url needs --task audit and --backend openai")
-    reference = reference_options(args, backend_options)
+    reference = reference_options(args, backends)
     try:
         prepared = prepare(
             args.input,
             task=args.task,
             out_dir=args.out_dir,
-            executor=args.executor,
-            workers=args.workers,
-            ray_address=args.ray_address,
-            skip_bad=args.skip_bad_lines,
-            retry_failed=args.retry_failed,
-            force=args.force,
+            **setting_values(args, BatchSettings),
             system=system,
             backend=args.backend,
-            backend_options=backend_options,
+            backend_options=backends,
             api_key_env=api_key_env,
             reference_options=reference,
-            cache=_cache(args),
+            cache=cache_spec(args),
             **options,
         )
     except BadInputError as error:
         for line in error.listing():
-            print(f"attrib: {args.input}: {line}", file=sys.stderr)
+            print(f"attrib: {'stdin' if args.input == '-' else args.input}: {line}", file=sys.stderr)
         raise
     try:
         summary = run_batch(prepared, progress=False if args.quiet else None)
@@ -191,8 +194,6 @@ def batch(args: argparse.Namespace) -> int:
 
 def _ours(error_type: object) -> bool:
     """Whether ``error_type`` names one of attrib's own errors (or a dead worker), not a bug."""
-    from attrib import errors
-
     if error_type == "WorkerDiedError":
         return True
     found = getattr(errors, str(error_type), None)

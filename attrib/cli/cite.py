@@ -12,21 +12,24 @@ import argparse
 import json
 from typing import Any
 
-from attrib.cli.commands import (
-    _backend_options,
-    _cache,
-    _check_outputs,
-    _check_texts,
-    _emit,
-    _opened,
-    _progress,
-    _warnings_as_notes,
+import attrib
+from attrib.cli.common import (
+    add_backend_arguments,
+    backend_options,
+    cache_spec,
+    check_outputs,
+    check_texts,
+    emit,
+    opened,
+    progress,
     read_file,
+    warnings_as_notes,
 )
-from attrib.cli.flags import HelpFormatter, add_run_options
+from attrib.cli.flags import HelpFormatter, add_run_options, run_options
 from attrib.cli.inputs import check_text, decode, read_bytes
 from attrib.errors import InputError
 from attrib.paths import Place, check_places
+from attrib.reports.text import render_cite
 
 __all__ = ["add_parser", "cite", "read_sources"]
 
@@ -73,8 +76,6 @@ def add_parser(commands: Any) -> None:
     what.add_argument("--answer", metavar="TEXT", help="the answer to explain (default: generate it greedily)")
     how = parser.add_argument_group("method")
     add_run_options("cite", {"output": what, "method": how, "chat": inputs})
-    from attrib.cli.parser import add_backend_arguments
-
     add_backend_arguments(parser)
     output = parser.add_argument_group("output")
     output.add_argument("--top", type=int, default=3, metavar="K", help="sources to list per claim (default 3)")
@@ -114,13 +115,9 @@ def read_sources(path: str) -> list[dict[str, Any]]:
 
 def cite(args: argparse.Namespace) -> int:
     """``attrib cite``: attribute an answer to its sources, claim by claim."""
-    import attrib
-    from attrib.cli.flags import run_options
-    from attrib.reports.text import render_cite
-
     check_places([Place("--json", args.json), Place("--html", args.html)], [Place("the --sources file", args.sources)])
-    _check_outputs(args)
-    _check_texts(args)
+    check_outputs(args)
+    check_texts(args)
     for name in ("question", "answer", "instructions"):
         check_text(getattr(args, name), "--" + name)
     if args.top < 0:
@@ -129,8 +126,8 @@ def cite(args: argparse.Namespace) -> int:
     common = run_options(args, "cite", "cite", read_file=read_file)
     if common.get("markers") == "":
         common["markers"] = None
-    cache = _cache(args)
-    with _opened(args.backend, _backend_options(args)) as backend, _warnings_as_notes():
+    cache = cache_spec(args)
+    with opened(args.backend, backend_options(args)) as backend, warnings_as_notes():
         result = attrib.cite(
             args.question,
             sources,
@@ -139,7 +136,7 @@ def cite(args: argparse.Namespace) -> int:
             template=args.template,
             backend=backend,
             cache=cache,
-            progress=_progress(args),
+            progress=progress(args),
             **common,
         )
-    return _emit(args, result, lambda: render_cite(result, top=args.top))
+    return emit(args, result, lambda: render_cite(result, top=args.top))

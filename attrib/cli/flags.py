@@ -18,12 +18,15 @@ from typing import Any
 
 from attrib import registry
 from attrib.errors import InputError
-from attrib.options import BATCH_TASKS, PARAMETERS, Option, Parameter, listing, options
+from attrib.options import BATCH_TASKS, PARAMETERS, Option, Parameter, declared_settings, listing, options
 
 __all__ = [
     "HelpFormatter",
     "add_run_options",
     "run_options",
+    "add_setting_flags",
+    "setting_values",
+    "check_setting_needs",
     "check_task_flags",
     "on_command",
     "flag",
@@ -200,3 +203,61 @@ def text_flags() -> list[str]:
         if option.flag_type() is str and option.choices is None and not option.reads_file
     ]
     return texts + [p.name for p in PARAMETERS if p.type is str and p.choices is None]
+
+
+def _flagged(declaration: type) -> dict[str, Any]:
+    """The keys of the settings ``declaration`` that have a flag (a help), with their :class:`Default`."""
+    return {name: default for name, (default, _) in declared_settings(declaration).items() if default.help}
+
+
+def _setting_flag(name: str, default: Any) -> str:
+    return flag(default.flag or name)
+
+
+def add_setting_flags(group: argparse._ActionsContainer, declaration: type) -> None:
+    """Add a flag for each key of the settings ``declaration`` (a :class:`~typing.TypedDict` of
+    :class:`~attrib.options.Default`) that has a help: a switch for a ``bool``, else a value of
+    its type (``int``, ``float`` or text), with its choices and its default shown."""
+    for name, (default, kinds) in declared_settings(declaration).items():
+        if not default.help:
+            continue
+        text = default.help.replace("%", "%%")
+        if bool in kinds:
+            group.add_argument(_setting_flag(name, default), dest=name, action="store_true", help=text)
+            continue
+        shown = default.value is not None and "(default" not in text
+        group.add_argument(
+            _setting_flag(name, default),
+            dest=name,
+            type=next((kind for kind in (int, float) if kind in kinds), str),
+            choices=default.choices,
+            metavar=default.metavar,
+            default=None,  # not given: the declared default (told apart from a value given)
+            help=f"{text} (default {default.value})" if shown else text,
+        )
+
+
+def setting_values(args: argparse.Namespace, declaration: type) -> dict[str, Any]:
+    """The flagged settings of ``declaration`` as given on the command line (keyword arguments;
+    those not given are left out, so the declared default applies)."""
+    return {name: getattr(args, name) for name in _flagged(declaration) if getattr(args, name) not in (None, False)}
+
+
+def check_setting_needs(args: argparse.Namespace, declaration: type) -> None:
+    """Refuse flags of settings given without the setting value they need (``--workers`` without
+    ``--executor ray``).
+
+    Raises:
+        InputError: naming every flag that needs that value, and the value.
+    """
+    given = setting_values(args, declaration)
+    flagged = _flagged(declaration)
+    for key, value in {d.needs for d in flagged.values() if d.needs is not None}:
+        needing = [name for name, d in flagged.items() if d.needs == (key, value)]
+        actual = getattr(args, key, None)
+        if actual is None:
+            actual = declared_settings(declaration)[key][0].value
+        if actual != value and any(name in given for name in needing):
+            flags = [_setting_flag(name, flagged[name]) for name in needing]
+            listed = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
+            raise InputError(f"{listed} {apply(flags)} to {flag(key)} {value}")

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from attrib.errors import EmptyPromptError, InputError, ResultError
+from attrib.paths import Place, check_writable
+from attrib.result.files import write_atomic
 
 __all__ = ["MAX_TEXT_BYTES", "read_bytes", "decode", "read_prompt", "check_text", "check_output", "write_text"]
 
@@ -116,8 +118,6 @@ def check_output(path: str | None, what: str) -> None:
         InputError: if ``path`` is empty or a directory, its directory does not exist, or
             either is not writable.
     """
-    from attrib.paths import Place, check_writable
-
     check_writable(Place(what, path))
 
 
@@ -128,8 +128,6 @@ def write_text(path: str, text: str) -> None:
     Raises:
         InputError: if the file cannot be written; nothing is left behind.
     """
-    from attrib.result.files import write_atomic
-
     try:
         write_atomic(path, text)
     except ResultError as error:

@@ -10,16 +10,13 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from attrib import registry
 from attrib.cli import summarize
-from attrib.cli.flags import HelpFormatter, add_run_options, class_default, openai_key_variable, show_default
-from attrib.errors import InputError
+from attrib.cli.batch import add_parser as add_batch
+from attrib.cli.cite import add_parser as add_cite
+from attrib.cli.common import add_backend_arguments, add_reference_arguments
+from attrib.cli.flags import HelpFormatter, add_run_options
 
-__all__ = ["build_parser", "API_FLAGS", "add_backend_arguments", "add_reference_arguments", "reference_options"]
-
-#: Flags of the openai backend, each its constructor's keyword; their defaults are the backend's
-#: own (shown in --help from its signature). Given with another backend they are an error.
-API_FLAGS = ("base_url", "scoring", "tokenizer", "concurrency", "top_logprobs", "timeout", "max_retries")
+__all__ = ["build_parser"]
 
 _EXPLAIN_EXAMPLES = """\
 examples:
@@ -64,6 +61,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``attrib`` parser with every command (``explain``, ``audit``, ``report``, ``batch``, ``summarize``)."""
     parser = _Parser(
         prog="attrib",
         description="Explain which parts of a prompt made a language model produce its output, "
@@ -125,96 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("result", metavar="RESULT.json", help="a result written by 'attrib explain --json'")
     report.add_argument("-o", "--output", metavar="OUT.html", required=True, help="where to write the HTML page")
 
-    from attrib.cli.batch import add_parser as add_batch
-    from attrib.cli.cite import add_parser as add_cite
-
     add_cite(commands)
-
     add_batch(commands)
     summarize.add_parser(commands)
     return parser
-
-
-def add_reference_arguments(group: argparse._ActionsContainer, *, prefix: str = "") -> None:
-    """The reference endpoint's flags of an audit (``prefix``: ``"audit: "`` where a command runs other tasks)."""
-    group.add_argument(
-        "--reference-base-url",
-        metavar="URL",
-        help=f"{prefix}reference endpoint: the same model without the suspected hidden prompt",
-    )
-    group.add_argument("--reference-model", metavar="NAME", help=f"{prefix}model at the reference (default: --model)")
-
-
-def reference_options(args: argparse.Namespace, backend_options: dict[str, object]) -> dict[str, object] | None:
-    """The reference endpoint's backend options (the audited one's, with its URL and model), or ``None``.
-
-    Raises:
-        InputError: for ``--reference-base-url`` without ``--backend openai``, or ``--reference-model``
-            without ``--reference-base-url``.
-    """
-    if args.reference_base_url is None:
-        if args.reference_model is not None:
-            raise InputError("--reference-model goes with --reference-base-url")
-        return None
-    if args.backend != "openai":
-        raise InputError("--reference-base-url needs --backend openai (both endpoints are OpenAI-compatible)")
-    return {**backend_options, "base_url": args.reference_base_url, "model": args.reference_model or args.model}
-
-
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model, API-endpoint, PyTorch and cache flags of every command that runs a model."""
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--backend", choices=registry.backends.names(), default="llama", help="model backend (default llama)"
-    )
-    model.add_argument(
-        "--model",
-        metavar="NAME",
-        help="llama: GGUF file (default: the embedded Gemma 3 270M); openai: the served model name",
-    )
-
-    api = parser.add_argument_group("API endpoints (--backend openai)")
-    api.add_argument("--base-url", metavar="URL", help="API root including /v1 (default $OPENAI_BASE_URL or OpenAI's)")
-    key_variable = api.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the key")
-    show_default(key_variable, openai_key_variable)
-    own = {
-        "scoring": api.add_argument(
-            "--scoring",
-            choices=("auto", *registry.names("rung")),
-            help="scoring rung: forced (echo log-probs), top_logprobs (regenerate, read top-k), text (similarity); "
-            "auto probes the endpoint",
-        ),
-        "tokenizer": api.add_argument("--tokenizer", choices=("auto", "server", "words"), help="unit source"),
-        "concurrency": api.add_argument("--concurrency", type=int, metavar="N", help="requests in flight"),
-        "top_logprobs": api.add_argument(
-            "--top-logprobs", type=int, metavar="K", help="alternatives per position, <= 20"
-        ),
-        "timeout": api.add_argument("--timeout", type=float, metavar="S", help="seconds per request attempt"),
-        "max_retries": api.add_argument("--max-retries", type=int, metavar="N", help="retries per request"),
-    }
-    for keyword, action in own.items():
-        show_default(action, class_default("backend", "openai", keyword))
-
-    local = parser.add_argument_group("PyTorch (--backend transformers)")
-    local.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda", "mps"),
-        help="where the model runs (default auto: cuda, mps, else cpu)",
-    )
-    local.add_argument(
-        "--dtype",
-        choices=("auto", "float32", "bfloat16", "float16"),
-        help="weights' precision (default auto: float32 on CPU; see docs/transformers.md for the drift of the others)",
-    )
-
-    cache = parser.add_argument_group("cache (every backend)")
-    cache.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        help="keep scores and generations here so a re-run is free and an interrupted run resumes "
-        "(default $ATTRIB_CACHE_DIR or ~/.cache/attrib)",
-    )
-    cache.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
 
 
 def _add_output_arguments(parser: argparse.ArgumentParser, *, top: int, what: str) -> None:

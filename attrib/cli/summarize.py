@@ -17,6 +17,7 @@ from typing import Any
 from attrib.cli.inputs import write_text
 from attrib.errors import InputError, ResultError
 from attrib.paths import Place, check_places
+from attrib.summary import summarize
 
 __all__ = ["add_parser", "run"]
 
@@ -60,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
         InputError: for an OUT_DIR without records, a bad ``--top``, or an output that cannot be written.
         ResultError: for invalid records or result files.
     """
-    from attrib.summary import summarize
-
     check_places(
         [Place("--html", args.html), Place("--json", args.json)],
         [Place("the batch OUT_DIR", args.out_dir, run_dir=True)],
@@ -74,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             write_text(args.json, text + "\n")
     if args.html is not None:
+        # on use: building the parser imports no report module (tests/test_registry.py)
         from attrib.reports.summary import write_summary_html
 
         try:

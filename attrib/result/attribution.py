@@ -26,6 +26,7 @@ from attrib.errors import ResultError
 from attrib.result.codec import JSON, MATRIX, VECTOR, decode, encode, field_hints
 from attrib.result.context import Claim, Context, judge
 from attrib.result.files import parse_json, read_json, write_atomic
+from attrib.result.legacy import OLDEST_VERSION, upgrade
 from attrib.result.parts import (
     Contrast,
     HiddenInfluence,
@@ -318,7 +319,7 @@ class Attribution:
         Raises:
             OSError: if ``path`` cannot be written.
         """
-        from attrib.reports.html import render_html
+        from attrib.reports.html import render_html  # on use: the core imports no report module at import time
 
         page = render_html(self)
         if path is not None:
@@ -327,7 +328,7 @@ class Attribution:
 
     def _repr_html_(self) -> str:
         """Inline report for Jupyter (the page inside a sandboxed iframe)."""
-        from attrib.reports.html import render_notebook
+        from attrib.reports.html import render_notebook  # on use, as in to_html
 
         return render_notebook(self)
 
@@ -358,11 +359,14 @@ class Attribution:
             ResultError: if the data is not an attrib result of a known schema version,
                 or a field is missing, unknown, of the wrong type or inconsistent.
         """
-        from attrib.result.legacy import upgrade
-
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise ResultError("not an attrib attribution result (missing schema 'attrib.attribution')")
         data = upgrade(data)
+        version = data.get("schema_version")
+        if type(version) is not int or version != SCHEMA_VERSION:
+            raise ResultError(
+                f"result has schema version {version!r}; this attrib reads versions {OLDEST_VERSION} to {SCHEMA_VERSION}"
+            )
         fields = {key: value for key, value in data.items() if key not in ("schema", "schema_version", "unit_scores")}
         if "unit_scores" in data:
             decode(_Vector, data["unit_scores"], "unit_scores")

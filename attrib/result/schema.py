@@ -19,6 +19,7 @@ import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from attrib.result.attribution import SCHEMA, SCHEMA_VERSION, Attribution
 from attrib.result.codec import MATRIX, field_hints
 
 __all__ = ["SCHEMA_PATH", "SCHEMA_ID", "build_schema", "load_schema"]
@@ -88,8 +89,6 @@ def _object(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
 
 def build_schema() -> dict[str, Any]:
     """The JSON Schema of a result file of the current schema version, from the fields of ``Attribution``."""
-    from attrib.result.attribution import SCHEMA, SCHEMA_VERSION, Attribution
-
     defs: dict[str, Any] = {}
     top = _object(Attribution, defs)
     top["properties"] = {

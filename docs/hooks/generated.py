@@ -8,12 +8,19 @@
 - ``reference/cli.md``: the ``--help`` of every ``attrib`` command, from the real
   parser (:func:`attrib.cli.parser.build_parser`), so the page lists what the
   installed command accepts.
+- ``reference/options.md``: the run options, the methods' and perturbations' parameters
+  and the batch settings, from their one declaration (:mod:`attrib.options`,
+  ``attrib.batch.run.BatchSettings``): name, type, default, help, the functions and
+  commands that take each. The API pages cannot show them (``with_options`` adds them
+  to the signatures when attrib is imported, which the reference's static reading of the
+  source does not see), so they link here.
 
 Loaded by mkdocs.yml (``hooks:``). Nothing is copied into ``docs/``.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from pathlib import Path
@@ -67,7 +74,8 @@ def _cli_help(parser: Any) -> str:
         "(`attrib.cli.parser.build_parser`). The guides explain what the options do:",
         "[explain](../guides/explain.md), [chats and audits](../guides/audit.md),",
         "[datasets](../guides/datasets.md), [contrast](../guides/contrast.md),",
-        "[backends](../guides/backends.md), [methods](../guides/methods.md).",
+        "[backends](../guides/backends.md), [methods](../guides/methods.md); every run option's",
+        "type, default and flags are in the [run options](options.md) reference.",
         "",
         "```text",
         parser.format_help().rstrip(),
@@ -77,6 +85,131 @@ def _cli_help(parser: Any) -> str:
     for name, sub in commands.choices.items():  # type: ignore[union-attr]
         parts += ["", f"## attrib {name}", "", "```text", sub.format_help().rstrip(), "```"]
     return "\n".join(parts) + "\n"
+
+
+def _code(value: object) -> str:
+    return f"`{value!r}`"
+
+
+def _type(kinds: tuple[Any, ...]) -> str:
+    """A union of types as written: ``str | None``."""
+    return " | ".join("None" if kind is type(None) else getattr(kind, "__name__", str(kind)) for kind in kinds)
+
+
+ROLE = re.compile(r":(?:func|class|mod|data|meth|attr):`~?([^`]+)`")
+
+
+def _cell(text: str) -> str:
+    """Docstring text for a Markdown table cell: reST roles and double backticks as code, on one line
+    (no newline breaks the row)."""
+    return " ".join(ROLE.sub(r"`\1`", text).replace("``", "`").split())
+
+
+def _arguments(function: Any) -> dict[str, str]:
+    """The ``Args:`` entries of a Google-style docstring: name -> text (``a, b: text`` gives both)."""
+    doc = inspect.getdoc(function) or ""
+    found: dict[str, str] = {}
+    names: list[str] = []
+    inside = False
+    for line in doc.splitlines():
+        if line.strip() == "Args:":
+            inside = True
+            continue
+        if inside and line and not line.startswith(" "):
+            break  # the next section
+        entry = re.match(r"^    ([\w, ]+): (.*)$", line) if inside else None
+        if entry:
+            names = [name.strip() for name in entry[1].split(",")]
+            for name in names:
+                found[name] = entry[2]
+        elif inside and line.startswith("        "):
+            for name in names:
+                found[name] += " " + line.strip()
+    return found
+
+
+#: The functions of each task, as the API reference names them.
+FUNCTIONS = {"explain": ["attrib.attribute", "attrib.plan"], "audit": ["attrib.audit"]}
+
+
+def _options_page() -> str:
+    from attrib import options as declared
+    from attrib import registry
+    from attrib.batch.run import BatchSettings, attribute_many
+    from attrib.cli.flags import flag, on_command
+
+    commands = ("explain", "audit", "batch")
+    flags_on = {command: on_command(command) for command in commands}
+    scope = {"run": "run-wide", "record": "run-wide, or per record in `options`", "none": "each record's own key"}
+    lines = [
+        "# Run options",
+        "",
+        "*Generated when the site is built, from the one declaration of every option in",
+        "`attrib.options` (and the batch settings in `attrib.batch.run.BatchSettings`).*",
+        "",
+        "The Python functions take the run options as keywords (`**options`, typed by",
+        "[`ExplainOptions`](../api/attributing.md#attrib.options.ExplainOptions) and",
+        "[`AuditOptions`](../api/attributing.md#attrib.options.AuditOptions); `help(attrib.attribute)`",
+        "lists them with their defaults); each command has the flags shown. In a batch an option",
+        "is run-wide (a flag, or a keyword of `attribute_many`), and some a record may also set",
+        "for itself in its `options`. The [command line](cli.md) page has every flag's `--help`.",
+        "",
+        "## Options",
+        "",
+        "| option | type | default | what it does | Python | command line | in a batch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, option in declared.options().items():
+        default = _code(option.default) + "".join(
+            f" ({task}: {_code(value)})" for task, value in option.task_defaults.items()
+        )
+        text = option.help + (f"; {option.detail}" if option.detail else "")
+        functions = [f"`{f}`" for task in declared.TASKS if task in option.tasks for f in FUNCTIONS[task]]
+        if option.batch != "none":
+            functions.append("`attrib.attribute_many`")
+        shown = [c for c in commands if name in flags_on[c]]
+        cli = f"`{flag(name)}` ({', '.join(shown)})" if shown else "none"
+        batch = scope[option.batch] + (
+            "" if option.tasks == set(declared.TASKS) else f" ({', '.join(sorted(option.tasks))})"
+        )
+        lines.append(
+            f"| `{name}` | `{declared.type_text(name)}` | {default} | {_cell(text)} | {', '.join(functions)} "
+            f"| {cli} | {batch} |"
+        )
+    lines += [
+        "",
+        "## Method and perturbation parameters",
+        "",
+        "Set on the command line with the method or perturbation they belong to; in Python, pass an",
+        'instance instead (`method=HiPe(threshold="midrange")`). The default is the class\'s own.',
+        "",
+        "| flag | applies to | what it does | default | Python |",
+        "|---|---|---|---|---|",
+    ]
+    for parameter in declared.PARAMETERS:
+        owner = registry.of(parameter.kind).resolve(parameter.applies_to[0]).__name__
+        applies = ", ".join(f"`{flag(parameter.kind)} {name}`" for name in parameter.applies_to)
+        lines.append(
+            f"| `{flag(parameter.name)}` | {applies} | {_cell(parameter.help)} | {_code(parameter.default())} "
+            f"| `{owner}({parameter.argument}=...)` |"
+        )
+    lines += [
+        "",
+        "## Batch settings",
+        "",
+        "How a batch runs, beside the run options: keywords of `attrib.attribute_many` and",
+        "`attrib.batch.prepare` (what each does is from `attribute_many`'s docstring); a setting",
+        "with a flag has its `attrib batch` flag built from this declaration.",
+        "",
+        "| setting | type | default | command line | what it does |",
+        "|---|---|---|---|---|",
+    ]
+    documented = _arguments(attribute_many)
+    for name, (setting, kinds) in declared.declared_settings(BatchSettings).items():
+        cli = f"`{flag(setting.flag or name)}`" if setting.help else "none"
+        text = documented.get(name, setting.help)
+        lines.append(f"| `{name}` | `{_type(kinds)}` | {_code(setting.value)} | {cli} | {_cell(text)} |")
+    return "\n".join(lines) + "\n"
 
 
 def _nav_pages(nav: Any) -> list[str]:
@@ -121,6 +254,7 @@ def on_files(files: Files, config: Any) -> Files:
     for path in sorted(RESULTS.glob("*.md")):
         files.append(File.generated(config, f"{SITE_RESULTS}/{path.name}", content=_result_page(path)))
     files.append(File.generated(config, "reference/cli.md", content=_cli_page()))
+    files.append(File.generated(config, "reference/options.md", content=_options_page()))
     return files
 
 
