@@ -17,20 +17,18 @@
   answer cue) make one prompt, plain or chat, and the ``source`` unit level;
 * :mod:`attrib.context.claims`: the answer cut into claims;
 * :mod:`attrib.context.citations`: the answer's citation markers;
-* :mod:`attrib.context.attribution`: :func:`~attrib.context.attribution.cite`, the entry point;
+* :mod:`attrib.context.attribution`: :func:`~attrib.context.attribution.cite`, the entry point
+  (``attrib.cite``; not imported here: it needs the pipeline, which needs this package's levels);
 * :mod:`attrib.result.context`: the result's part (sources, claims, verdicts).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from attrib.context.citations import DEFAULT_MARKERS
 from attrib.context.sources import Source, as_sources
 from attrib.context.template import CONTEXT_LEVELS, ChatTemplate, PlainTemplate, SourcePrompt
 
 __all__ = [
-    "cite",
     "Source",
     "as_sources",
     "PlainTemplate",
@@ -39,12 +37,3 @@ __all__ = [
     "CONTEXT_LEVELS",
     "DEFAULT_MARKERS",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """``cite`` is imported on first use (it needs the pipeline, which needs the options)."""
-    if name == "cite":
-        from attrib.context.attribution import cite
-
-        return cite
-    raise AttributeError(name)

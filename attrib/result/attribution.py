@@ -361,6 +361,8 @@ class Attribution:
         """
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise ResultError("not an attrib attribution result (missing schema 'attrib.attribution')")
+        if data.get("schema_version") == 2 and "context" in data:
+            raise ResultError("a version-2 result has no 'context'; the file is damaged or mislabelled")
         data = upgrade(data)
         version = data.get("schema_version")
         if type(version) is not int or version != SCHEMA_VERSION:

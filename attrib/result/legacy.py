@@ -20,8 +20,6 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from attrib.errors import ResultError
-
 __all__ = ["V1_REQUIRED", "V1_DEFAULTS", "V1_STATS", "V1_UNIT_DEFAULTS", "V1_KEYS", "OLDEST_VERSION", "upgrade"]
 
 #: The top-level keys every version-1 result holds.
@@ -87,9 +85,8 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
-    """A version-2 result as version 3: the same keys (``context`` is absent: no sources)."""
-    if "context" in data:
-        raise ResultError("a version-2 result has no 'context'; the file is damaged or mislabelled")
+    """A version-2 result as version 3: the same keys (``context`` is absent: no sources; the
+    reader refuses a version-2 file that holds one)."""
     return {**data, "schema_version": 3}
 
 
@@ -102,9 +99,6 @@ OLDEST_VERSION = min(_UPGRADES)
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` upgraded through every older version it is in, to the first version without an
     upgrade (the current one, or one this attrib does not know: the caller checks it).
-
-    Raises:
-        ResultError: for a version-2 file holding what only version 3 has.
     """
     version = data.get("schema_version")
     while type(version) is int and version in _UPGRADES:
