@@ -85,6 +85,11 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         "--ray-address", metavar="ADDR", help="ray: a running cluster (HEAD:6379 or auto; default: start Ray locally)"
     )
     run.add_argument(
+        "--pin-replicas",
+        action="store_true",
+        help="ray, several --base-url: actor i sends to replica i mod n (the others are its fallbacks)",
+    )
+    run.add_argument(
         "--skip-bad-lines", action="store_true", help="record bad records as errors and run the rest (default: stop)"
     )
     run.add_argument("--retry-failed", action="store_true", help="run again the items whose records are errors")
@@ -150,6 +155,7 @@ def batch(args: argparse.Namespace) -> int:
             api_key_env=api_key_env,
             reference_options=reference,
             cache=_cache(args),
+            pin_replicas=args.pin_replicas,
             **options,
         )
     except BadInputError as error:

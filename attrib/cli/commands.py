@@ -35,7 +35,9 @@ __all__ = ["explain", "audit", "report"]
 def _check_texts(args: argparse.Namespace) -> None:
     """Every text flag must be valid UTF-8 (bytes that are not arrive as lone surrogates)."""
     for name in ("prompt", "system", "model", "base_url", *text_flags()):
-        check_text(getattr(args, name, None), "PROMPT" if name == "prompt" else flag(name))
+        value = getattr(args, name, None)
+        for text in value if isinstance(value, list) else [value]:
+            check_text(text, "PROMPT" if name == "prompt" else flag(name))
 
 
 def read_file(path: str, kind: str) -> str:
@@ -77,6 +79,8 @@ def _backend_options(args: argparse.Namespace) -> dict[str, object]:
     if variable != openai_key_variable() and key is None:
         raise InputError(f"environment variable {variable} is not set; export the API key there")
     given = {name: getattr(args, name) for name in API_FLAGS}  # unset: the backend's own default
+    if isinstance(given["base_url"], list) and len(given["base_url"]) == 1:  # one endpoint: a string, as always
+        given["base_url"] = given["base_url"][0]
     own = {
         name: class_default("backend", "openai", name)() if value is None else value for name, value in given.items()
     }

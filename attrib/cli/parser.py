@@ -171,7 +171,13 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     api = parser.add_argument_group("API endpoints (--backend openai)")
-    api.add_argument("--base-url", metavar="URL", help="API root including /v1 (default $OPENAI_BASE_URL or OpenAI's)")
+    api.add_argument(
+        "--base-url",
+        metavar="URL",
+        action="append",
+        help="API root including /v1 (default $OPENAI_BASE_URL or OpenAI's); give it again for each replica of "
+        "the same model: requests go to the least busy, a failing replica's to another",
+    )
     key_variable = api.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the key")
     show_default(key_variable, openai_key_variable)
     own = {
