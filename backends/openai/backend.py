@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from attrib import registry
 from attrib.backend import Backend, Capabilities, Generation, Messages, ScoreRequest, ScoreResult, prefix_sharing_order
 from attrib.caching import CacheSpec, open_cache
-from attrib.errors import InputError, TokenizationError, UnknownNameError
+from attrib.errors import EndpointUnavailableError, InputError, TokenizationError, UnknownNameError
 from attrib.segmentation import Tokenization
 from attrib.urls import BaseURL
 
@@ -176,13 +176,26 @@ class OpenAIBackend(Backend):
     async def _check_replicas(self) -> str:
         """The model every replica serves: the one given, or the one they all list alone.
 
+        A replica that does not answer (after every retry) is excluded with a warning.
+
         Raises:
             InputError: if a replica does not list the model given, or, with none given,
                 the replicas list different models or several each.
+            EndpointError: if no replica answers, or one refuses the request.
         """
-        pages = await self.transport.each("GET", "/models")
+        replicas = self.transport.replicas
+        answers = await self.transport.each("GET", "/models")
+        pages: list[dict[str, object]] = []
+        for replica, answer in zip(list(replicas.all), answers, strict=True):
+            if isinstance(answer, EndpointUnavailableError) and len(replicas.usable()) > 1:
+                replicas.exclude(replica)
+                warnings.warn(f"{answer}; the replica is left out of this run", stacklevel=2)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                pages.append(answer)
         listed = [_model_names(page) for page in pages]
-        shown = [r.shown for r in self.transport.replicas.all]
+        shown = [r.shown for r in replicas.usable()]
         if self._model_name is not None:
             for url, names in zip(shown, listed, strict=True):
                 if names and self._model_name not in names:

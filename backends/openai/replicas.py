@@ -21,6 +21,8 @@ Ray actor is pinned to one replica, :mod:`attrib.batch.ray_executor`).
 
 Every replica must serve the same model; the backend checks their model listings
 before the first request (:meth:`attrib.backends.openai.OpenAIBackend.capabilities`).
+A replica that does not answer that check (after every retry) is excluded for the
+run, with a warning: its model is unknown.
 Which replica answered never enters a cache key or a result: the endpoint recorded
 is the set of replicas (:attr:`Replicas.shown`).
 
@@ -57,6 +59,7 @@ class Replica:
         failures: consecutive failed attempts (0 after a success).
         down_until: ``time.monotonic()`` value until which it is not picked while another is up.
         answered: attempts it answered (any status that is not a retried failure).
+        excluded: never picked (it did not answer the model check, so its model is unknown).
     """
 
     base: BaseURL
@@ -66,6 +69,7 @@ class Replica:
     down_until: float = 0.0
     answered: int = 0
     last_picked: int = -1
+    excluded: bool = False
 
     def __post_init__(self) -> None:
         self.root = re.sub(r"/v1$", "", self.base.root)
@@ -123,17 +127,31 @@ class Replicas:
         (the same whichever order they were given in and whichever one answered)."""
         return ", ".join(sorted(r.shown for r in self.all))
 
+    def usable(self) -> list[Replica]:
+        """The replicas not excluded."""
+        return [r for r in self.all if not r.excluded]
+
     def up(self) -> list[Replica]:
-        """The replicas not marked down now."""
+        """The replicas not excluded nor marked down now."""
         now = self._clock()
-        return [r for r in self.all if r.down_until <= now]
+        return [r for r in self.usable() if r.down_until <= now]
+
+    def exclude(self, replica: Replica) -> None:
+        """Never pick ``replica`` again (at least one other stays usable).
+
+        Raises:
+            InputError: if it is the last usable one.
+        """
+        if self.usable() == [replica]:
+            raise InputError(f"the replica {replica.shown} is the only one left; it cannot be excluded")
+        replica.excluded = True
 
     def pick(self) -> Replica:
         """The replica the next attempt goes to (its ``outstanding`` is not changed here)."""
         candidates = self.up()
         if not candidates:  # all down: the one back first
-            soonest = min(r.down_until for r in self.all)
-            candidates = [r for r in self.all if r.down_until == soonest]
+            soonest = min(r.down_until for r in self.usable())
+            candidates = [r for r in self.usable() if r.down_until == soonest]
         if self.routing == "in_order":
             chosen = candidates[0]
         else:

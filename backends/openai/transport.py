@@ -414,12 +414,11 @@ class Transport:
         self.replicas.succeeded(replica)
         return data
 
-    async def each(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """The same request sent to every replica (in the order given), e.g. to compare their model listings.
-
-        Raises:
-            EndpointError: as :meth:`call`, naming the replica that failed.
-        """
+    async def each(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any] | EndpointError]:
+        """The same request sent to every replica (in the order given), e.g. to compare their model listings:
+        each replica's answer, or the :class:`~attrib.errors.EndpointError` it ended with (as :meth:`call`'s)."""
 
         async def one(replica: Replica) -> dict[str, Any]:
             where = f"{method} {self.url(path, replica=replica)}"
@@ -440,7 +439,13 @@ class Transport:
                 raise self._error(fault, where, None, attempts) from None
             raise AssertionError("unreachable")  # pragma: no cover - tenacity returns or raises
 
-        return list(await asyncio.gather(*(one(r) for r in self.replicas.all)))
+        async def caught(replica: Replica) -> dict[str, Any] | EndpointError:
+            try:
+                return await one(replica)
+            except EndpointError as error:
+                return error
+
+        return list(await asyncio.gather(*(caught(r) for r in self.replicas.all)))
 
     async def model_call(
         self,
