@@ -186,7 +186,7 @@ def ray_runtime() -> Iterator[object]:
 def test_a_pinned_ray_actor_sends_only_to_its_replica(ray_runtime: object, tmp_path: Path) -> None:
     from attrib.batch import attribute_many
 
-    records = [{"id": f"q{n}", "prompt": f"Item {n} is here.", "target": " yes"} for n in range(3)]
+    records = [{"id": f"q{n}", "prompt": f"Item {n} is here."} for n in range(3)]
     with Replay(_CHAT) as first, Replay(_CHAT) as second:
         options = {"base_url": [first.url, second.url], "model": "m", "scoring": "text", "tokenizer": "words"}
         summary = attribute_many(

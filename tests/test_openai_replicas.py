@@ -65,9 +65,11 @@ def single(replicas: list[Server]) -> attrib.Attribution:
 def _same(result: attrib.Attribution, reference: attrib.Attribution) -> None:
     assert [u.text for u in result.units] == [u.text for u in reference.units]
     assert result.output_tokens == reference.output_tokens
-    # Same weights and server build; the server's own prompt cache may split the evaluation differently.
-    np.testing.assert_allclose(result.scores, reference.scores, atol=1e-4)
-    np.testing.assert_allclose(result.base_logprobs, reference.base_logprobs, atol=1e-4)
+    # Same weights and server build, but llama-cpp-python's server reuses the prefix of the prompt it
+    # evaluated just before, so a score depends slightly on the request order (seen: 1.7e-4 nats,
+    # one endpoint or two); vLLM's float32 scores matched the transformers backend within 1e-3.
+    np.testing.assert_allclose(result.scores, reference.scores, atol=1e-3)
+    np.testing.assert_allclose(result.base_logprobs, reference.base_logprobs, atol=1e-3)
     assert result.top(1)[0].unit.text == reference.top(1)[0].unit.text
 
 
