@@ -319,6 +319,7 @@ rungs: Registry[Rung] = Registry(
     "rung",
     "attrib.backends.openai.rungs.base:Rung",
     {
+        "sglang": "attrib.backends.openai.rungs.sglang:SGLangRung",
         "forced": "attrib.backends.openai.rungs.forced:ForcedRung",
         "top_logprobs": "attrib.backends.openai.rungs.top_logprobs:TopLogprobsRung",
         "text": "attrib.backends.openai.rungs.text:TextRung",

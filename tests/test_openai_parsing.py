@@ -140,7 +140,7 @@ def test_each_rung_declares_its_capabilities_and_identity() -> None:
 
 
 def test_the_ladder_comes_from_the_registry_most_exact_first() -> None:
-    assert ladder() == ["forced", "top_logprobs", "text"]
+    assert ladder() == ["sglang", "forced", "top_logprobs", "text"]
     for name in ladder():
         cls = registry.rungs.resolve(name)
         assert issubclass(cls, Rung) and cls.name == name

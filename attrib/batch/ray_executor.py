@@ -16,12 +16,15 @@ a free CPU), and with no actor left the run ends after ``placement_timeout``
 seconds without one placed (the batch setting of that name; default
 :data:`PLACEMENT_TIMEOUT`), finished items kept. An item
 that kills :data:`MAX_ATTEMPTS` workers becomes an error record instead of
-killing them all. Ray is imported only here, when this executor is chosen.
+killing them all. With ``pin_replicas`` (an ``openai`` backend with several base
+URLs), actor i sends to replica i mod n and uses the others only while it is down
+(:func:`~attrib.batch.worker.pinned`). Ray is imported only here, when this executor is chosen.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import signal
@@ -35,7 +38,7 @@ from attrib import errors
 from attrib.backend import Backend
 from attrib.batch.inputs import Item
 from attrib.batch.records import error_record
-from attrib.batch.worker import Done, Spec, Worker
+from attrib.batch.worker import Done, Spec, Worker, pinned
 from attrib.errors import AttribError, BackendError, BackendUnavailableError, InputError
 
 __all__ = ["run_ray", "IN_FLIGHT", "MAX_ATTEMPTS", "PLACEMENT_TIMEOUT"]
@@ -205,8 +208,10 @@ def run_ray(
             holding_until = None
         return holding_until is not None
 
+    started = itertools.count()
+
     def start() -> None:
-        actor = actor_class.remote(spec)
+        actor = actor_class.remote(pinned(spec, next(started)))
         placing[actor.placed.remote()] = actor
 
     def feed() -> None:

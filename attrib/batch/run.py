@@ -108,6 +108,14 @@ class BatchSettings(TypedDict, total=False):
             needs=("executor", "ray"),
         ),
     ]
+    pin_replicas: Annotated[
+        bool,
+        Default(
+            False,
+            "ray, several --base-url: actor i sends to replica i mod n (the others are its fallbacks)",
+            needs=("executor", "ray"),
+        ),
+    ]
     skip_bad: Annotated[
         bool,
         Default(False, "record bad records as errors and run the rest (default: stop)", flag="skip_bad_lines"),
@@ -251,6 +259,8 @@ def prepare(
         raise InputError(f"placement_timeout must be a positive number of seconds, got {how['placement_timeout']!r}")
     if executor == "ray" and isinstance(backend, Backend):
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
+    if how["pin_replicas"] and executor != "ray":
+        raise InputError("pinning actors to replicas applies to the ray executor; add --executor ray")
     for name, option in declared(task).items():  # a default that depends on the task is recorded
         if option.task_defaults:
             run_wide.setdefault(name, option.default_for(task))
@@ -285,6 +295,7 @@ def prepare(
         cache=how["cache"],
         options=run_wide,
         reference_options=None if reference_options is None else dict(reference_options),
+        pin_replicas=how["pin_replicas"],
     )
     out = None
     skipped = retained = 0
@@ -342,7 +353,7 @@ def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, An
             return value.identity()
         if isinstance(value, dict):  # no key, and URLs (base_url) without user-info or query values
             return {
-                str(k): safe_url(v) if isinstance(v, str) and str(k).endswith("url") else plain(v)
+                str(k): _shown_url(v) if str(k).endswith("url") else plain(v)
                 for k, v in value.items()
                 if str(k) != "api_key"
             }
@@ -371,6 +382,15 @@ def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, An
         "input": described,
         "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _shown_url(value: object) -> object:
+    """A URL option as recorded: each URL (one, or a list of replicas) without user-info or query values."""
+    if isinstance(value, str):
+        return safe_url(value)
+    if isinstance(value, list | tuple):
+        return [safe_url(v) if isinstance(v, str) else v for v in value]
+    return value
 
 
 @with_options("explain", batch=True, before=BatchSettings)
@@ -411,6 +431,9 @@ def attribute_many(
             needs the backend by name.
         api_key_env: for ``backend="openai"``, the environment variable each worker reads
             the API key from (so no key travels with the work).
+        pin_replicas: with the Ray executor and an ``openai`` backend given several base
+            URLs (replicas), actor i sends to replica i mod n first and to the others only
+            while it is down (its backend's ``routing="in_order"``).
         reference_options: ``task="audit"`` against a reference endpoint (the same model
             without the suspected hidden prompt): that ``openai`` backend's options, e.g.
             ``{"base_url": ..., "model": ...}``; see :func:`attrib.audit`.

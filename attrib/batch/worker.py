@@ -10,6 +10,7 @@ environment variable the spec names.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from attrib.errors import AttribError
 from attrib.loading import open_backend
 from attrib.pipeline import attribute
 
-__all__ = ["Spec", "Done", "Worker"]
+__all__ = ["Spec", "Done", "Worker", "pinned"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Spec:
             (method, level, budget, seed, ...); a record's own options override them.
         reference_options: for an audit against a reference endpoint, the options of that
             ``openai`` backend (no secrets; its key is read like the audited one's).
+        pin_replicas: Ray executor, ``openai`` backend with several base URLs: actor i sends
+            to replica i mod n, the others being its fallbacks (:func:`pinned`).
     """
 
     task: str
@@ -51,6 +54,24 @@ class Spec:
     cache: CacheSpec = None
     options: dict[str, Any] = field(default_factory=dict)
     reference_options: dict[str, Any] | None = None
+    pin_replicas: bool = False
+
+
+def pinned(spec: Spec, index: int) -> Spec:
+    """The spec of worker ``index`` with its replica first: base URLs rotated to start at replica
+    ``index mod n`` and sent to in that order (``routing="in_order"``), the others only when it is down.
+
+    Unchanged unless ``spec.pin_replicas`` is set and the backend options hold several base URLs.
+    The endpoint recorded and the cache keys do not depend on the order (:mod:`attrib.backends.openai.replicas`).
+    """
+    urls = spec.backend_options.get("base_url")
+    if not spec.pin_replicas or not isinstance(urls, list | tuple) or len(urls) < 2:
+        return spec
+    first = index % len(urls)
+    rotated = [*urls[first:], *urls[:first]]
+    return dataclasses.replace(
+        spec, backend_options={**spec.backend_options, "base_url": rotated, "routing": "in_order"}
+    )
 
 
 @dataclass(frozen=True)

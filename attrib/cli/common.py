@@ -59,7 +59,9 @@ def check_texts(args: argparse.Namespace) -> None:
         InputError: naming the flag and the offending byte.
     """
     for name in ("prompt", "system", "model", "base_url", *text_flags()):
-        check_text(getattr(args, name, None), "PROMPT" if name == "prompt" else flag(name))
+        value = getattr(args, name, None)
+        for text in value if isinstance(value, list) else [value]:  # --base-url may be given again
+            check_text(text, "PROMPT" if name == "prompt" else flag(name))
 
 
 def read_file(path: str, kind: str) -> str:
@@ -110,6 +112,8 @@ def backend_options(args: argparse.Namespace) -> dict[str, object]:
     if variable != openai_key_variable() and key is None:
         raise InputError(f"environment variable {variable} is not set; export the API key there")
     given = {name: getattr(args, name) for name in API_FLAGS}  # unset: the backend's own default
+    if isinstance(given["base_url"], list) and len(given["base_url"]) == 1:  # one endpoint: a string, as always
+        given["base_url"] = given["base_url"][0]
     own = {
         name: class_default("backend", "openai", name)() if value is None else value for name, value in given.items()
     }
@@ -173,7 +177,13 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     api = parser.add_argument_group("API endpoints (--backend openai)")
-    api.add_argument("--base-url", metavar="URL", help="API root including /v1 (default $OPENAI_BASE_URL or OpenAI's)")
+    api.add_argument(
+        "--base-url",
+        metavar="URL",
+        action="append",
+        help="API root including /v1 (default $OPENAI_BASE_URL or OpenAI's); give it again for each replica of "
+        "the same model: requests go to the least busy, a failing replica's to another",
+    )
     key_variable = api.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the key")
     show_default(key_variable, openai_key_variable)
     own = {

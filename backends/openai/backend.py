@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from attrib import registry
 from attrib.backend import Backend, Capabilities, Generation, Messages, ScoreRequest, ScoreResult, prefix_sharing_order
 from attrib.cache.wrapper import CacheSpec, open_cache
-from attrib.errors import InputError, TokenizationError, UnknownNameError
+from attrib.errors import EndpointUnavailableError, InputError, TokenizationError, UnknownNameError
 from attrib.segmentation import Tokenization
 from attrib.urls import BaseURL
 
@@ -42,10 +42,13 @@ class OpenAIBackend(Backend):
         base_url: the API root including ``/v1`` (default ``$OPENAI_BASE_URL`` or OpenAI's).
             A query (``?api-version=...``) is sent with every request and never shown or
             stored (:mod:`attrib.urls`); user-info (``user:password@``) is refused.
+            A list gives replicas of one model: requests are spread over them (least
+            outstanding requests), a failing one is marked down and its requests retried
+            on another (:mod:`.replicas`); every one must serve the same model.
         api_key: the key (default ``$OPENAI_API_KEY``; local servers accept any).
         scoring: ``"auto"`` (probe the ladder), or a rung's name: ``"forced"``,
             ``"top_logprobs"``, ``"text"`` (or any registered rung).
-        concurrency: requests in flight at once.
+        concurrency: requests in flight at once, per replica.
         top_logprobs: alternatives requested per position by the ``top_logprobs`` rung (1-20).
         timeout: seconds per request attempt.
         max_retries: retries per request after the first attempt.
@@ -58,12 +61,15 @@ class OpenAIBackend(Backend):
             (fail if there is none) or ``"words"``.
         context_length: the model's context in tokens if known (for the up-front
             check); the server enforces its own limit anyway.
+        routing: how requests are spread over replicas: ``"least_outstanding"``, or
+            ``"in_order"`` (the first replica that is up takes them all; the others are
+            fallbacks).
 
     Raises:
         UnknownNameError: for an unknown ``scoring`` or ``tokenizer`` value.
         InputError: for a bad ``concurrency``, ``top_logprobs``, ``max_retries``,
-            ``timeout`` or ``max_wait``, or a base URL with user-info or without an
-            ``http(s)://`` scheme and host.
+            ``timeout``, ``max_wait`` or ``routing``, a base URL with user-info or without an
+            ``http(s)://`` scheme and host, no base URL, or the same one twice.
     """
 
     name = "openai"
@@ -75,7 +81,7 @@ class OpenAIBackend(Backend):
         self,
         model: str | None = None,
         *,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         scoring: str = "auto",
         concurrency: int = 4,
@@ -86,6 +92,7 @@ class OpenAIBackend(Backend):
         cache: CacheSpec = True,
         tokenizer: str = "auto",
         context_length: int | None = None,
+        routing: str = "least_outstanding",
     ) -> None:
         if scoring != "auto" and scoring not in registry.rungs:
             raise UnknownNameError.for_choice("scoring rung", scoring, ("auto", *registry.rungs.names()))
@@ -101,16 +108,20 @@ class OpenAIBackend(Backend):
             raise InputError(f"timeout must be a positive number of seconds, got {timeout}")
         if not (math.isfinite(max_wait) and max_wait >= 0):
             raise InputError(f"max_wait must be 0 or more seconds, got {max_wait}")
-        base = BaseURL.parse(base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
+        given = [base_url] if isinstance(base_url, str) or base_url is None else list(base_url)
+        bases = [
+            BaseURL.parse(url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1") for url in given
+        ] or [BaseURL.parse(os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")]
         key = api_key if api_key is not None else os.environ.get(self.key_variable)
         self.transport = Transport(
-            base,
+            bases,
             key or "",
             timeout=timeout,
             max_retries=max_retries,
             max_wait=max_wait,
             concurrency=concurrency,
             cache=open_cache(cache),
+            routing=routing,
         )
         self.endpoint = self.transport.endpoint
         self.concurrency = concurrency
@@ -122,6 +133,7 @@ class OpenAIBackend(Backend):
         self._vocabulary = Vocabulary()
         self._rung: Rung | None = None
         self._capabilities: Capabilities | None = None
+        self._replicas_checked = False
 
     # ---------------------------------------------------------------- resolution
 
@@ -153,17 +165,59 @@ class OpenAIBackend(Backend):
 
     async def _resolve_units(self) -> tuple[str, str]:
         """The model name and the unit source (``"server"`` or ``"words"``), asking the endpoint once."""
+        if len(self.transport.replicas) > 1 and not self._replicas_checked:
+            self._model_name = await self._check_replicas()
+            self._replicas_checked = True
         if self._model_name is None:
             self._model_name = await self._discover_model()
         self._tokenizer.served = self._model_name
         return self._model_name, await self._tokenizer.resolve()
 
+    async def _check_replicas(self) -> str:
+        """The model every replica serves: the one given, or the one they all list alone.
+
+        A replica that does not answer (after every retry) is excluded with a warning.
+
+        Raises:
+            InputError: if a replica does not list the model given, or, with none given,
+                the replicas list different models or several each.
+            EndpointError: if no replica answers, or one refuses the request.
+        """
+        replicas = self.transport.replicas
+        answers = await self.transport.each("GET", "/models")
+        pages: list[dict[str, object]] = []
+        for replica, answer in zip(list(replicas.all), answers, strict=True):
+            if isinstance(answer, EndpointUnavailableError) and len(replicas.usable()) > 1:
+                replicas.exclude(replica)
+                warnings.warn(f"{answer}; the replica is left out of this run", stacklevel=2)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                pages.append(answer)
+        listed = [_model_names(page) for page in pages]
+        shown = [r.shown for r in replicas.usable()]
+        if self._model_name is not None:
+            for url, names in zip(shown, listed, strict=True):
+                if names and self._model_name not in names:
+                    served = clean(", ".join(names[:10]))
+                    raise InputError(
+                        f"the replica {url} serves {served}, not {self._model_name!r}; "
+                        "every --base-url must serve the same model"
+                    )
+            return self._model_name
+        if all(len(names) == 1 for names in listed) and len({names[0] for names in listed}) == 1:
+            return listed[0][0]
+        served = "; ".join(
+            f"{url} serves {clean(', '.join(names[:10]) or 'none')}" for url, names in zip(shown, listed, strict=True)
+        )
+        raise InputError(
+            f"the replicas do not serve one model alone ({served}); give --model and replicas of one model"
+        )
+
     async def _discover_model(self) -> str:
         """The only model ``/v1/models`` lists. Asked on every run, never cached: a name from
         an earlier run could be another model's, and the name is part of every cache key."""
-        page = await self.transport.call("GET", "/models")
-        data = page.get("data")
-        names = [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m] if isinstance(data, list) else []
+        names = _model_names(await self.transport.call("GET", "/models"))
         if len(names) == 1:
             return names[0]
         listed = clean(", ".join(names[:10]) or "none")
@@ -195,6 +249,7 @@ class OpenAIBackend(Backend):
             "name": self.name,
             "model": self.model,
             "endpoint": self.endpoint,
+            **({"replicas": len(self.transport.replicas)} if len(self.transport.replicas) > 1 else {}),
             **rung.identity(),
             "score_kind": rung.score_kind,
             "tokenizer": self._tokenizer.source,
@@ -332,3 +387,9 @@ class OpenAIBackend(Backend):
     def close(self) -> None:
         """Close the connections and the metadata cache; the backend is unusable afterwards."""
         self.transport.close()
+
+
+def _model_names(page: dict[str, object]) -> list[str]:
+    """The model ids of a ``/v1/models`` answer."""
+    data = page.get("data")
+    return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m] if isinstance(data, list) else []

@@ -140,14 +140,16 @@ def rule_for(failure: int | str) -> Rule:
 def says_unsupported(failure: int | str, detail: str, names: Sequence[str]) -> bool:
     """Whether a refusal is an answer that a probed feature is not offered.
 
-    A missing route (404, 405, 501) says so unless its text names the model (then the
-    model is what is missing); a refused request (400, 422) says so only if its text
-    names one of the probed parameters ``names``. Nothing else does: rate limits,
-    server errors and transport failures say nothing about support.
+    A missing route (404, 405, 501) says so unless its text names the model without
+    saying the route does not take it (then the model is what is missing: "The model
+    'm' does not exist"; OpenAI's "This is a chat model and not supported in the
+    v1/completions endpoint" is about the route); a refused request (400, 422) says so
+    only if its text names one of the probed parameters ``names``. Nothing else does:
+    rate limits, server errors and transport failures say nothing about support.
     """
     text = detail.lower()
     if failure in (404, 405, 501):
-        return "model" not in text
+        return "model" not in text or "not supported in" in text or "endpoint" in text
     if failure in (400, 422):
         return any(name.lower() in text for name in names)
     return False

@@ -24,6 +24,13 @@ the query's values, with their encoded forms (:class:`.redaction.Secrets`), befo
 anything reads it, so no reflected secret reaches outputs, records, caches or
 messages; messages also lose key-like strings, escape sequences and control characters.
 
+Replicas
+--------
+Several base URLs are replicas of one model (:mod:`.replicas`): each attempt goes to
+the replica with the fewest attempts in flight; a retried failure marks its replica
+down for a while and the retry goes to another one at once. The attempts of one
+request count against ``max_retries`` whichever replicas they went to.
+
 The SQLite :class:`~attrib.cache.store.ResponseCache` here holds endpoint metadata only
 (probe verdicts, tokenizer-route answers); completions and
 chat answers are cached by :class:`~attrib.cache.wrapper.CachingBackend` around the backend.
@@ -51,6 +58,7 @@ from attrib.errors import EndpointError
 from attrib.urls import BaseURL
 
 from .redaction import Secrets, clean, scrub
+from .replicas import Replica, Replicas
 from .statuses import EXCEPTION_KINDS, MALFORMED, NOT_JSON, rule_for, says_unsupported
 
 __all__ = ["Transport", "Usage", "retry_after"]
@@ -85,6 +93,7 @@ class _Fault(Exception):
         self.detail = detail
         self.wait = wait
         self.rule = rule_for(failure)
+        self.replica: Replica | None = None  # where the attempt went
 
 
 def _retryable(error: BaseException) -> bool:
@@ -92,15 +101,19 @@ def _retryable(error: BaseException) -> bool:
 
 
 class _RetryAfterOrBackoff(tenacity.wait.wait_base):
-    """Wait what the server's ``Retry-After`` asks (capped), else exponential backoff with full jitter."""
+    """Wait what the server's ``Retry-After`` asks (capped), else exponential backoff with full jitter;
+    no wait when the failed attempt's replica has another one up (the retry goes there)."""
 
-    def __init__(self, initial: float, maximum: float) -> None:
+    def __init__(self, initial: float, maximum: float, replicas: Replicas) -> None:
         self.backoff = tenacity.wait_random_exponential(multiplier=initial, max=maximum)
         self.maximum = maximum
+        self.replicas = replicas
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
+        if isinstance(error, _Fault) and error.replica is not None and self.replicas.another_up(error.replica):
+            return 0.0
         if isinstance(error, _Fault) and error.wait is not None:
             return min(error.wait, self.maximum)
         return float(self.backoff(retry_state))
@@ -195,25 +208,30 @@ class Transport:
 
     Args:
         base_url: the API root including ``/v1`` (a string is parsed by :meth:`BaseURL.parse
-            <attrib.urls.BaseURL.parse>`, which refuses user-info).
+            <attrib.urls.BaseURL.parse>`, which refuses user-info), or several: replicas of
+            one model (:mod:`.replicas`).
         api_key: the key, or ``""`` (sent as ``"none"``: local servers accept any).
         timeout: seconds per attempt.
-        max_retries: retries after the first attempt.
-        max_wait: longest single wait between attempts, seconds (caps ``Retry-After``).
-        concurrency: requests in flight at once.
+        max_retries: retries after the first attempt (on any replicas).
+        max_wait: longest single wait between attempts, seconds (caps ``Retry-After``);
+            also the longest a replica is marked down.
+        concurrency: requests in flight at once, per replica.
         cache: where endpoint metadata is kept, or ``None``.
+        routing: how attempts are spread over replicas (:data:`.replicas.ROUTINGS`).
 
     The defaults of the limits are the backend's (:class:`~attrib.backends.openai.OpenAIBackend`),
     which always passes them.
 
     Attributes:
-        endpoint: the base URL's shown form (no query values), safe to record.
+        endpoint: the base URL's shown form (no query values), safe to record; with several
+            replicas, all of theirs, sorted and comma-separated.
+        replicas: the replicas and their state.
         usage: the counters so far.
     """
 
     def __init__(
         self,
-        base_url: BaseURL | str,
+        base_url: BaseURL | str | Sequence[BaseURL | str],
         api_key: str,
         *,
         timeout: float,
@@ -221,18 +239,21 @@ class Transport:
         max_wait: float,
         concurrency: int,
         cache: ResponseCache | None = None,
+        routing: str = "least_outstanding",
     ) -> None:
-        base = base_url if isinstance(base_url, BaseURL) else BaseURL.parse(base_url)
-        self._base = base
+        given = [base_url] if isinstance(base_url, BaseURL | str) else list(base_url)
+        bases = [b if isinstance(b, BaseURL) else BaseURL.parse(b) for b in given]
+        self.replicas = Replicas(bases, routing=routing, max_down=max(max_wait, 1.0))
+        base = bases[0]
         self.base_url = base.root
         self.api_key = api_key
-        self.secrets = Secrets((api_key, *base.secrets))
+        self.secrets = Secrets((api_key, *(secret for b in bases for secret in b.secrets)))
         self.max_retries = max_retries
         self.max_wait = max_wait
         self.concurrency = concurrency
         self.cache = cache
         self.usage = Usage()
-        self.endpoint = base.shown
+        self.endpoint = self.replicas.shown
         self.root = re.sub(r"/v1$", "", self.base_url)
         self._runner = asyncio.Runner()
         self._lock = threading.Lock()
@@ -284,10 +305,12 @@ class Transport:
 
     # ---------------------------------------------------------------- requests
 
-    def url(self, path: str, *, root: bool = False) -> str:
+    def url(self, path: str, *, root: bool = False, replica: Replica | None = None) -> str:
         """The full URL of ``path`` under the API root (``/v1``) or, with ``root``, the server root,
-        without the base URL's query (safe to show)."""
-        return (self.root if root else self.base_url) + path
+        of ``replica`` (default: the first), without the base URL's query (safe to show)."""
+        if replica is None:
+            return (self.root if root else self.base_url) + path
+        return (replica.root if root else replica.base.root) + path
 
     async def _attempt(self, method: str, url: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
         try:
@@ -316,11 +339,10 @@ class Transport:
         root: bool,
         what: str | None,
         retries: int | None,
-        model_call: bool,
+        model_call: str | None,
         unsupported: Sequence[str] | None,
     ) -> dict[str, Any]:
         where = f"{method} {self.url(path, root=root)}"  # no user-info, no query
-        url = self._base.join(path, root=self.root if root else None)
 
         def count(state: tenacity.RetryCallState) -> None:
             self.usage.retries += 1
@@ -328,13 +350,13 @@ class Transport:
 
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(_retryable),
-            wait=_RetryAfterOrBackoff(initial=0.5, maximum=self.max_wait),
+            wait=_RetryAfterOrBackoff(initial=0.5, maximum=self.max_wait, replicas=self.replicas),
             stop=tenacity.stop_after_attempt((self.max_retries if retries is None else retries) + 1),
             before_sleep=count,
             reraise=True,
         )
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self.concurrency)
+            self._slots = asyncio.Semaphore(self.concurrency * len(self.replicas))
         attempts = 0
         data: dict[str, Any] = {}
         try:
@@ -342,9 +364,9 @@ class Transport:
                 async for attempt in retrying:
                     with attempt:
                         attempts = attempt.retry_state.attempt_number
-                        data = await self._attempt(method, url, body)
-                        if model_call and not (isinstance(data.get("choices"), list) and data["choices"]):
-                            raise _Fault(MALFORMED, "an answer without choices")
+                        replica = self.replicas.pick()
+                        where = f"{method} {self.url(path, root=root, replica=replica)}"
+                        data = await self._on(replica, method, path, body, root=root, model_call=model_call)
         except _Fault as fault:
             if unsupported is not None and says_unsupported(fault.failure, fault.detail, unsupported):
                 log.info("%s says it does not support this (%s)", where, fault.failure)
@@ -352,14 +374,90 @@ class Transport:
             raise self._error(fault, where, what, attempts) from None
         if model_call:
             self.usage.requests += 1
-            reported = data.get("usage")
+            reported = data.get("usage", data.get("meta_info"))  # OpenAI's usage, SGLang's meta_info
             usage: Mapping[str, Any] = reported if isinstance(reported, dict) else {}
             self.usage.prompt_tokens += _count(usage, "prompt_tokens")
             self.usage.completion_tokens += _count(usage, "completion_tokens")
         return data
 
-    async def model_call(self, path: str, body: Mapping[str, Any], *, what: str | None = None) -> dict[str, Any]:
-        """POST a completions or chat request (``path`` under ``/v1``); the answer must hold ``choices``.
+    async def _on(
+        self,
+        replica: Replica,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        *,
+        root: bool,
+        model_call: str | None,
+    ) -> dict[str, Any]:
+        """One attempt on ``replica``, counted in its outstanding requests; a retried failure marks it down.
+        A model call's answer must hold the field ``model_call`` names (a non-empty list of ``choices``)."""
+        url = replica.base.join(path, root=replica.root if root else None)
+        replica.outstanding += 1
+        try:
+            data = await self._attempt(method, url, body)
+            if model_call == "choices" and not (isinstance(data.get("choices"), list) and data["choices"]):
+                raise _Fault(MALFORMED, "an answer without choices")
+            if model_call is not None and not data.get(model_call):
+                raise _Fault(MALFORMED, f"an answer without {model_call}")
+        except _Fault as fault:
+            fault.replica = replica
+            if fault.rule.retryable:
+                down = self.replicas.failed(replica, wait=fault.wait)
+                if len(self.replicas) > 1:
+                    log.warning("replica %s failed (%s); not used for %.0f s", replica.shown, fault.failure, down)
+            else:
+                self.replicas.succeeded(replica)  # it answered: a refusal is the request's fault
+            raise
+        finally:
+            replica.outstanding -= 1
+        self.replicas.succeeded(replica)
+        return data
+
+    async def each(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any] | EndpointError]:
+        """The same request sent to every replica (in the order given), e.g. to compare their model listings:
+        each replica's answer, or the :class:`~attrib.errors.EndpointError` it ended with (as :meth:`call`'s)."""
+
+        async def one(replica: Replica) -> dict[str, Any]:
+            where = f"{method} {self.url(path, replica=replica)}"
+            attempts = 0
+            retrying = tenacity.AsyncRetrying(
+                retry=tenacity.retry_if_exception(_retryable),
+                wait=_RetryAfterOrBackoff(initial=0.5, maximum=self.max_wait, replicas=Replicas([replica.base])),
+                stop=tenacity.stop_after_attempt(self.max_retries + 1),
+                reraise=True,
+            )
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        attempts = attempt.retry_state.attempt_number
+                        url = replica.base.join(path)
+                        return await self._attempt(method, url, body)
+            except _Fault as fault:
+                raise self._error(fault, where, None, attempts) from None
+            raise AssertionError("unreachable")  # pragma: no cover - tenacity returns or raises
+
+        async def caught(replica: Replica) -> dict[str, Any] | EndpointError:
+            try:
+                return await one(replica)
+            except EndpointError as error:
+                return error
+
+        return list(await asyncio.gather(*(caught(r) for r in self.replicas.all)))
+
+    async def model_call(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        what: str | None = None,
+        root: bool = False,
+        holding: str = "choices",
+    ) -> dict[str, Any]:
+        """POST a model request (``path`` under ``/v1``, or the server root with ``root``); the answer
+        must hold ``holding`` (completions and chat: ``choices``; SGLang's ``/generate``: ``meta_info``).
 
         Returns:
             The answer as a JSON object.
@@ -369,7 +467,7 @@ class Transport:
                 is not retryable or ``max_retries`` retries have failed.
         """
         return await self._send(
-            "POST", path, body, root=False, what=what, retries=None, model_call=True, unsupported=None
+            "POST", path, body, root=root, what=what, retries=None, model_call=holding, unsupported=None
         )
 
     async def probe_call(
@@ -381,19 +479,28 @@ class Transport:
         what: str,
         root: bool = False,
         retries: int | None = None,
+        holding: str | None = "choices",
     ) -> dict[str, Any] | None:
         """POST a probe: the answer, or ``None`` when the endpoint answers that it does not offer this.
 
         ``None`` only for a refusal that says so (:func:`says_unsupported`: a missing route,
         or a 400/422 naming one of ``names``); every other failure raises once retries are
-        spent, so a flaky endpoint never looks like a less capable one.
+        spent, so a flaky endpoint never looks like a less capable one. A 2xx answer must hold
+        ``holding`` (``None``: anything; routes at the server root are never checked).
 
         Raises:
             EndpointError: as :meth:`model_call`.
         """
         try:
             return await self._send(
-                "POST", path, body, root=root, what=what, retries=retries, model_call=not root, unsupported=names
+                "POST",
+                path,
+                body,
+                root=root,
+                what=what,
+                retries=retries,
+                model_call=None if root else holding,
+                unsupported=names,
             )
         except _Unsupported:
             return None
@@ -413,7 +520,7 @@ class Transport:
             EndpointError: as :meth:`model_call`.
         """
         return await self._send(
-            method, path, body, root=root, what=None, retries=retries, model_call=False, unsupported=None
+            method, path, body, root=root, what=None, retries=retries, model_call=None, unsupported=None
         )
 
     # ---------------------------------------------------------------- metadata

@@ -31,10 +31,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from attrib.backend import Capabilities, Messages, ScoreKind, ScoreResult
+from attrib.errors import RequestRejectedError
 
 from ..transport import Transport
 
-__all__ = ["Generated", "Rung", "chat_body", "message_text", "prompt_tokens"]
+__all__ = ["LENGTH_FIELDS", "Generated", "Rung", "chat_body", "message_text", "prompt_tokens"]
+
+#: The chat field that caps the output's length: ``max_tokens`` (every OpenAI-compatible server),
+#: and ``max_completion_tokens``, which OpenAI's reasoning models require in its place.
+LENGTH_FIELDS: tuple[str, str] = ("max_tokens", "max_completion_tokens")
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,36 @@ class Rung(abc.ABC):
         self.transport = transport
         self.model = model
         self.top_logprobs = top_logprobs
+        #: The chat field that caps the output's length (:data:`LENGTH_FIELDS`), switched once
+        #: when the endpoint refuses ``max_tokens`` and names ``max_completion_tokens``.
+        self.length_field = LENGTH_FIELDS[0]
+
+    async def chat(self, body: dict[str, Any], *, probe: Sequence[str] | None = None) -> dict[str, Any] | None:
+        """POST a chat request built by :func:`chat_body`, with the length field this endpoint takes.
+
+        OpenAI's reasoning models refuse ``max_tokens`` ("Use 'max_completion_tokens'
+        instead"): on that refusal the request is sent again once with
+        ``max_completion_tokens``, which every later request of this rung then uses.
+        With ``probe`` (the probed parameters' names) it is a probe: ``None`` when the
+        endpoint answers that it does not offer them (:meth:`Transport.probe_call`).
+
+        Raises:
+            EndpointError: as :meth:`Transport.model_call`.
+        """
+        for _ in LENGTH_FIELDS:
+            sent = _with_length_field(body, self.length_field)
+            try:
+                if probe is not None:
+                    return await self.transport.probe_call(
+                        "/chat/completions", sent, names=probe, what=f"probing {self.name} scoring"
+                    )
+                return await self.transport.model_call("/chat/completions", sent)
+            except RequestRejectedError as error:
+                other = LENGTH_FIELDS[1]
+                if self.length_field == other or other not in str(error) or error.status not in (400, 422):
+                    raise
+                self.length_field = other
+        raise AssertionError("unreachable")  # pragma: no cover - the second field raises or returns
 
     @abc.abstractmethod
     async def probe(self) -> bool:
@@ -139,6 +174,14 @@ def chat_body(
     if top_logprobs is not None:
         body.update(logprobs=True, top_logprobs=top_logprobs)
     return body
+
+
+def _with_length_field(body: dict[str, Any], field: str) -> dict[str, Any]:
+    """``body`` with its length cap under ``field`` (the other length field removed)."""
+    value = next((body[name] for name in LENGTH_FIELDS if name in body), None)
+    if value is None:
+        return body
+    return {**{k: v for k, v in body.items() if k not in LENGTH_FIELDS}, field: value}
 
 
 def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
