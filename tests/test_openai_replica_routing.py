@@ -19,7 +19,7 @@ from attrib.backends.openai import OpenAIBackend
 from attrib.backends.openai.replicas import Replicas
 from attrib.batch.run import _shown_url
 from attrib.batch.worker import Spec, pinned
-from attrib.cli.commands import _backend_options
+from attrib.cli.common import backend_options
 from attrib.cli.parser import build_parser
 from attrib.errors import InputError
 from attrib.testing.replay import Exchange, Replay, load_exchanges
@@ -123,8 +123,8 @@ def test_base_url_given_twice_reaches_the_backend_as_a_list_and_once_as_a_string
     urls = ["http://127.0.0.1:8001/v1", "http://127.0.0.1:8002/v1"]
     twice = parser.parse_args(["explain", "x", "--backend", "openai", "--base-url", urls[0], "--base-url", urls[1]])
     once = parser.parse_args(["explain", "x", "--backend", "openai", "--base-url", urls[0]])
-    assert _backend_options(twice)["base_url"] == urls
-    assert _backend_options(once)["base_url"] == urls[0]
+    assert backend_options(twice)["base_url"] == urls
+    assert backend_options(once)["base_url"] == urls[0]
     assert "give it again for each replica" in parser._subparsers._group_actions[0].choices["explain"].format_help()  # type: ignore[union-attr]
 
 
