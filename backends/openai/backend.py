@@ -189,7 +189,8 @@ class OpenAIBackend(Backend):
         return self._context_length or 1_000_000
 
     def describe(self) -> dict[str, object]:
-        """The endpoint, model, rung and unit source, recorded in results (never the key)."""
+        """The endpoint, model, rung, unit source and the tokenizer route used (``None`` for
+        words), recorded in results (never the key)."""
         rung = self._scoring_rung()
         return {
             "name": self.name,
@@ -198,6 +199,7 @@ class OpenAIBackend(Backend):
             **rung.identity(),
             "score_kind": rung.score_kind,
             "tokenizer": self._tokenizer.source,
+            "tokenizer_route": self._tokenizer.route,
             "concurrency": self.concurrency,
             "context_length": self._context_length,
         }
