@@ -58,6 +58,10 @@ class OpenAIBackend(Backend):
             (fail if there is none) or ``"words"``.
         context_length: the model's context in tokens if known (for the up-front
             check); the server enforces its own limit anyway.
+        chat_template: a chat template (jinja2) for chats: the server's chat route applies
+            it instead of the model's (sent as ``chat_template`` in each chat request, which
+            vLLM and SGLang accept), and chats sent as text are rendered with it
+            (:attr:`chat_template`); ``None``: the server's own.
 
     Raises:
         UnknownNameError: for an unknown ``scoring`` or ``tokenizer`` value.
@@ -86,6 +90,7 @@ class OpenAIBackend(Backend):
         cache: CacheSpec = True,
         tokenizer: str = "auto",
         context_length: int | None = None,
+        chat_template: str | None = None,
     ) -> None:
         if scoring != "auto" and scoring not in registry.rungs:
             raise UnknownNameError.for_choice("scoring rung", scoring, ("auto", *registry.rungs.names()))
@@ -118,6 +123,7 @@ class OpenAIBackend(Backend):
         self._scoring_option = scoring
         self._model_name = model
         self._context_length = context_length
+        self._chat_template = chat_template
         self._tokenizer = EndpointTokenizer(self.transport, option=tokenizer, model=model)
         self._vocabulary = Vocabulary()
         self._rung: Rung | None = None
@@ -148,6 +154,7 @@ class OpenAIBackend(Backend):
             rung = create_rung(
                 self._scoring_option, transport=self.transport, model=model, top_logprobs=self.top_logprobs
             )
+        rung.chat_template = self._chat_template
         self._rung = rung
         return rung.capabilities(has_tokenizer=source == "server")
 
@@ -184,6 +191,11 @@ class OpenAIBackend(Backend):
         return self._model_name or ""
 
     @property
+    def chat_template(self) -> str | None:
+        """The chat template given at construction (``None``: the server applies its own)."""
+        return self._chat_template
+
+    @property
     def context_length(self) -> int:
         """The context given at construction, or a large number (the server checks its own)."""
         return self._context_length or 1_000_000
@@ -214,6 +226,7 @@ class OpenAIBackend(Backend):
             "endpoint": self.endpoint,
             **rung.identity(),
             "tokenizer": self._tokenizer.source,
+            **({"chat_template": self._chat_template} if self._chat_template is not None else {}),
         }
 
     def usage_snapshot(self) -> dict[str, int]:

@@ -77,6 +77,9 @@ class Rung(abc.ABC):
         self.transport = transport
         self.model = model
         self.top_logprobs = top_logprobs
+        #: A chat template (jinja2) the server's chat route should apply instead of its own,
+        #: sent as ``chat_template`` with every chat request (vLLM and SGLang take it); ``None``: the server's.
+        self.chat_template: str | None = None
 
     @abc.abstractmethod
     async def probe(self) -> bool:
@@ -123,13 +126,21 @@ class Rung(abc.ABC):
 
 
 def chat_body(
-    prompt: str, messages: Messages | None, *, model: str, max_tokens: int, top_logprobs: int | None
+    prompt: str,
+    messages: Messages | None,
+    *,
+    model: str,
+    max_tokens: int,
+    top_logprobs: int | None,
+    chat_template: str | None = None,
 ) -> dict[str, Any]:
     """A greedy chat request: ``messages`` as given, or the plain prompt as one user message.
 
     A coalition with no message at all is sent as one empty user message (the API
     needs at least one). ``top_logprobs`` asks for log-probabilities and that many
-    alternatives per position; ``None`` asks for none.
+    alternatives per position; ``None`` asks for none. ``chat_template`` is sent as the
+    request's ``chat_template`` (vLLM's and SGLang's chat routes apply it instead of the
+    model's; OpenAI's refuses unknown fields, so it is sent only when given).
     """
     if messages is None:
         chat = [{"role": "user", "content": prompt}]
@@ -138,6 +149,8 @@ def chat_body(
     body: dict[str, Any] = {"model": model, "messages": chat, "max_tokens": max_tokens, "temperature": 0.0, "seed": 0}
     if top_logprobs is not None:
         body.update(logprobs=True, top_logprobs=top_logprobs)
+    if chat_template is not None:
+        body["chat_template"] = chat_template
     return body
 
 
