@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import attrib
 from attrib.backends.openai import OpenAIBackend
 from attrib.backends.openai.tokenizer import ROUTES
 from attrib.errors import RequestRejectedError
@@ -113,3 +114,47 @@ def test_no_route_at_all_means_words_or_one_error_naming_the_routes(tmp_path: Pa
     for routes in ROUTES:
         assert routes.tokenize in str(caught.value)
         assert stub.count(routes.tokenize) >= 1
+
+
+def echo_of(words: WordTokenizer, prompt: Any) -> Answer:
+    """An echo answer for a text or token-id prompt: every token with a log-probability, then one generated."""
+    ids = list(prompt) if isinstance(prompt, list) else words.encode(prompt)
+    tokens = [words.decode([t]) for t in ids[1:]] + ["."]
+    return Answer(
+        body={
+            "choices": [
+                {"text": "", "logprobs": {"tokens": tokens, "token_logprobs": [None] + [-1.0] * (len(tokens) - 1)}}
+            ],
+            "usage": {"prompt_tokens": len(ids), "completion_tokens": 1},
+        }
+    )
+
+
+@pytest.mark.parametrize(("name", "sends_ids"), [("vllm", True), ("sglang", True), ("llama-cpp-python", False)])
+def test_forced_scoring_sends_the_servers_token_ids_where_the_server_takes_them(name: str, sends_ids: bool) -> None:
+    tokenize, field, detokenize, answer = ENGINES[name]
+    words = WordTokenizer()
+    prompts: list[Any] = []
+
+    def script(method: str, path: str, body: Any) -> Answer:
+        if path == COMPLETIONS:
+            prompts.append(body["prompt"])
+            return echo_of(words, body["prompt"])
+        if path == tokenize and field in body:
+            return Answer(body={"tokens": words.encode(body[field])})
+        if path == detokenize:
+            return Answer(body={answer: words.decode(body["tokens"])})
+        return NOT_FOUND
+
+    with Stub(script) as stub:
+        api = backend(stub, False)
+        attrib.attribute(TEXT, backend=api, method="itp", level="token", target=" Paris")
+        api.close()
+    scored = prompts  # the rung is named: no probe
+    assert len(scored) == 6  # the full prompt and five leave-one-out variants
+    if sends_ids:
+        # BOS first, then exactly the variant's tokens: a deletion never re-tokenizes the text.
+        assert all(isinstance(p, list) and p[0] == BOS for p in scored)
+        assert sorted(len(p) for p in scored) == [6, 6, 6, 6, 6, 7]
+    else:
+        assert all(isinstance(p, str) for p in scored)

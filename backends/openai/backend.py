@@ -326,7 +326,11 @@ class OpenAIBackend(Backend):
         async def one(index: int) -> None:
             request = requests[index]
             continuation = self.token_text(request.continuation_ids)
-            result = await rung.score(texts[index], continuation, messages=request.messages)
+            ids = self._server_ids(request, continuation) if rung.takes_token_ids else None
+            if ids is None:
+                result = await rung.score(texts[index], continuation, messages=request.messages)
+            else:
+                result = await rung.score(texts[index], continuation, messages=request.messages, ids=ids)  # type: ignore[call-arg]
             results[index] = result
             if on_result is not None:
                 on_result(index, result)
@@ -343,6 +347,16 @@ class OpenAIBackend(Backend):
 
         self.transport.run(run_all())
         return [r for r in results if r is not None]
+
+    def _server_ids(self, request: ScoreRequest, continuation: Sequence[str]) -> tuple[int, ...] | None:
+        """The request's prompt and continuation as the server's token ids (BOS first), when
+        its units are the server's tokens and the server takes ids; else ``None`` (text is sent).
+        A chat's prompt is rendered text whose markup is not the server's tokens: sent as text."""
+        if request.messages is not None:
+            return None
+        if request.prompt_text is not None and request.prompt_text != self.detokenize(request.prompt_ids):
+            return None
+        return self._tokenizer.server_ids([*self.token_text(request.prompt_ids), *continuation])
 
     def close(self) -> None:
         """Close the connections and the metadata cache; the backend is unusable afterwards."""

@@ -152,6 +152,20 @@ class EndpointTokenizer:
         self.routes: TokenizerRoutes | None = None
         self._bos: tuple[int, ...] = ()
         self._pieces: dict[int, str] = {}
+        #: The server's id of each token text seen; ``None`` for a text two ids share.
+        self._ids: dict[str, int | None] = {}
+
+    def server_ids(self, pieces: Sequence[str]) -> tuple[int, ...] | None:
+        """The server's token ids of token texts this tokenizer split out, BOS first, when the
+        server takes prompts as token ids (vLLM's and SGLang's routes); ``None`` when it does
+        not, or a text is unknown or shared by two ids. Sent instead of text, they keep the
+        tokens exactly (text re-tokenized after a deletion can merge into other tokens)."""
+        if self.routes is None or self.routes.text_field != "prompt":
+            return None
+        found = [self._ids.get(piece) for piece in pieces]
+        if any(token is None for token in found):
+            return None
+        return self._bos + tuple(token for token in found if token is not None)
 
     @property
     def route(self) -> str | None:
@@ -265,6 +279,9 @@ class EndpointTokenizer:
             # llama-cpp-python's server answers 500 for a token that is not UTF-8 on its own.
             raise TokenizationError(f"the server could not detokenize a token on its own ({error})") from None
         pieces = [self._pieces[t] for t in ids]
+        for token, token_text in zip(ids, pieces, strict=True):
+            if self._ids.setdefault(token_text, token) != token:
+                self._ids[token_text] = None
         if "".join(pieces) != text:
             raise TokenizationError(
                 "the server's tokens do not reproduce the text (a token holds part of a character, "

@@ -72,6 +72,8 @@ class Rung(abc.ABC):
     position: ClassVar[int]
     score_kind: ClassVar[ScoreKind] = "logprob"
     supports_target: ClassVar[bool] = True
+    #: Whether :meth:`score` takes ``ids``: the prompt and continuation as the server's token ids.
+    takes_token_ids: ClassVar[bool] = False
 
     def __init__(self, *, transport: Transport, model: str, top_logprobs: int = 20) -> None:
         self.transport = transport
