@@ -261,9 +261,22 @@ class OpenAIBackend(Backend):
         return Tokenization.from_pieces(text, list(ids), [piece.encode("utf-8") for piece in pieces])
 
     def tokenize_markup(self, text: str) -> tuple[int, ...]:
-        """Chat-template text as local ids (never sent: chat rungs send messages, and the
-        ``forced`` rung sends the rendered text, which the server tokenizes itself)."""
-        return self._vocabulary.ids(words(text))
+        """Chat-template text as local ids: the server's tokens (special-token syntax parsed,
+        as its tokenizer route does) when it takes prompts as token ids, so a chat can be sent
+        as ids too; otherwise words (chat rungs send messages, and the ``forced`` rung sends
+        the rendered text, which the server tokenizes itself)."""
+
+        async def split() -> list[str] | None:
+            await self._resolve_units()
+            if self._tokenizer.server_ids([]) is None:
+                return None
+            return await self._tokenizer.split(text)
+
+        try:
+            pieces = self.transport.run(split()) if text else None
+        except TokenizationError:
+            pieces = None
+        return self._vocabulary.ids(words(text) if pieces is None else pieces)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return "".join(self._vocabulary.texts(ids))
@@ -351,9 +364,7 @@ class OpenAIBackend(Backend):
     def _server_ids(self, request: ScoreRequest, continuation: Sequence[str]) -> tuple[int, ...] | None:
         """The request's prompt and continuation as the server's token ids (BOS first), when
         its units are the server's tokens and the server takes ids; else ``None`` (text is sent).
-        A chat's prompt is rendered text whose markup is not the server's tokens: sent as text."""
-        if request.messages is not None:
-            return None
+        A chat's markup is the server's tokens too (:meth:`tokenize_markup`)."""
         if request.prompt_text is not None and request.prompt_text != self.detokenize(request.prompt_ids):
             return None
         return self._tokenizer.server_ids([*self.token_text(request.prompt_ids), *continuation])
