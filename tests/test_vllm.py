@@ -27,6 +27,11 @@ CHAT = [
     {"role": "user", "content": "What is the vault code? Reply with the number."},
 ]
 NATS = 1e-3
+#: Gemma's turns without the system role: a user's own template.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{{ m['content'] }}<end_of_turn>\n{% endfor %}<start_of_turn>model\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +87,16 @@ def test_a_chat_through_vllm_is_the_in_process_attribution(vllm_server, weights,
     assert all(abs(remote.roles[k] - local.roles[k]) <= NATS for k in local.roles)
 
 
-def test_the_chat_route_has_a_template_and_takes_one_in_the_request(vllm_server) -> None:
+def test_the_chat_route_has_a_template_and_a_users_template_reaches_it(vllm_server, tmp_path: Path) -> None:
     headers = {"Authorization": f"Bearer {vllm_server.key}"} if vllm_server.key else {}
     body = {"model": vllm_server.model, "messages": CHAT[1:], "max_tokens": 1, "temperature": 0}
     answer = httpx.post(f"{vllm_server.url}/chat/completions", json=body, headers=headers, timeout=300)
     assert answer.status_code == 200, answer.text  # without a template vLLM answers 400
-    tokens = httpx.post(
+    # A template in the request is the one vLLM applies (it refuses one without --trust-request-chat-template).
+    template = "{{ messages[0]['content'] }}"
+    rendered = httpx.post(
         f"{vllm_server.root}/tokenize",
-        json={"model": vllm_server.model, "messages": CHAT[1:], "chat_template": "{{ messages[0]['content'] }}"},
+        json={"model": vllm_server.model, "messages": CHAT[1:], "chat_template": template},
         headers=headers,
         timeout=60,
     ).json()
@@ -99,4 +106,9 @@ def test_the_chat_route_has_a_template_and_takes_one_in_the_request(vllm_server)
         headers=headers,
         timeout=60,
     ).json()
-    assert tokens["tokens"] == plain["tokens"]  # the request's template was the one applied
+    assert rendered.get("tokens") == plain["tokens"], rendered
+    # attrib's chat rung sends the user's template with every chat request, and vLLM takes it.
+    api = served(vllm_server, tmp_path, scoring="top_logprobs", chat_template=CHAT_TEMPLATE)
+    result = attrib.attribute(CHAT[1:], backend=api, method="itp", level="message", max_new_tokens=2)
+    api.close()
+    assert result.backend["scoring"] == "top_logprobs" and result.backend["chat_template"] == CHAT_TEMPLATE

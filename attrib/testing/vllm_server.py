@@ -9,7 +9,8 @@ against vLLM.
 The server is started as vLLM's CPU build needs on a small machine: float32, eager
 mode (no graph compilation), a 2,048-token context, 1 GiB of KV cache
 (``VLLM_CPU_KVCACHE_SPACE``), its threads bound to the first ``threads`` cores, and
-no network (``HF_HUB_OFFLINE``). It takes about a minute to answer and several GB of
+no network (``HF_HUB_OFFLINE``); and with ``--trust-request-chat-template``, without
+which vLLM refuses the ``chat_template`` attrib sends for a user's template. It takes about a minute to answer and several GB of
 memory, so a test session starts one.
 """
 
@@ -62,7 +63,9 @@ def vllm_command(*, port: int, api_key: str | None = None, max_model_len: int = 
     }
     if api_key:
         options["--api-key"] = api_key
-    return [str(executable), "serve", str(model), *itertools.chain.from_iterable(options.items()), "--enforce-eager"]
+    # vLLM refuses a chat_template in a request (400) unless told to trust it.
+    flags = ["--enforce-eager", "--trust-request-chat-template"]
+    return [str(executable), "serve", str(model), *itertools.chain.from_iterable(options.items()), *flags]
 
 
 @contextlib.contextmanager

@@ -212,6 +212,7 @@ class OpenAIBackend(Backend):
             "score_kind": rung.score_kind,
             "tokenizer": self._tokenizer.source,
             "tokenizer_route": self._tokenizer.route,
+            **({"chat_template": self._chat_template} if self._chat_template is not None else {}),
             "concurrency": self.concurrency,
             "context_length": self._context_length,
         }
