@@ -22,6 +22,7 @@ import itertools
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,6 +169,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="cores to bind vLLM's threads to (default 2)")
     parser.add_argument("--log", type=Path, default=None, help="write the server's output to this file")
     args = parser.parse_args()
+    # Stopped by SIGTERM too (a background job ignores Ctrl-C): leave through the with-block,
+    # which stops vLLM's engine processes instead of orphaning them.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(0))
     try:
         with vllm_server(
             port=args.port or None, api_key=args.api_key, log_path=args.log, threads=args.threads
