@@ -109,6 +109,6 @@ def test_the_chat_route_has_a_template_and_a_users_template_reaches_it(vllm_serv
     assert rendered.get("tokens") == plain["tokens"], rendered
     # attrib's chat rung sends the user's template with every chat request, and vLLM takes it.
     api = served(vllm_server, tmp_path, scoring="top_logprobs", chat_template=CHAT_TEMPLATE)
-    result = attrib.attribute(CHAT[1:], backend=api, method="itp", level="message", max_new_tokens=2)
+    result = attrib.attribute(CHAT[1:], backend=api, method="itp", level="sentence", max_new_tokens=2)
     api.close()
     assert result.backend["scoring"] == "top_logprobs" and result.backend["chat_template"] == CHAT_TEMPLATE
