@@ -47,3 +47,30 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory):
             yield server
     except RuntimeError as error:
         pytest.fail(str(error))
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory):
+    """vLLM's OpenAI-compatible server (CPU build) with the embedded model as a float32
+    checkpoint, on a free loopback port, started once for the whole session (about a
+    minute and several GB; ``bash .ci/vllm-env`` installs it).
+
+    ``ATTRIB_TEST_VLLM_URL`` (a ``/v1`` URL of a server started by
+    ``python -m attrib.testing.vllm_server``) reuses a running one instead.
+    """
+    import os
+
+    from attrib.testing.llama_server import Server
+    from attrib.testing.vllm_server import MODEL_NAME
+    from attrib.testing.vllm_server import vllm_server as serve
+
+    running = os.environ.get("ATTRIB_TEST_VLLM_URL")
+    if running:
+        yield Server(url=running.rstrip("/"), key=None, model=MODEL_NAME)
+        return
+    log_path = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    try:
+        with serve(api_key=SERVER_KEY, log_path=log_path) as server:
+            yield server
+    except RuntimeError as error:
+        pytest.fail(str(error))

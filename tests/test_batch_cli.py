@@ -217,7 +217,10 @@ def test_audit_task_with_a_system_file_and_flags_that_do_not_apply(
     assert {r["system_top"]["text"] for r in found} == {" The capital is Paris."}
     capsys.readouterr()
     for extra, message in (
-        (["--workers", "2"], "--workers, --ray-address, --placement-timeout and --pin-replicas apply to --executor ray"),
+        (
+            ["--workers", "2"],
+            "--workers, --ray-address, --placement-timeout and --pin-replicas apply to --executor ray",
+        ),
         (["--noise-samples", "2"], "--perturbation and --noise-samples apply to --task explain"),
         (["--system", "x", "--system-file", str(system)], "either with --system or with --system-file"),
     ):

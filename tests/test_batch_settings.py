@@ -140,7 +140,10 @@ def test_the_flag_reaches_the_ray_executor(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--placement-timeout", "5"], "--workers, --ray-address, --placement-timeout and --pin-replicas apply to --executor ray"),
+        (
+            ["--placement-timeout", "5"],
+            "--workers, --ray-address, --placement-timeout and --pin-replicas apply to --executor ray",
+        ),
         (["--executor", "ray", "--placement-timeout", "0"], "--placement-timeout must be a positive number"),
         (["--executor", "ray", "--placement-timeout", "nan"], "--placement-timeout must be a positive number"),
     ],

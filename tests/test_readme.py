@@ -10,7 +10,8 @@ and each is checked without running a model:
 - ``python -m pytest -m EXPR``: every marker in EXPR is registered in pyproject.toml;
 - ``pip install``: ``-e ".[extras]"`` names extras that exist, other requirements name
   packages the project declares; ``apt-get install``: packages CI installs too;
-- ``mkdocs``, ``ruff``, ``mypy``: tools of the declared extras (and mkdocs.yml exists).
+- ``mkdocs``, ``ruff``, ``mypy``: tools of the declared extras (and mkdocs.yml exists);
+- ``bash SCRIPT``: a script of ``.ci/`` that exists and that CI runs too.
 
 A file under ``examples/`` that a command names must exist. A command of any other
 kind fails the test: give it a check here. The Python blocks must compile. On the
@@ -161,6 +162,12 @@ def _check_tool(argv: list[str]) -> None:
         assert argv[1] in ("build", "serve"), shlex.join(argv)
 
 
+def _check_script(argv: list[str]) -> None:
+    assert len(argv) == 2 and argv[1].startswith(".ci/"), f"only 'bash .ci/SCRIPT' is checked: {shlex.join(argv)!r}"
+    assert (ROOT / argv[1]).is_file(), f"{argv[1]} does not exist"
+    assert f"bash {argv[1]}" in CI, f"CI does not run {argv[1]}"
+
+
 CHECKS = {
     "attrib": _check_attrib,
     "python": _check_python_module,
@@ -169,6 +176,7 @@ CHECKS = {
     "mkdocs": _check_tool,
     "ruff": _check_tool,
     "mypy": _check_tool,
+    "bash": _check_script,
 }
 
 

@@ -67,6 +67,8 @@ def audit(args: argparse.Namespace) -> int:
     prompt = read_prompt(args)
     common = run_options(args, "audit", "audit", read_file=read_file)
     options = backend_options(args)
+    if args.backend == "openai" and common.get("chat_template") is not None:
+        options["chat_template"] = common["chat_template"]  # the server's chat route applies it too
     cache = cache_spec(args)
     references = reference_options(args, options)
     with contextlib.ExitStack() as stack:

@@ -64,6 +64,10 @@ class OpenAIBackend(Backend):
         routing: how requests are spread over replicas: ``"least_outstanding"``, or
             ``"in_order"`` (the first replica that is up takes them all; the others are
             fallbacks).
+        chat_template: a chat template (jinja2) for chats: the server's chat route applies
+            it instead of the model's (sent as ``chat_template`` in each chat request, which
+            vLLM and SGLang accept), and chats sent as text are rendered with it
+            (:attr:`chat_template`); ``None``: the server's own.
 
     Raises:
         UnknownNameError: for an unknown ``scoring`` or ``tokenizer`` value.
@@ -93,6 +97,7 @@ class OpenAIBackend(Backend):
         tokenizer: str = "auto",
         context_length: int | None = None,
         routing: str = "least_outstanding",
+        chat_template: str | None = None,
     ) -> None:
         if scoring != "auto" and scoring not in registry.rungs:
             raise UnknownNameError.for_choice("scoring rung", scoring, ("auto", *registry.rungs.names()))
@@ -129,6 +134,7 @@ class OpenAIBackend(Backend):
         self._scoring_option = scoring
         self._model_name = model
         self._context_length = context_length
+        self._chat_template = chat_template
         self._tokenizer = EndpointTokenizer(self.transport, option=tokenizer, model=model)
         self._vocabulary = Vocabulary()
         self._rung: Rung | None = None
@@ -160,6 +166,7 @@ class OpenAIBackend(Backend):
             rung = create_rung(
                 self._scoring_option, transport=self.transport, model=model, top_logprobs=self.top_logprobs
             )
+        rung.chat_template = self._chat_template
         self._rung = rung
         return rung.capabilities(has_tokenizer=source == "server")
 
@@ -238,12 +245,18 @@ class OpenAIBackend(Backend):
         return self._model_name or ""
 
     @property
+    def chat_template(self) -> str | None:
+        """The chat template given at construction (``None``: the server applies its own)."""
+        return self._chat_template
+
+    @property
     def context_length(self) -> int:
         """The context given at construction, or a large number (the server checks its own)."""
         return self._context_length or 1_000_000
 
     def describe(self) -> dict[str, object]:
-        """The endpoint, model, rung and unit source, recorded in results (never the key)."""
+        """The endpoint, model, rung, unit source and the tokenizer route used (``None`` for
+        words), recorded in results (never the key)."""
         rung = self._scoring_rung()
         return {
             "name": self.name,
@@ -253,6 +266,8 @@ class OpenAIBackend(Backend):
             **rung.identity(),
             "score_kind": rung.score_kind,
             "tokenizer": self._tokenizer.source,
+            "tokenizer_route": self._tokenizer.route,
+            **({"chat_template": self._chat_template} if self._chat_template is not None else {}),
             "concurrency": self.concurrency,
             "context_length": self._context_length,
         }
@@ -267,6 +282,7 @@ class OpenAIBackend(Backend):
             "endpoint": self.endpoint,
             **rung.identity(),
             "tokenizer": self._tokenizer.source,
+            **({"chat_template": self._chat_template} if self._chat_template is not None else {}),
         }
 
     def usage_snapshot(self) -> dict[str, int]:
@@ -301,9 +317,22 @@ class OpenAIBackend(Backend):
         return Tokenization.from_pieces(text, list(ids), [piece.encode("utf-8") for piece in pieces])
 
     def tokenize_markup(self, text: str) -> tuple[int, ...]:
-        """Chat-template text as local ids (never sent: chat rungs send messages, and the
-        ``forced`` rung sends the rendered text, which the server tokenizes itself)."""
-        return self._vocabulary.ids(words(text))
+        """Chat-template text as local ids: the server's tokens (special-token syntax parsed,
+        as its tokenizer route does) when it takes prompts as token ids, so a chat can be sent
+        as ids too; otherwise words (chat rungs send messages, and the ``forced`` rung sends
+        the rendered text, which the server tokenizes itself)."""
+
+        async def split() -> list[str] | None:
+            await self._resolve_units()
+            if self._tokenizer.server_ids([]) is None:
+                return None
+            return await self._tokenizer.split(text)
+
+        try:
+            pieces = self.transport.run(split()) if text else None
+        except TokenizationError:
+            pieces = None
+        return self._vocabulary.ids(words(text) if pieces is None else pieces)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return "".join(self._vocabulary.texts(ids))
@@ -366,7 +395,11 @@ class OpenAIBackend(Backend):
         async def one(index: int) -> None:
             request = requests[index]
             continuation = self.token_text(request.continuation_ids)
-            result = await rung.score(texts[index], continuation, messages=request.messages)
+            ids = self._server_ids(request, continuation) if rung.takes_token_ids else None
+            if ids is None:
+                result = await rung.score(texts[index], continuation, messages=request.messages)
+            else:
+                result = await rung.score(texts[index], continuation, messages=request.messages, ids=ids)  # type: ignore[call-arg]
             results[index] = result
             if on_result is not None:
                 on_result(index, result)
@@ -383,6 +416,14 @@ class OpenAIBackend(Backend):
 
         self.transport.run(run_all())
         return [r for r in results if r is not None]
+
+    def _server_ids(self, request: ScoreRequest, continuation: Sequence[str]) -> tuple[int, ...] | None:
+        """The request's prompt and continuation as the server's token ids (BOS first), when
+        its units are the server's tokens and the server takes ids; else ``None`` (text is sent).
+        A chat's markup is the server's tokens too (:meth:`tokenize_markup`)."""
+        if request.prompt_text is not None and request.prompt_text != self.detokenize(request.prompt_ids):
+            return None
+        return self._tokenizer.server_ids([*self.token_text(request.prompt_ids), *continuation])
 
     def close(self) -> None:
         """Close the connections and the metadata cache; the backend is unusable afterwards."""

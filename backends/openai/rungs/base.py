@@ -77,11 +77,16 @@ class Rung(abc.ABC):
     position: ClassVar[int]
     score_kind: ClassVar[ScoreKind] = "logprob"
     supports_target: ClassVar[bool] = True
+    #: Whether :meth:`score` takes ``ids``: the prompt and continuation as the server's token ids.
+    takes_token_ids: ClassVar[bool] = False
 
     def __init__(self, *, transport: Transport, model: str, top_logprobs: int = 20) -> None:
         self.transport = transport
         self.model = model
         self.top_logprobs = top_logprobs
+        #: A chat template (jinja2) the server's chat route should apply instead of its own,
+        #: sent as ``chat_template`` with every chat request (vLLM and SGLang take it); ``None``: the server's.
+        self.chat_template: str | None = None
         #: The chat field that caps the output's length (:data:`LENGTH_FIELDS`), switched once
         #: when the endpoint refuses ``max_tokens`` and names ``max_completion_tokens``.
         self.length_field = LENGTH_FIELDS[0]
@@ -158,13 +163,21 @@ class Rung(abc.ABC):
 
 
 def chat_body(
-    prompt: str, messages: Messages | None, *, model: str, max_tokens: int, top_logprobs: int | None
+    prompt: str,
+    messages: Messages | None,
+    *,
+    model: str,
+    max_tokens: int,
+    top_logprobs: int | None,
+    chat_template: str | None = None,
 ) -> dict[str, Any]:
     """A greedy chat request: ``messages`` as given, or the plain prompt as one user message.
 
     A coalition with no message at all is sent as one empty user message (the API
     needs at least one). ``top_logprobs`` asks for log-probabilities and that many
-    alternatives per position; ``None`` asks for none.
+    alternatives per position; ``None`` asks for none. ``chat_template`` is sent as the
+    request's ``chat_template`` (vLLM's and SGLang's chat routes apply it instead of the
+    model's; OpenAI's refuses unknown fields, so it is sent only when given).
     """
     if messages is None:
         chat = [{"role": "user", "content": prompt}]
@@ -173,6 +186,8 @@ def chat_body(
     body: dict[str, Any] = {"model": model, "messages": chat, "max_tokens": max_tokens, "temperature": 0.0, "seed": 0}
     if top_logprobs is not None:
         body.update(logprobs=True, top_logprobs=top_logprobs)
+    if chat_template is not None:
+        body["chat_template"] = chat_template
     return body
 
 

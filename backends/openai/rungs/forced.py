@@ -38,9 +38,11 @@ class ForcedRung(Rung):
 
     name: ClassVar[str] = "forced"
     position: ClassVar[int] = 10
+    takes_token_ids: ClassVar[bool] = True
 
-    def _echo(self, text: str) -> dict[str, Any]:
-        return {"model": self.model, "prompt": text, "max_tokens": 1, "temperature": 0.0, "logprobs": 0, "echo": True}
+    def _echo(self, prompt: str | Sequence[int]) -> dict[str, Any]:
+        sent = prompt if isinstance(prompt, str) else list(prompt)
+        return {"model": self.model, "prompt": sent, "max_tokens": 1, "temperature": 0.0, "logprobs": 0, "echo": True}
 
     async def probe(self) -> bool:
         data = await self.transport.probe_call(
@@ -48,8 +50,19 @@ class ForcedRung(Rung):
         )
         return data is not None and offers_echo(data)
 
-    async def score(self, prompt: str, continuation: Sequence[str], *, messages: Messages | None) -> ScoreResult:
-        data = await self.transport.model_call("/completions", self._echo(prompt + "".join(continuation)))
+    async def score(
+        self,
+        prompt: str,
+        continuation: Sequence[str],
+        *,
+        messages: Messages | None,
+        ids: Sequence[int] | None = None,
+    ) -> ScoreResult:
+        """As :meth:`Rung.score`; ``ids`` (the server's token ids of prompt and continuation,
+        BOS first), when given, are sent instead of the text, so the server scores exactly
+        these tokens."""
+        sent = prompt + "".join(continuation) if ids is None else ids
+        data = await self.transport.model_call("/completions", self._echo(sent))
         logprobs = echoed_continuation(data, continuation)
         return ScoreResult(logprobs=logprobs, tokens_evaluated=prompt_tokens(data))
 

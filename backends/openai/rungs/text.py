@@ -48,12 +48,21 @@ class TextRung(Rung):
 
     async def score(self, prompt: str, continuation: Sequence[str], *, messages: Messages | None) -> ScoreResult:
         length = regeneration_length(len(continuation))
-        body = chat_body(prompt, messages, model=self.model, max_tokens=length, top_logprobs=None)
+        body = chat_body(
+            prompt, messages, model=self.model, max_tokens=length, top_logprobs=None, chat_template=self.chat_template
+        )
         data = await self._answer(body)
         retention = text_retention(list(continuation), message_text(data))
         return ScoreResult(logprobs=retention, tokens_evaluated=prompt_tokens(data))
 
     async def generate(self, prompt: str, *, max_new_tokens: int, messages: Messages | None) -> Generated:
-        body = chat_body(prompt, messages, model=self.model, max_tokens=max_new_tokens, top_logprobs=None)
+        body = chat_body(
+            prompt,
+            messages,
+            model=self.model,
+            max_tokens=max_new_tokens,
+            top_logprobs=None,
+            chat_template=self.chat_template,
+        )
         data = await self._answer(body)
         return Generated(text=message_text(data), tokens=(), tokens_evaluated=prompt_tokens(data, completion=True))

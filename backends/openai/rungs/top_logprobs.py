@@ -52,7 +52,14 @@ class TopLogprobsRung(Rung):
         return {"scoring": self.name, "top_logprobs": self.top_logprobs}
 
     def _body(self, prompt: str, messages: Messages | None, max_tokens: int) -> dict[str, Any]:
-        return chat_body(prompt, messages, model=self.model, max_tokens=max_tokens, top_logprobs=self.top_logprobs)
+        return chat_body(
+            prompt,
+            messages,
+            model=self.model,
+            max_tokens=max_tokens,
+            top_logprobs=self.top_logprobs,
+            chat_template=self.chat_template,
+        )
 
     async def probe(self) -> bool:
         data = await self.chat(self._body(_PROBE_TEXT, None, 2), probe=("logprobs", "top_logprobs"))
