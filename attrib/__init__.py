@@ -27,6 +27,7 @@ from attrib.backend import (
     load_backend,
 )
 from attrib.batch import attribute_many
+from attrib.context.attribution import cite
 from attrib.dryrun import Plan, plan
 from attrib.errors import (
     AttribError,
@@ -53,10 +54,10 @@ from attrib.errors import (
 from attrib.hipe import Fixed, HiPe, MidRange, Relative
 from attrib.itp import ITP
 from attrib.loading import default_backend
-from attrib.options import AuditOptions, ExplainOptions
+from attrib.options import AuditOptions, CiteOptions, ExplainOptions
 from attrib.perturbation import Deletion, Replacement
 from attrib.pipeline import attribute
-from attrib.result import Attribution, Contrast, Stats, UnitScore
+from attrib.result import Attribution, Claim, Contrast, Stats, UnitScore
 from attrib.segmentation import LEVELS, Segmentation, Tokenization, Unit
 
 __version__ = "0.1.0"
@@ -64,14 +65,17 @@ __version__ = "0.1.0"
 __all__ = [
     "attribute",
     "attribute_many",
+    "cite",
     "audit",
     "plan",
     "Plan",
     "ExplainOptions",
     "AuditOptions",
+    "CiteOptions",
     "default_backend",
     "Attribution",
     "Contrast",
+    "Claim",
     "Stats",
     "UnitScore",
     "Unit",

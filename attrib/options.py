@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict, TypeVar, Union, Unpack, get_args, get_origin, get_type_hints
 
 from attrib import registry
+from attrib.context.citations import DEFAULT_MARKERS
+from attrib.context.template import CONTEXT_LEVELS, check_context_level
 from attrib.errors import BudgetError, InputError
 from attrib.perturbation import Perturbation
 from attrib.scheduler import Scheduler
@@ -50,6 +52,8 @@ __all__ = [
     "AuditOptions",
     "RunOptions",
     "TASKS",
+    "BATCH_TASKS",
+    "CiteOptions",
     "PARAMETERS",
     "options",
     "default",
@@ -79,6 +83,8 @@ class Option:
         metavar: the flag's placeholder (``"N"``), or ``None`` (the choices are shown).
         choices: the accepted names: a live listing such as ``registry.methods.names``.
         task_defaults: defaults that differ by task: task -> value (``{"audit": "sentence"}``).
+        task_choices: accepted names that differ by task: task -> choices (``cite`` adds the
+            ``source`` level).
         group: where the flag stands in ``--help``: ``"output"`` (what to explain),
             ``"method"`` or ``"chat"``.
         commands: the commands with a flag for it; ``None``: every command of its tasks
@@ -96,6 +102,7 @@ class Option:
     metavar: str | None = None
     choices: Choices | None = None
     task_defaults: Mapping[str, object] = field(default_factory=dict)
+    task_choices: Mapping[str, Choices] = field(default_factory=dict)
     group: Literal["output", "method", "chat"] = "method"
     commands: frozenset[str] | None = None
     batch: Literal["run", "record", "none"] = "run"
@@ -107,9 +114,9 @@ class Option:
         """The default for ``task`` (``"explain"``, ``"audit"``)."""
         return self.task_defaults.get(task, self.default)
 
-    def names(self) -> list[str] | None:
-        """The accepted names now (a registry's listing is read at each call), or ``None``."""
-        return listing(self.choices)
+    def names(self, task: str | None = None) -> list[str] | None:
+        """The accepted names now for ``task`` (a registry's listing is read at each call), or ``None``."""
+        return listing(self.task_choices.get(task, self.choices) if task is not None else self.choices)
 
     def flag_type(self) -> Callable[[str], Any]:
         """What turns the flag's text into the value: ``int`` or ``float`` when the type allows it, else ``str``."""
@@ -151,7 +158,8 @@ class RunOptionsDict(TypedDict, total=False):
             "unit level",
             detail="a backend without the model's tokenizer turns ``token`` into ``word`` (with a warning)",
             choices=LEVELS,
-            task_defaults={"audit": "sentence"},
+            task_defaults={"audit": "sentence", "cite": "source"},
+            task_choices={"cite": CONTEXT_LEVELS},
             batch="record",
         ),
     ]
@@ -177,7 +185,15 @@ class RunOptionsDict(TypedDict, total=False):
         ),
     ]
     max_new_tokens: Annotated[
-        int, Option(16, "tokens to generate when no target is given", metavar="N", group="output", batch="record")
+        int,
+        Option(
+            16,
+            "tokens to generate when no target is given",
+            metavar="N",
+            group="output",
+            batch="record",
+            task_defaults={"cite": 64},
+        ),
     ]
     budget: Annotated[
         int | None,
@@ -234,8 +250,38 @@ class AuditOptions(RunOptionsDict, total=False):
     """The run options of :func:`attrib.audit`: every task's (none of its own yet)."""
 
 
+class CiteOptions(ExplainOptions, total=False):
+    """The run options of :func:`attrib.cite`: explain's, and how claims and citations are judged."""
+
+    support: Annotated[
+        float,
+        Option(
+            0.1,
+            "a source supports a claim when removing it lowers the claim's log-probability by more than "
+            "this many nats per claim token (and by more than the claim's noise floor when measured)",
+            detail="one parameter, so a calibration split can set it; see "
+            ":func:`attrib.result.context.claim_threshold`",
+            metavar="NATS",
+            commands=frozenset({"cite"}),
+        ),
+    ]
+    markers: Annotated[
+        str | None,
+        Option(
+            DEFAULT_MARKERS,
+            "regular expression of the answer's citation markers; its first non-empty group holds the cited "
+            "ids, comma-separated; '' turns the citation check off",
+            detail="the default reads ``[2]``, ``[S3]``, ``[1, 3]`` and ``(source 1)``; ``None`` turns it off",
+            metavar="REGEX",
+            commands=frozenset({"cite"}),
+        ),
+    ]
+
+
 #: Each task's declaration.
-TASKS: dict[str, type[RunOptionsDict]] = {"explain": ExplainOptions, "audit": AuditOptions}
+TASKS: dict[str, type[RunOptionsDict]] = {"explain": ExplainOptions, "audit": AuditOptions, "cite": CiteOptions}
+#: The tasks a batch runs (records of sources are not among them yet).
+BATCH_TASKS: tuple[str, ...] = ("explain", "audit")
 
 
 @dataclass(frozen=True)
@@ -532,9 +578,11 @@ class RunOptions:
     noise_samples: int
     chat_template: str | None
     contrast: str | None
+    support: float
+    markers: str | None
 
     @classmethod
-    def build(cls, *, task: str = "explain", **given: Unpack[ExplainOptions]) -> RunOptions:
+    def build(cls, *, task: str = "explain", **given: Unpack[CiteOptions]) -> RunOptions:
         """Fill ``task``'s defaults, check every option and resolve names (method, perturbation)
         through the registry.
 
@@ -558,7 +606,15 @@ class RunOptions:
         method = values["method"]
         scheduler = method if isinstance(method, Scheduler) else _scheduler(method, seed)
         perturb = registry.perturbations.instance(values["perturbation"])
-        check_level(values["level"])
+        if task == "cite":
+            check_context_level(values["level"])
+            check_number("support", values["support"], minimum=0.0)
+            if values["markers"] is not None and not isinstance(values["markers"], str):
+                raise InputError(f"markers must be a regular expression (a string) or None, got {values['markers']!r}")
+            if values["contrast"] is not None:
+                raise InputError("contrast does not apply to cite; claims are judged on the answer alone")
+        else:
+            check_level(values["level"])
         _check_recordable("method", scheduler.describe())
         _check_recordable("perturbation", perturb.describe())
         target = values["target"]
@@ -576,6 +632,7 @@ class RunOptions:
         template = values["chat_template"]
         if template is not None and not template.strip():
             raise InputError("the chat template is empty; give a jinja2 template, or omit it to use the model's")
+        values["support"] = float(values["support"])
         return cls(**{**values, "method": scheduler, "perturbation": perturb})
 
     def parameters(self, *, generated: bool, template: str | None = None) -> dict[str, Any]:

@@ -333,16 +333,16 @@ def _run_region(
 
 def _trace(method: Scheduler, layout: Layout, schedules: list[Schedule]) -> Trace | MethodTrace | None:
     """The method's trace. HiPe's is typed (:class:`~attrib.result.Trace`): as it is for a plain
-    prompt; for a chat, every region's chunks shifted into the rendered prompt and tagged with
-    their message. Another method's record is kept as it wrote it, one per message for a chat."""
+    prompt; for a chat (or the sources of an assembled prompt), every region's chunks shifted into
+    the rendered prompt and tagged with their message. Another method's record is kept as it wrote it, one per message for a chat."""
     records = [dict(s.trace) for s in schedules if s.trace]
     if not records:
         return None
     if not isinstance(method, HiPe):
         record: dict[str, Any] = records[0] if layout.chat is None else {"messages": records}
         return MethodTrace(method=method.name, record=record)
-    if layout.chat is None:
-        return Trace.from_dict(records[0])
+    if layout.chat is None and all(region.offset == 0 and region.char_offset == 0 for region in layout.regions):
+        return Trace.from_dict(records[0])  # a plain prompt: the region is the whole text
     chunks: list[dict[str, Any]] = []
     depths = 0
     for region, schedule in zip(layout.regions, schedules, strict=True):

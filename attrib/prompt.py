@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from attrib.backend import Backend, Messages, ScoreRequest
@@ -215,8 +215,16 @@ class ChatPrompt(Prompt):
         """The chat (or only the messages ``keep``) rendered and tokenized for ``backend``."""
         messages = self.messages if keep is None else [self.messages[i] for i in keep]
         return layout_chat(
-            messages, self.template(backend), tokenize=backend.tokenize, tokenize_markup=backend.tokenize_markup
+            messages,
+            self.template(backend),
+            tokenize=self.content_tokenizer(backend),
+            tokenize_markup=backend.tokenize_markup,
         )
+
+    def content_tokenizer(self, backend: Backend) -> Callable[[str], Tokenization]:
+        """How message content is tokenized: as data, by ``backend``. A prompt assembled from
+        sources tokenizes the message holding them source by source (:mod:`attrib.context`)."""
+        return backend.tokenize
 
     def _layout(self, chat: ChatLayout, tokens: Tokenization) -> Layout:
         regions = tuple(

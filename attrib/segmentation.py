@@ -272,6 +272,11 @@ class Segmentation:
             tokens=(first, last),
         )
 
+    def roots(self, level: str) -> list[tuple[int, int]] | None:
+        """The token spans a hierarchical method starts its tree from, or ``None``: the whole
+        text, cut once (a prompt assembled from sources starts from its sources instead)."""
+        return None
+
     def hierarchy(self, level: str) -> list[tuple[int, ...]]:
         """Boundaries of ``level`` and every coarser level, coarsest first.
 

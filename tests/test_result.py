@@ -77,7 +77,7 @@ def test_other_json_is_refused_with_a_clear_error(tmp_path):
         Attribution.from_json('{"hello": 1}')
     data = _result().to_dict()
     data["schema_version"] = 99
-    with pytest.raises(ResultError, match="schema version 99; this attrib reads versions 1 to 2"):
+    with pytest.raises(ResultError, match="schema version 99; this attrib reads versions 1 to 3"):
         Attribution.from_dict(data)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -173,7 +173,7 @@ def test_the_version_1_files_written_by_attrib_0_1_still_load():
     assert {k: v for k, v in plain.to_dict().items() if k not in ("schema_version", "trace")} == {
         k: v for k, v in raw.items() if k not in ("schema_version", "trace")
     }
-    assert plain.to_dict()["schema_version"] == 2
+    assert plain.to_dict()["schema_version"] == SCHEMA_VERSION
 
     chat = Attribution.from_json(DATA / "result-v1-audit.json")
     assert isinstance(chat.shapley, MessageShapley) and chat.shapley.exact and chat.shapley.coalitions == 4
@@ -197,9 +197,29 @@ def test_a_version_1_reader_ignores_counters_it_does_not_know_but_version_2_refu
     data = json.loads((DATA / "result-v1-hipe.json").read_text(encoding="utf-8"))
     data["stats"]["gpu_seconds"] = 1.5
     assert Attribution.from_dict(data).stats.calls == data["stats"]["calls"]
-    data["schema_version"] = 2
-    with pytest.raises(ResultError, match="stats has no field 'gpu_seconds'"):
-        Attribution.from_dict(data)
+    for version in (2, 3):
+        data["schema_version"] = version
+        with pytest.raises(ResultError, match="stats has no field 'gpu_seconds'"):
+            Attribution.from_dict(data)
+
+
+def test_the_version_2_files_written_before_context_attribution_still_load():
+    raw = json.loads((DATA / "result-v2-hipe.json").read_text(encoding="utf-8"))
+    assert raw["schema_version"] == 2
+    loaded = Attribution.from_dict(raw)
+    assert loaded.context is None and loaded.claims == [] and loaded.noise is not None
+    written = loaded.to_dict()
+    assert written["schema_version"] == 3 and "context" not in written
+    assert {k: v for k, v in written.items() if k != "schema_version"} == {
+        k: v for k, v in raw.items() if k != "schema_version"
+    }
+
+
+def test_a_version_2_file_cannot_carry_a_context():
+    raw = json.loads((DATA / "result-v2-hipe.json").read_text(encoding="utf-8"))
+    raw["context"] = None
+    with pytest.raises(ResultError, match="version-2 result has no 'context'"):
+        Attribution.from_dict(raw)
 
 
 def test_score_unit_follows_the_score_kind():

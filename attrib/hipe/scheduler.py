@@ -135,7 +135,12 @@ class HiPe(Scheduler):
         return [[span] for span in self.first_chunks(segmentation, level)]
 
     def first_chunks(self, segmentation: Segmentation, level: str) -> list[Span]:
-        """The depth-0 chunks every run scores first, token spans (what :meth:`min_calls` counts)."""
+        """The depth-0 chunks every run scores first, token spans (what :meth:`min_calls` counts):
+        the segmentation's roots when it has them (the sources of an assembled prompt), else the
+        whole prompt cut once."""
+        roots = segmentation.roots(level)
+        if roots is not None:
+            return list(roots)
         return first_spans(segmentation.n_tokens, segmentation.hierarchy(level), leaf_group=self.group)
 
     def every_chunk(self, segmentation: Segmentation, level: str) -> list[Span]:
@@ -145,7 +150,7 @@ class HiPe(Scheduler):
         kept here, next to :meth:`run`, so a new parameter that shapes the tree shapes both.
         """
         hierarchy = segmentation.hierarchy(level)
-        first = first_spans(segmentation.n_tokens, hierarchy, leaf_group=self.group)
+        first = self.first_chunks(segmentation, level)
         seen = dict.fromkeys(first)
         frontier = list(first)
         depth = 0
@@ -186,7 +191,7 @@ class HiPe(Scheduler):
             leaf_group=self.group,
             contrast_start=scorer.contrast_start,
         )
-        first = tree.first_spans()
+        first = self.first_chunks(segmentation, level)
         if scorer.remaining is not None and scorer.count_new([[s] for s in first]) > scorer.remaining:
             raise BudgetError(
                 f"hipe needs at least {len(first) + 1} calls (the prompt and its first "

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from attrib.result.attribution import SCHEMA, SCHEMA_VERSION, SCORE_UNITS, Attribution
+from attrib.result.context import Claim, Context, ContextSource
 from attrib.result.parts import (
     Contrast,
     DifferentialEvidence,
@@ -43,6 +44,9 @@ __all__ = [
     "Disagreement",
     "MethodTrace",
     "Contrast",
+    "Context",
+    "ContextSource",
+    "Claim",
     "Trace",
     "TraceChunk",
     "EarlyStop",

@@ -24,6 +24,7 @@ import numpy as np
 
 from attrib.errors import ResultError
 from attrib.result.codec import JSON, MATRIX, VECTOR, decode, encode, field_hints
+from attrib.result.context import Claim, Context, judge
 from attrib.result.files import parse_json, read_json, write_atomic
 from attrib.result.parts import (
     Contrast,
@@ -39,8 +40,8 @@ from attrib.segmentation import Unit
 
 __all__ = ["Attribution", "SCHEMA", "SCHEMA_VERSION", "SCORE_UNITS"]
 
-#: Version of the JSON layout written by :meth:`Attribution.to_json`.
-SCHEMA_VERSION = 2
+#: Version of the JSON layout written by :meth:`Attribution.to_json` (3 added ``context``).
+SCHEMA_VERSION = 3
 #: The ``schema`` key of every result file.
 SCHEMA = "attrib.attribution"
 #: The unit of the scores of each ``score_kind``.
@@ -94,6 +95,9 @@ class Attribution:
             (:class:`Contrast`); ``unit_scores`` and ``top`` are then the contrastive scores,
             drops of ``log p(output | x) - log p(contrast | x)`` in nats. ``None`` otherwise
             (and the key is left out of the JSON).
+        context: for a context attribution (:func:`attrib.cite`), the sources, the answer's
+            claims and their verdicts (:class:`~attrib.result.context.Context`); units then lie
+            inside sources and index ``prompt``. ``None`` otherwise (the key is left out of the JSON).
 
     Raises:
         ResultError: on construction, if a field has the wrong type, the shapes of the
@@ -121,6 +125,7 @@ class Attribution:
     shapley: MessageShapley | None = None
     hidden_influence: HiddenInfluence | None = None
     contrast: Contrast | None = None
+    context: Context | None = None
 
     def __post_init__(self) -> None:
         hints = field_hints(type(self))
@@ -146,6 +151,8 @@ class Attribution:
                 raise ResultError(f"unit {index} ({unit.text!r}) does not match the text at {unit.start}-{unit.end}")
         if isinstance(self.trace, Trace):
             _check_trace(self.trace, len(self.prompt), None if self.messages is None else len(self.messages))
+        if self.context is not None:
+            _check_context(self)
 
     def _source(self, unit: Unit, index: int) -> str:
         if self.messages is None:
@@ -219,6 +226,78 @@ class Attribution:
         """Attribution of every unit to output token ``token``, shape (n_units,), in :attr:`score_unit`."""
         return self.scores[:, token]
 
+    # ----------------------------------------------------------------- context attribution
+
+    @property
+    def claims(self) -> list[Claim]:
+        """The answer's claims with their sources and verdicts (:func:`attrib.cite`); ``[]`` for other results."""
+        return [] if self.context is None else list(self.context.claims)
+
+    @property
+    def answer(self) -> str:
+        """The answer the claims index: ``output`` from ``context.answer_start`` on (``output`` without a context)."""
+        return self.output if self.context is None else self.output[self.context.answer_start :]
+
+    def claim(self, start: int, end: int, *, cited: list[str] | None = None) -> Claim:
+        """Attribute any span of the answer to the sources, as a claim (no model call).
+
+        The span's columns are the output tokens that overlap ``answer[start:end]``, citation
+        markers' tokens left out; its attribution to a source is the sum of ``scores`` over the
+        source's rows and those columns, in nats, judged by the result's support rule.
+
+        Args:
+            start, end: character span in :attr:`answer`, half-open, ``0 <= start < end <= len(answer)``.
+            cited: the source ids cited for the span (default: none).
+
+        Raises:
+            InputError: for a result without a context, or a span outside the answer.
+        """
+        from attrib.errors import InputError
+
+        context = self.context
+        if context is None:
+            raise InputError("this result has no sources; claims need a result of attrib.cite")
+        answer = self.answer
+        if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) or not isinstance(end, int):
+            raise InputError(f"a claim span is two whole numbers, got {start!r}, {end!r}")
+        if not 0 <= start < end <= len(answer):
+            raise InputError(
+                f"claim span {start}-{end} is outside the answer's {len(answer)} characters; give 0 <= start < end"
+            )
+        return judge(
+            text=answer[start:end],
+            start=start,
+            end=end,
+            **_claim_columns(self, start, end),
+            source_rows=[(source.id, source.units) for source in context.sources],
+            scores=self.scores,
+            support=context.support,
+            cited=list(cited or []),
+            noise_sd=None if self.noise is None else np.asarray(self.noise.sd_per_token),
+            samples=0 if self.noise is None else self.noise.samples,
+        )
+
+    def to_frame(self) -> Any:
+        """The claims × sources table: one row per claim (its text as index), one column per
+        source id, values in nats (the claim's attribution to the source).
+
+        Raises:
+            BackendUnavailableError: if pandas is not installed (``pip install "attrib[frame]"``).
+            InputError: for a result without a context.
+        """
+        from attrib.errors import BackendUnavailableError, InputError
+
+        if self.context is None:
+            raise InputError("this result has no sources; the claims × sources table needs a result of attrib.cite")
+        try:
+            import pandas as pd
+        except ImportError:
+            raise BackendUnavailableError('to_frame needs pandas: pip install "attrib[frame]"') from None
+        ids = self.context.ids
+        rows = [[dict(claim.sources).get(source, 0.0) for source in ids] for claim in self.context.claims]
+        index = pd.Index([claim.text for claim in self.context.claims], name="claim")
+        return pd.DataFrame(rows, index=index, columns=pd.Index(ids, name="source"), dtype=float)
+
     def __repr__(self) -> str:
         return (
             f"Attribution(method={self.method!r}, level={self.level!r}, "
@@ -262,8 +341,8 @@ class Attribution:
         """
         data: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION}
         for f in dataclasses.fields(self):
-            if f.name == "contrast" and self.contrast is None:
-                continue  # files without a contrast stay as earlier versions wrote them
+            if f.name in ("contrast", "context") and getattr(self, f.name) is None:
+                continue  # files without a contrast or a context stay as earlier versions wrote them
             data[f.name] = encode(getattr(self, f.name))
             if f.name == "scores":
                 data["unit_scores"] = encode(self.unit_scores)
@@ -271,7 +350,7 @@ class Attribution:
 
     @classmethod
     def from_dict(cls, data: Any) -> Attribution:
-        """Rebuild a result from :meth:`to_dict` output (schema version 2, or 1 from earlier attrib).
+        """Rebuild a result from :meth:`to_dict` output (schema version 3, or 1 and 2 from earlier attrib).
 
         Every field is checked against its type, and the whole against its shapes.
 
@@ -358,3 +437,46 @@ def _check_trace(trace: Trace, n_chars: int, n_messages: int | None) -> None:
             raise ResultError(f"{where} names parent {chunk.parent}, but there are {len(trace.chunks)} chunks")
         if chunk.message is not None and (n_messages is None or not 0 <= chunk.message < n_messages):
             raise ResultError(f"{where} lies in message {chunk.message}, which the result does not have")
+
+
+def _claim_columns(result: Attribution, start: int, end: int) -> dict[str, Any]:
+    """The output-token columns a span of the answer covers, and which of them count (not markers)."""
+    context = result.context
+    assert context is not None  # callers check
+    offset = context.answer_start
+    lo, hi = start + offset, end + offset
+    spans = context.token_spans
+    inside = [i for i, (a, b) in enumerate(spans) if a < hi and b > lo]
+    if not inside:
+        return {"tokens": (0, 0), "keep": np.zeros(0, dtype=bool)}
+    first, last = inside[0], inside[-1] + 1
+    markers = [(a + offset, b + offset) for a, b in context.marker_spans]
+    keep = np.array([not any(a < mb and b > ma for ma, mb in markers) for a, b in spans[first:last]], dtype=bool)
+    return {"tokens": (first, last), "keep": keep}
+
+
+def _check_context(result: Attribution) -> None:
+    """The context's sources, claims and token spans point inside the result."""
+    context = result.context
+    assert context is not None
+    n_units, n_output = len(result.units), result.output_columns.stop
+    ids = [source.id for source in context.sources]
+    if len(set(ids)) != len(ids):
+        raise ResultError("context.sources repeat an id")
+    for index, source in enumerate(context.sources):
+        where = f"context.sources[{index}]"
+        if not 0 <= source.units[0] <= source.units[1] <= n_units:
+            raise ResultError(f"{where} spans rows {source.units[0]}-{source.units[1]}, outside the {n_units} units")
+        if not 0 <= source.start <= source.end <= len(result.prompt):
+            raise ResultError(f"{where} spans {source.start}-{source.end}, outside the prompt")
+    if len(context.token_spans) != n_output:
+        raise ResultError(f"context.token_spans holds {len(context.token_spans)} spans, expected {n_output}")
+    if not 0 <= context.answer_start <= len(result.output):
+        raise ResultError(f"context.answer_start {context.answer_start} lies outside the output")
+    answer = len(result.output) - context.answer_start
+    for index, claim in enumerate(context.claims):
+        where = f"context.claims[{index}]"
+        if not 0 <= claim.start <= claim.end <= answer:
+            raise ResultError(f"{where} spans {claim.start}-{claim.end}, outside the answer's {answer} characters")
+        if not 0 <= claim.tokens[0] <= claim.tokens[1] <= n_output:
+            raise ResultError(f"{where} covers columns {claim.tokens[0]}-{claim.tokens[1]}, outside the output")

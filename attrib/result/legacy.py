@@ -3,7 +3,9 @@
 Schema version 1 (attrib 0.1) wrote the same keys as version 2 with the parts as
 free-form objects; its reader filled absent keys with defaults and ignored unknown
 ``stats`` counters. Version 2 types every part and publishes a JSON Schema. Upgrading
-a version-1 file keeps that leniency and then reads it as version 2.
+a version-1 file keeps that leniency and then reads it as version 2. Version 3 added
+the optional ``context`` of a context attribution (:func:`attrib.cite`): a version-2
+file is a version-3 file without one.
 """
 
 from __future__ import annotations
@@ -40,11 +42,18 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
-_UPGRADES = {1: _from_v1}
+def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """A version-2 result as version 3: the same keys (``context`` is absent: no sources)."""
+    if "context" in data:
+        raise ResultError("a version-2 result has no 'context'; the file is damaged or mislabelled")
+    return {**data, "schema_version": 3}
+
+
+_UPGRADES = {1: _from_v1, 2: _from_v2}
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` in the current layout (version 2), upgraded from version 1 if need be.
+    """``data`` in the current layout (version 3), upgraded from versions 1 and 2 if need be.
 
     Raises:
         ResultError: for a schema version this attrib does not read.

@@ -26,7 +26,7 @@ __all__ = ["SCHEMA_PATH", "SCHEMA_ID", "build_schema", "load_schema"]
 #: The schema file shipped with the package.
 SCHEMA_PATH = Path(__file__).resolve().parent / "attribution.schema.json"
 #: The schema's ``$id``.
-SCHEMA_ID = "urn:attrib:schema:attribution:2"
+SCHEMA_ID = "urn:attrib:schema:attribution:3"
 
 _SCALARS: dict[Any, dict[str, Any]] = {
     bool: {"type": "boolean"},

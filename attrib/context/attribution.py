@@ -1,0 +1,207 @@
+"""The context-attribution entry point, :func:`cite`: sources in, claims with their sources out.
+
+    question + sources (+ instructions) ──template──> prompt (fixed parts + one region of sources)
+        ──the pipeline (:func:`attrib.pipeline.run`)──> units inside sources × answer tokens, nats
+        ──claims (sentences, or given spans) + citation markers──> per claim: ranked sources, verdicts
+
+Every claim of the answer comes from the same calls: one variant scores every answer token,
+and a claim's attribution to a source is a sum over the matrix (no further model call).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections.abc import Sequence
+from typing import Any, Unpack
+
+from attrib.backend import Backend
+from attrib.caching import CacheSpec
+from attrib.context.citations import Marker, find_markers
+from attrib.context.claims import check_spans, split_claims
+from attrib.context.sources import Source, as_sources
+from attrib.context.template import PlainTemplate, SourcePrompt, SourceSegmentation, Template, as_template
+from attrib.errors import InputError
+from attrib.loading import open_backend
+from attrib.options import CiteOptions, RunOptions, with_options
+from attrib.pipeline import run
+from attrib.progress import Progress
+from attrib.result import Attribution
+from attrib.result.context import Context, ContextSource
+
+__all__ = ["cite", "token_spans"]
+
+
+def token_spans(tokens: Sequence[str], text: str) -> list[tuple[int, int]]:
+    """Each token's character span in ``text``, from the tokens' texts laid end to end.
+
+    A token holding part of a character (its text has U+FFFD) gets that character's span,
+    shared with the token that completes it.
+    """
+    spans = []
+    position = 0
+    for index, token in enumerate(tokens):
+        if text.startswith(token, position):
+            spans.append((position, position + len(token)))
+            position += len(token)
+            continue
+        end = min(position + 1, len(text))
+        spans.append((position, end))
+        following = tokens[index + 1] if index + 1 < len(tokens) else ""
+        if not (following and text.startswith(following, position)):
+            position = end
+    return spans
+
+
+def _check_text(value: object, name: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InputError(f"{name} is empty; give the {name} text" + (", or omit it" if optional else ""))
+    return value
+
+
+def _target(answer: str, form: Template, prompt: SourcePrompt) -> tuple[str, int]:
+    """The text scored for a given answer, and where the answer starts in it: a plain prompt
+    ending in a cue such as ``Answer:`` gets a space before an answer that has none."""
+    text = prompt.text
+    if isinstance(form, PlainTemplate) and text and not text[-1].isspace() and not answer[:1].isspace():
+        return " " + answer, 1
+    return answer, 0
+
+
+@with_options("cite")
+def cite(
+    question: str,
+    sources: Sequence[str | dict[str, Any] | Source],
+    *,
+    answer: str | None = None,
+    instructions: str | None = None,
+    template: str | Template | None = None,
+    claims: Sequence[tuple[int, int]] | None = None,
+    backend: Backend | str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    cache: CacheSpec = None,
+    progress: bool | Progress | None = False,
+    **options: Unpack[CiteOptions],
+) -> Attribution:
+    """Attribute an answer to the sources of its prompt, claim by claim, and check its citations.
+
+    The prompt is assembled from the sources and the fixed parts by ``template``; only the
+    sources are perturbed (at ``level="source"`` each source is one unit, removed with its
+    header and separator; finer levels cut inside sources only, and HiPe's tree starts from
+    the sources). The answer is generated once greedily, or given and forced; then the method
+    scores every answer token under each variant (the unit × token matrix of
+    :func:`attrib.attribute`, in nats). Claims are the answer's sentences (or ``claims``); a
+    claim's attribution to a source is the sum of the matrix over the source's units and the
+    claim's tokens: the drop of the claim's log-probability, in nats, when the source is gone.
+    A claim is *supported* when its strongest source exceeds ``support`` nats per claim token
+    (and the claim's noise floor, when ``noise_samples`` measured one). Citation markers in
+    the answer (``markers``) are scored with it but left out of the claims' attribution; each
+    claim's cited ids are compared with its supporting sources (``Claim.verified``,
+    ``Claim.cited_not_used``, ``Claim.used_not_cited``).
+
+    Args:
+        question: the question (a fixed part, never perturbed).
+        sources: the sources, in order: strings (ids ``"1"``, ``"2"``, ...) or mappings with a
+            string ``id`` and a ``text`` (other keys are metadata, kept in the result).
+        answer: the answer to explain (forced); ``None`` generates it greedily
+            (``max_new_tokens``).
+        instructions: instructions placed before the sources (fixed), or ``None``.
+        template: ``None``/``"plain"`` (numbered sources, the question, ``Answer:``), ``"chat"``
+            (sources and question in the user message), a frame string with ``{sources}`` and
+            ``{question}`` (and optionally ``{instructions}``), or a
+            :class:`~attrib.context.template.PlainTemplate` / :class:`~attrib.context.template.ChatTemplate`.
+        claims: the claims as ``(start, end)`` character spans of ``answer``; default: its sentences.
+        backend: ``None`` for the embedded model, a registered name, or a backend (as in
+            :func:`attrib.attribute`).
+        backend_options: keyword arguments for a backend given by name.
+        cache: the persistent cache (as in :func:`attrib.attribute`).
+        progress: draw a progress line on stderr (``None``: only on a terminal).
+        **options: the run options (:class:`~attrib.options.CiteOptions`), declared there.
+
+    Returns:
+        An :class:`~attrib.result.Attribution` whose rows are units inside sources (spans index
+        ``result.prompt``) and whose ``context`` holds the sources and ``claims``:
+        ``result.claims[i].sources`` is a list of ``(id, score)`` pairs, nats, largest first;
+        ``result.claim(start, end)`` attributes any span of ``result.answer``;
+        ``result.to_frame()`` is the claims × sources table.
+
+    Raises:
+        InputError: for an empty source list, duplicate ids, an id that is not a string, an
+            empty question, answer or source, claim spans outside the answer (or claims without
+            an answer), a template without a place for the sources or the question, a
+            ``target`` or ``contrast`` option, or a bad option.
+        The errors of :func:`attrib.attribute` (backend, budget, context length).
+    """
+    started = time.perf_counter()
+    checked_question = _check_text(question, "question")
+    assert checked_question is not None
+    checked_sources = as_sources(sources)
+    given = _check_text(answer, "answer", optional=True)
+    checked_instructions = None if instructions is None else _check_text(instructions, "instructions")
+    form = as_template(template)
+    if "target" in options:
+        raise InputError("cite takes the answer as answer=..., not target=...")
+    prompt = SourcePrompt(checked_sources, checked_question, checked_instructions, form)
+    spans = None
+    if claims is not None:
+        if given is None:
+            raise InputError("claims index the answer; give answer=... with them, or omit claims")
+        spans = check_spans(claims, given)
+    target, lead = (None, 0) if given is None else _target(given, form, prompt)
+    given_options: CiteOptions = {**options, "target": target}
+    checked = RunOptions.build(task="cite", **given_options)
+    bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
+    with open_backend(backend, backend_options, cache) as model:
+        result = run(prompt, model, checked, progress=bar, started=started)
+        region = prompt.lay_out(model).regions[0]
+    return _judge(result, prompt, region.segmentation, region.char_offset, checked, given, lead, spans)
+
+
+def _judge(
+    result: Attribution,
+    prompt: SourcePrompt,
+    segmentation: object,
+    char_offset: int,
+    options: RunOptions,
+    given: str | None,
+    lead: int,
+    spans: list[tuple[int, int]] | None,
+) -> Attribution:
+    """The result with its context: sources and their rows, the answer's claims and verdicts."""
+    assert isinstance(segmentation, SourceSegmentation)
+    tokens = segmentation.tokenization
+    entries = []
+    for source, (first, last) in zip(prompt.sources, itertools.pairwise(segmentation.starts), strict=True):
+        start, end = char_offset + tokens.char_offset(first), char_offset + tokens.char_offset(last)
+        rows = [i for i, unit in enumerate(result.units) if start <= unit.start < end]
+        units = (rows[0], rows[-1] + 1) if rows else (0, 0)
+        entries.append(ContextSource(id=source.id, start=start, end=end, units=units, metadata=dict(source.metadata)))
+    output = result.output
+    if given is not None and output.endswith(given):
+        answer_start = len(output) - len(given)
+    else:
+        answer_start = min(lead, len(output)) if given is not None else 0
+    answer = output[answer_start:]
+    ids = [source.id for source in prompt.sources]
+    markers: list[Marker] = find_markers(answer, options.markers, ids) if options.markers else []
+    context = Context(
+        question=prompt.question,
+        instructions=prompt.instructions,
+        sources=entries,
+        answer_start=answer_start,
+        token_spans=token_spans(result.output_tokens[result.output_columns], output),
+        support=options.support,
+        markers=options.markers or None,
+        marker_spans=[(m.start, m.end) for m in markers],
+    )
+    result = dataclasses.replace(result, context=context)
+    judged = []
+    for start, end in spans if spans is not None else split_claims(answer, markers):
+        cited = [i for m in markers if m.start < end and m.end > start for i in m.ids]
+        judged.append(result.claim(start, end, cited=list(dict.fromkeys(cited))))
+    return dataclasses.replace(result, context=dataclasses.replace(context, claims=judged))
