@@ -42,7 +42,6 @@ from benchmarks.context_cases import (
     EVALUATION_SEEDS,
     ContextCase,
     make_context_case,
-    prompt_text,
 )
 from benchmarks.runner import append, load_records
 
@@ -75,9 +74,19 @@ def _fact_spans(case: ContextCase) -> dict[str, list[int]]:
 
 
 def run_contextcite(
-    out: Path, splits: Sequence[str], level: str, ablations: int, limit: int | None, full_logits: bool
+    out: Path,
+    splits: Sequence[str],
+    level: str,
+    ablations: int,
+    limit: int | None,
+    full_logits: bool,
+    cost: bool = False,
 ) -> None:
-    """ContextCite on every case of ``splits`` not yet recorded at ``level`` with ``ablations`` (and each smaller count)."""
+    """ContextCite on every case of ``splits`` not yet recorded at ``level`` with ``ablations`` (and each smaller count).
+
+    With ``cost``, only its calls and tokens are counted (tokenizer only, no model; method
+    ``contextcite-N-cost``, no claims).
+    """
     from benchmarks import context_peer
 
     cache = Path(os.environ.get("ATTRIB_CACHE_DIR") or Path.home() / ".cache" / "attrib") / "benchmarks" / "contextcite"
@@ -86,13 +95,17 @@ def run_contextcite(
     for split in splits:
         for seed in seeds_of(split, limit):
             counts = [a for a in context_peer.ABLATIONS if a <= ablations]
-            keys = {(split, seed, "contextcite", f"contextcite-{a}", level, a): a for a in counts}
+            suffix = "-cost" if cost else ""
+            keys = {(split, seed, "contextcite", f"contextcite-{a}{suffix}", level, a): a for a in counts}
             if all(k in done for k in keys):
                 continue
             if model is None:
                 model, tokenizer = context_peer.load_model()
             case = make_context_case(seed)
-            found = context_peer.run_case(case, level, ablations, model, tokenizer, cache, full_logits=full_logits)
+            if cost:
+                found = context_peer.cost_only(case, level, ablations, tokenizer)
+            else:
+                found = context_peer.run_case(case, level, ablations, model, tokenizer, cache, full_logits=full_logits)
             for key, count in keys.items():
                 if key in done:
                     continue
@@ -102,7 +115,7 @@ def run_contextcite(
                     "seed": seed,
                     "kind": case.kind,
                     "side": "contextcite",
-                    "method": f"contextcite-{count}",
+                    "method": f"contextcite-{count}{suffix}",
                     "level": level,
                     "ablations": count,
                     "sources": [s.id for s in case.sources],
@@ -116,7 +129,9 @@ def run_contextcite(
                 }
                 append(out, record)
                 done.add(key)
-                print(f"{split} {seed} contextcite-{count} {level}: {entry['cost']}", file=sys.stderr, flush=True)
+                print(
+                    f"{split} {seed} contextcite-{count}{suffix} {level}: {entry['cost']}", file=sys.stderr, flush=True
+                )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     peer.add_argument("--level", choices=("source", "sentence"), default="source")
     peer.add_argument("--ablations", type=int, default=64, help="64 (ContextCite's default), 128 or 256")
     peer.add_argument("--full-logits", action="store_true", help="ContextCite's forward pass unmodified (slower)")
+    peer.add_argument("--cost", action="store_true", help="only count its calls and tokens (tokenizer, no model)")
     ours = commands.add_parser("attrib", help="run attrib.cite on the transformers backend")
     ours.add_argument("--runs", nargs="+", default=[f"{m}:{lv}" for m, lv in ATTRIB_RUNS], help="METHOD:LEVEL")
     ours.add_argument("--backend", default="transformers", help="backend registry name (default transformers)")
@@ -151,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.command == "contextcite":
-        run_contextcite(args.cases, args.splits, args.level, args.ablations, args.limit, args.full_logits)
+        run_contextcite(args.cases, args.splits, args.level, args.ablations, args.limit, args.full_logits, args.cost)
     elif args.command == "attrib":
         from benchmarks.context_attrib import run_attrib
 

@@ -147,6 +147,40 @@ def load_model() -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def cost_only(case: ContextCase, level: str, ablations: int, tokenizer: Any) -> dict[str, Any]:
+    """What ContextCite's run of ``case`` costs, without the model: its calls and tokens for each count <= ``ablations``.
+
+    The masks are ContextCite's own (``_create_mask`` with seeds 0, 1, ...); each forward
+    pass evaluates the ablated prompt's tokens (its chat rendering, ``<bos>`` included) and
+    the answer's. Seconds are not known (``None``).
+    """
+    from context_cite.utils import _create_mask
+
+    parts, separators, _ = partition(case, level)
+    context = "".join(sep + part for sep, part in zip(separators, parts, strict=True))
+    partitioner = _Partitioner.make(context, parts, separators)
+    answer = len(tokenizer.encode(case.answer, add_special_tokens=False))
+    tokens = []
+    for seed in range(ablations):
+        mask = _create_mask(len(parts), 0.5, seed)
+        prompt = PROMPT_TEMPLATE.format(context=partitioner.get_context(mask), query=case.question)
+        tokens.append(len(tokenizer.encode(prompt, add_special_tokens=True)) + answer)
+    return {
+        "units": len(parts),
+        "answer_tokens": answer,
+        "computed": {"calls": 0, "tokens_evaluated": 0},
+        "full_logits": False,
+        "by_ablations": {
+            str(count): {
+                "claims": None,
+                "cost": {"calls": count, "tokens_evaluated": sum(tokens[:count]), "seconds": None},
+            }
+            for count in ABLATIONS
+            if count <= ablations
+        },
+    }
+
+
 def _cache_file(cache: Path, case: ContextCase, level: str) -> Path:
     return cache / f"{case.seed}-{level}.npz"
 
