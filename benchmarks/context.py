@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.context_metrics import report
 
         text = report(load_records(args.cases))
+        notes = args.out.with_name(args.out.stem + "-notes.md")
+        if notes.exists():  # what the table cannot say about the run (the machine, what is missing)
+            text += "\n" + notes.read_text(encoding="utf-8")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
         print(text)
