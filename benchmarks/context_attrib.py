@@ -1,0 +1,140 @@
+"""attrib's side of :mod:`benchmarks.context`: :func:`attrib.cite` on each case, one record per case and setting.
+
+The sources go in as ``{"id", "text"}`` with the default plain template (the prompt
+:func:`benchmarks.context_cases.prompt_text` builds), the answer is given (forced), the
+claims are cite's own (the answer's sentences; markers found with the default syntax).
+Each of cite's claims is matched to the case's claim it overlaps; the record keeps every
+source's score per claim (nats) and, below the source level, every unit's score inside
+its source, so :mod:`benchmarks.context_metrics` can judge them at any threshold. cite's
+own verdicts at its default ``support`` are kept too (``default_supported``,
+``default_citation``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.context_cases import ContextCase, make_context_case, prompt_text
+from benchmarks.runner import append, load_records
+
+__all__ = ["measure", "run_attrib"]
+
+
+def _columns(result: Any, claim: Any) -> np.ndarray:
+    """The claim's scored output columns: its tokens less those overlapping a citation marker."""
+    context = result.context
+    first, last = claim.tokens
+    shift = context.answer_start
+    markers = [(a + shift, b + shift) for a, b in context.marker_spans]
+    keep = [
+        column
+        for column in range(first, last)
+        if not any(a < context.token_spans[column][1] and context.token_spans[column][0] < b for a, b in markers)
+    ]
+    return np.asarray(keep, dtype=int)
+
+
+def measure(case: ContextCase, result: Any, seconds: float) -> dict[str, Any]:
+    """The record fields of one cite result on ``case``: claims matched to the truth, scores, cost.
+
+    Raises:
+        ValueError: if cite's prompt or answer is not the case's, or a case claim has no
+            overlapping claim of cite's.
+    """
+    prompt, _ = prompt_text(case)
+    if result.prompt != prompt:
+        raise ValueError("cite's prompt is not the case's prompt")
+    context = result.context
+    answer = result.output[context.answer_start :]
+    if answer != case.answer:
+        raise ValueError(f"cite's answer {answer!r} is not the case's {case.answer!r}")
+    scores = np.asarray(result.scores, dtype=float)
+    claims = []
+    for truth in case.claims:
+        claim = next((c for c in result.claims if c.start < truth.end and truth.start < c.end), None)
+        if claim is None:
+            raise ValueError(f"no claim of cite's overlaps {truth.text!r}")
+        entry: dict[str, Any] = {
+            "text": claim.text,
+            "columns": claim.columns,
+            "sources": {ident: round(float(value), 5) for ident, value in claim.sources},
+            "default_supported": claim.supported,
+            "default_citation": claim.citation,
+            "cited_found": list(claim.cited),
+        }
+        if result.units and any(s.units[1] - s.units[0] > 1 for s in context.sources):
+            columns = _columns(result, claim)
+            units = []
+            for source in context.sources:
+                offset = source.start + len(f"[{source.id}] ")
+                for row in range(*source.units):
+                    unit = result.units[row]
+                    value = float(scores[row, columns].sum()) if len(columns) else 0.0
+                    units.append([source.id, unit.start - offset, unit.end - offset, round(value, 5)])
+            entry["units"] = units
+        claims.append(entry)
+    return {
+        "units": len(result.units),
+        "prompt_tokens": int(result.units[-1].tokens[1]) if result.units else 0,
+        "answer_tokens": len(result.output_tokens),
+        "support_default": context.support,
+        "claims": claims,
+        "calls": result.stats.calls,
+        "tokens_evaluated": result.stats.tokens_evaluated,
+        "seconds": round(seconds, 2),
+    }
+
+
+def run_attrib(
+    out: Path, splits: Sequence[str], runs: Sequence[tuple[str, ...]], backend_name: str, limit: int | None
+) -> None:
+    """``attrib.cite`` with each ``(method, level)`` of ``runs`` on every case of ``splits`` not yet in ``out``."""
+    import attrib
+    from attrib import registry
+    from benchmarks.context import _fact_spans, _truth, record_key, seeds_of
+
+    done = {record_key(r) for r in load_records(out)}
+    backend = None
+    try:
+        for split in splits:
+            for seed in seeds_of(split, limit):
+                case = None
+                for method, level in runs:
+                    key = (split, seed, "attrib", method, level, None)
+                    if key in done:
+                        continue
+                    if backend is None:
+                        backend = registry.create("backend", backend_name)
+                    case = case or make_context_case(seed)
+                    sources = [{"id": s.id, "text": s.text} for s in case.sources]
+                    started = time.perf_counter()
+                    result = attrib.cite(
+                        case.question, sources, answer=case.answer, level=level, method=method, backend=backend
+                    )
+                    record = {
+                        "split": split,
+                        "seed": seed,
+                        "kind": case.kind,
+                        "side": "attrib",
+                        "method": method,
+                        "level": level,
+                        "backend": backend_name,
+                        "sources": [s.id for s in case.sources],
+                        "facts": _fact_spans(case),
+                        "truth": _truth(case),
+                        **measure(case, result, time.perf_counter() - started),
+                    }
+                    append(out, record)
+                    done.add(key)
+                    cost = {k: record[k] for k in ("calls", "tokens_evaluated", "seconds")}
+                    print(f"{split} {seed} attrib {method} {level}: {cost}", file=sys.stderr, flush=True)
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,176 @@
+"""Metrics and the Markdown table of :mod:`benchmarks.context`, from its records alone.
+
+A record is one case run by one side and setting: the case's ground truth (``truth``:
+per claim the ids of the sources stating its fact, ``support``, and the ids its marker
+cites, ``cited``; ``facts``: each source's fact sentence span in its text) and the run's
+output (``claims``: per claim its scored tokens, ``columns``, and every source's score,
+``sources``; at sentence level ``units``: ``[source id, start, end, score]`` per unit,
+spans in the source's text), with its cost (``calls``, ``tokens_evaluated``, ``seconds``).
+
+Metrics (:func:`metrics`), on the evaluation split:
+
+* ``top1``: supported claims whose highest-scoring source states their fact (a fact stated
+  twice: either source);
+* ``unsupported flagged`` / ``supported flagged``: claims judged unsupported, among the
+  claims no source supports / among the others. A claim is judged supported when its top
+  source's score per scored claim token exceeds the setting's threshold, chosen on the
+  calibration split by :func:`calibrate` (attrib's ``support`` rule; for ContextCite the
+  same rule on its scores);
+* ``wrong citations flagged`` / ``correct citations verified``: markers naming a source
+  that does not state the claim's fact, whose source is not judged supporting / markers
+  naming one that does, whose source is judged supporting (a supporting source: score per
+  token above the threshold);
+* ``sentence first``: at sentence level, supported claims whose fact sentence is the
+  top-scoring unit inside the stating source the method ranks highest;
+* calls, tokens evaluated and seconds per case (means).
+
+Without calibration records, attrib's rows use cite's default ``support`` (marked
+"default"); ContextCite's rows then have no verdicts. Cost-only records (``claims`` null)
+count in the cost columns only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = ["calibrate", "claim_rows", "metrics", "report"]
+
+
+def _top(scores: dict[str, float], order: Sequence[str]) -> str:
+    """The highest-scoring source id (ties: the earlier source)."""
+    return max(order, key=lambda i: (scores[i], -order.index(i)))
+
+
+def claim_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per claim of a record: truth, top source, top score per token, sentence hit."""
+    rows: list[dict[str, Any]] = []
+    if record.get("claims") is None:  # a cost-only record
+        return rows
+    order = record["sources"]
+    for truth, claim in zip(record["truth"], record["claims"], strict=True):
+        scores = claim["sources"]
+        top = _top(scores, order)
+        columns = max(int(claim["columns"]), 1)
+        row: dict[str, Any] = {
+            "support": truth["support"],
+            "cited": truth["cited"],
+            "top": top,
+            "per_token": scores[top] / columns,
+            "cited_per_token": [scores.get(c, -math.inf) / columns for c in truth["cited"]],
+            "sentence_first": None,
+        }
+        if claim.get("units") is not None and truth["support"]:
+            source = max(truth["support"], key=lambda i: scores[i])
+            inside = [u for u in claim["units"] if u[0] == source]
+            if inside:
+                best = max(range(len(inside)), key=lambda k: (inside[k][3], -k))
+                _, start, end, _ = inside[best]
+                fact_start, fact_end = record["facts"][source]
+                row["sentence_first"] = bool(start < fact_end and fact_start < end)
+        rows.append(row)
+    return rows
+
+
+def calibrate(rows: Iterable[dict[str, Any]]) -> float | None:
+    """The threshold (score per claim token) that best separates supported from unsupported claims.
+
+    Maximises the share of unsupported claims flagged minus the share of supported claims
+    flagged (a claim is flagged when its top score per token is at most the threshold); among
+    equally good thresholds, the midpoint of the widest gap. ``None`` without both kinds.
+    """
+    rows = list(rows)
+    supported = sorted(r["per_token"] for r in rows if r["support"])
+    unsupported = sorted(r["per_token"] for r in rows if not r["support"])
+    if not supported or not unsupported:
+        return None
+    values = sorted(set(supported + unsupported))
+    candidates = [values[0] - 1.0] + [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)]
+    candidates.append(values[-1] + 1.0)
+
+    def quality(t: float) -> tuple[float, float]:
+        flagged_u = sum(v <= t for v in unsupported) / len(unsupported)
+        flagged_s = sum(v <= t for v in supported) / len(supported)
+        margin = min(abs(v - t) for v in values)
+        return (flagged_u - flagged_s, margin)
+
+    return max(candidates, key=quality)
+
+
+def _share(hits: list[bool]) -> str:
+    return f"{sum(hits)}/{len(hits)} ({100 * sum(hits) / len(hits):.0f}%)" if hits else "-"
+
+
+def metrics(evaluation: list[dict[str, Any]], threshold: float | None) -> dict[str, Any]:
+    """The metrics of one side and setting over its evaluation records (see the module docstring)."""
+    rows = [row for record in evaluation for row in claim_rows(record)]
+    supported = [r for r in rows if r["support"]]
+    found: dict[str, Any] = {
+        "cases": len(evaluation),
+        "top1": [r["top"] in r["support"] for r in supported],
+        "sentence_first": [r["sentence_first"] for r in supported if r["sentence_first"] is not None],
+    }
+    if threshold is not None:
+        found["unsupported_flagged"] = [r["per_token"] <= threshold for r in rows if not r["support"]]
+        found["supported_flagged"] = [r["per_token"] <= threshold for r in supported]
+        wrong, correct = [], []
+        for r in rows:
+            for cited, value in zip(r["cited"], r["cited_per_token"], strict=True):
+                (correct if cited in r["support"] else wrong).append(value > threshold)
+        found["wrong_flagged"] = [not used for used in wrong]
+        found["correct_verified"] = correct
+    for key in ("calls", "tokens_evaluated", "seconds"):
+        values = [float(r[key]) for r in evaluation if r.get(key) is not None]
+        found[key] = sum(values) / len(values) if values else None
+    return found
+
+
+def _setting(record: dict[str, Any]) -> tuple[str, str, str]:
+    return (record["side"], record["method"], record["level"])
+
+
+def report(records: Iterable[dict[str, Any]]) -> str:
+    """The Markdown table: one row per side and setting, metrics on the evaluation split."""
+    by_setting: dict[tuple[str, str, str], dict[str, list[dict[str, Any]]]] = {}
+    for record in records:
+        by_setting.setdefault(_setting(record), {}).setdefault(record["split"], []).append(record)
+    lines = [
+        "# Context attribution: attrib's cite against ContextCite (embedded Gemma 3 270M, float32)",
+        "",
+        "Written by `python -m benchmarks.context` from `context.jsonl`. Cases:",
+        "`benchmarks/context_cases.py` (evaluation seeds 0-19; the threshold of each row is",
+        "calibrated on seeds 1000-1007 only). Shares are claims (citations for the citation",
+        "columns); thresholds are top-source score per claim token (attrib: nats; ContextCite:",
+        "its Lasso weights on logit-probabilities). Calls, tokens and seconds are means per case.",
+        "",
+        "| side | method | level | cases | top-1 source | unsupported flagged | supported flagged "
+        "| wrong citations flagged | correct citations verified | sentence first | threshold "
+        "| calls | tokens evaluated | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (side, method, level), splits in sorted(by_setting.items()):
+        calibration = [row for record in splits.get("calibration", []) for row in claim_rows(record)]
+        threshold = calibrate(calibration)
+        evaluation = splits.get("evaluation", [])
+        shown = "-" if threshold is None else f"{threshold:.3f}"
+        defaults = {r["support_default"] for r in evaluation if "support_default" in r}
+        if threshold is None and len(defaults) == 1:
+            threshold = defaults.pop()  # no calibration run: attrib's default support
+            shown = f"{threshold:.3f} (default)"
+        found = metrics(evaluation, threshold)
+        if not found["cases"]:
+            continue
+
+        def cost(key: str, digits: int, found: dict[str, Any] = found) -> str:
+            value = found[key]
+            return "-" if value is None else f"{value:,.{digits}f}"
+
+        lines.append(
+            f"| {side} | {method} | {level} | {found['cases']} | {_share(found['top1'])} "
+            f"| {_share(found.get('unsupported_flagged', []))} | {_share(found.get('supported_flagged', []))} "
+            f"| {_share(found.get('wrong_flagged', []))} | {_share(found.get('correct_verified', []))} "
+            f"| {_share(found['sentence_first'])} | {shown} "
+            f"| {cost('calls', 1)} | {cost('tokens_evaluated', 0)} | {cost('seconds', 1)} |"
+        )
+    return "\n".join(lines) + "\n"
