@@ -45,3 +45,18 @@ def test_source_text_is_escaped_never_markup():
 def test_a_result_without_a_context_has_no_claims_section():
     page = render_html(attrib.attribute("The tower", backend=ToyBackend(output=" stands"), method="itp"))
     assert not re.search(r'id="claims"', page)
+
+
+def test_attrib_report_on_a_saved_v3_result_shows_the_claims(tmp_path):
+    import subprocess
+    import sys
+
+    saved = tmp_path / "result.json"
+    _result().to_json(saved)
+    out = tmp_path / "report.html"
+    run = subprocess.run(
+        [sys.executable, "-m", "attrib", "report", str(saved), "-o", str(out)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    page = out.read_text(encoding="utf-8")
+    assert 'id="claims"' in page and "used but not cited: 1" in page
