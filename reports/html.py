@@ -122,6 +122,15 @@ def _method_rows(result: Attribution) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _context_view(result: Attribution) -> dict[str, Any] | None:
+    """The claims and sources of a context attribution (``None`` for other results)."""
+    context = result.context
+    if context is None:
+        return None
+    sources = [{"id": s.id, "text": result.prompt[s.start : s.end]} for s in context.sources]
+    return {"claims": list(context.claims), "sources": sources}
+
+
 def render_html(result: Attribution) -> str:
     """Render ``result`` as a complete, self-contained HTML5 page.
 
@@ -154,6 +163,7 @@ def render_html(result: Attribution) -> str:
         method_trace=method_trace_view(result),
         show_roles=len(roles) > 1,
         audit=audit_findings(result),
+        context=_context_view(result),
         show_tree=isinstance(result.trace, Trace) and bool(result.trace.chunks),
         css=markupsafe.Markup(template_asset("report.css")),  # our own files, inlined as they are
         script=markupsafe.Markup(template_asset("report.js")),

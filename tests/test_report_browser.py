@@ -186,3 +186,20 @@ def test_a_text_similarity_report_labels_every_number_in_similarity(browser, tmp
     assert "similarity" in page.locator("#matrix-note").text_content()
     assert page.locator("#legend-max + span, .legend span:last-child").last.text_content() == "similarity"
     assert dialogs == [] and [r for r in requests if not r.startswith("file:")] == []
+
+
+def test_selecting_a_claim_highlights_its_source_and_marks_unsupported_and_mismatched_claims(browser, tmp_path):
+    from tests.test_cite_report import _result
+
+    page, requests, dialogs = _open(browser, _result(), tmp_path)
+    claims = page.locator("#claims .claim")
+    claims.nth(0).click()
+    assert page.locator("#sources .source.supports").evaluate_all("els => els.map(e => e.dataset.source)") == ["1"]
+    assert claims.nth(0).get_attribute("aria-pressed") == "true"
+    claims.nth(1).focus()
+    page.keyboard.press("Enter")
+    assert page.locator("#sources .source.supports").count() == 0
+    text = page.locator("#claims").inner_text()
+    assert "unsupported" in text and "cited but not used: b" in text and "used but not cited: 1" in text
+    assert dialogs == [] and page.evaluate("window.__pwned") is None
+    page.close()

@@ -587,3 +587,16 @@
   drawTree();
   setView(-1);
 })();
+
+// context attribution: selecting a claim highlights the sources that support it
+      document.querySelectorAll("#claims .claim").forEach(function (button) {
+        button.addEventListener("click", function () {
+          var ids = button.dataset.supports.split(" ").filter(Boolean);
+          document.querySelectorAll("#claims .claim").forEach(function (b) { b.setAttribute("aria-pressed", b === button ? "true" : "false"); });
+          document.querySelectorAll("#sources .source").forEach(function (li) {
+            var on = ids.indexOf(li.dataset.source) >= 0;
+            li.classList.toggle("supports", on);
+            if (on) { li.setAttribute("aria-current", "true"); } else { li.removeAttribute("aria-current"); }
+          });
+        });
+      });
