@@ -47,7 +47,7 @@ def test_every_option_parameter_and_batch_setting_has_a_row_from_the_declaration
         row = rows[name]
         assert row[1] == f"`{declared.type_text(name)}`" and row[2].startswith(f"`{option.default!r}`"), row
         assert " ".join(option.help.split())[:40] in row[3], row
-    assert rows["level"][2] == "`'token'` (audit: `'sentence'`)"
+    assert rows["level"][2] == "`'token'` (audit: `'sentence'`) (cite: `'source'`)"
     assert "`attrib.audit`" in rows["level"][4] and "`attrib.attribute_many`" in rows["level"][4]
     assert "`attrib.attribute_many`" not in rows["target"][4]  # a record's own key, not a batch option
     assert rows["chat_template"][5] == "`--chat-template` (audit, batch)"

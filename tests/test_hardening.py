@@ -58,7 +58,7 @@ def test_unwritable_outputs_are_refused_before_any_model_call(tmp_path: Path, fl
 
 
 def test_a_failing_report_never_loses_the_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from attrib.cli import commands
+    from attrib.cli import common as commands  # emit writes the outputs
 
     original = commands.write_text
 
@@ -79,7 +79,7 @@ def test_a_failing_report_never_loses_the_json(tmp_path: Path, monkeypatch: pyte
 
 
 def test_a_json_that_cannot_be_written_after_the_run_is_saved_elsewhere(tmp_path: Path) -> None:
-    from attrib.cli import commands
+    from attrib.cli import common as commands  # emit writes the outputs
 
     target = tmp_path / "gone" / "r.json"
     (tmp_path / "gone").mkdir()

@@ -129,7 +129,7 @@ def _arguments(function: Any) -> dict[str, str]:
 
 
 #: The functions of each task, as the API reference names them.
-FUNCTIONS = {"explain": ["attrib.attribute", "attrib.plan"], "audit": ["attrib.audit"]}
+FUNCTIONS = {"explain": ["attrib.attribute", "attrib.plan"], "audit": ["attrib.audit"], "cite": ["attrib.cite"]}
 
 
 def _options_page() -> str:
@@ -148,8 +148,9 @@ def _options_page() -> str:
         "`attrib.options` (and the batch settings in `attrib.batch.run.BatchSettings`).*",
         "",
         "The Python functions take the run options as keywords (`**options`, typed by",
-        "[`ExplainOptions`](../api/attributing.md#attrib.options.ExplainOptions) and",
-        "[`AuditOptions`](../api/attributing.md#attrib.options.AuditOptions); `help(attrib.attribute)`",
+        "[`ExplainOptions`](../api/attributing.md#attrib.options.ExplainOptions),",
+        "[`AuditOptions`](../api/attributing.md#attrib.options.AuditOptions) and",
+        "[`CiteOptions`](../api/attributing.md#attrib.options.CiteOptions); `help(attrib.attribute)`",
         "lists them with their defaults); each command has the flags shown. In a batch an option",
         "is run-wide (a flag, or a keyword of `attribute_many`), and some a record may also set",
         "for itself in its `options`. The [command line](cli.md) page has every flag's `--help`.",
