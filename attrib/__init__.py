@@ -27,7 +27,7 @@ from attrib.backend import (
     load_backend,
 )
 from attrib.batch import attribute_many
-from attrib.context.attribution import cite
+from attrib.context.attribution import cite, plan_cite
 from attrib.context.sources import Source
 from attrib.dryrun import Plan, plan
 from attrib.errors import (
@@ -66,6 +66,7 @@ __all__ = [
     "attribute",
     "attribute_many",
     "cite",
+    "plan_cite",
     "audit",
     "plan",
     "Plan",

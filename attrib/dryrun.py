@@ -28,7 +28,7 @@ from attrib.options import ExplainOptions, RunOptions, with_options
 from attrib.perturbation import Perturbation, Span, merge_spans
 from attrib.pipeline import score, unit_level
 from attrib.progress import Progress
-from attrib.prompt import Region, as_prompt
+from attrib.prompt import Prompt, Region, as_prompt
 from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Tokenization
 from attrib.target import resolve_output
@@ -234,33 +234,39 @@ def plan(
     """
     checked = RunOptions.build(**options)
     source = as_prompt(prompt, checked.chat_template)
-    method = checked.method
     with open_backend(backend, backend_options, cache=False) as model:
-        level = unit_level(model.capabilities(), checked.level)
-        perturb = checked.perturbation.bind(model.tokenize)
-        output = resolve_output(
-            source,
-            model,
-            target=checked.target,
-            max_new_tokens=checked.max_new_tokens,
-            contrast=checked.contrast,
-            generate=False,
-        )
-        layout = output.layout
-        counter = _Counter(
-            layout.tokenization,
-            output.ids,
-            perturb,
-            budget=checked.budget,
-            chat=layout.chat,
-            contrast_ids=output.contrast_ids,
-        )
+        return plan_prompt(source, model, checked)
 
-        def spend(region: Region, reserve: int) -> bool | None:
-            view = _RegionCounter(counter, region.offset, reserve)
-            return method.dry_run(view, region.segmentation, level)
 
-        flags = score(source, model, counter, layout, level, checked, spend, progress=Progress(enabled=False)).regions
+def plan_prompt(source: Prompt, model: Backend, checked: RunOptions) -> Plan:
+    """The :class:`Plan` of the pipeline for any prompt (:func:`plan`, :func:`attrib.context.plan_cite`)
+    on an open backend with checked options; the errors of :func:`plan`."""
+    method = checked.method
+    level = unit_level(model.capabilities(), checked.level)
+    perturb = checked.perturbation.bind(model.tokenize)
+    output = resolve_output(
+        source,
+        model,
+        target=checked.target,
+        max_new_tokens=checked.max_new_tokens,
+        contrast=checked.contrast,
+        generate=False,
+    )
+    layout = output.layout
+    counter = _Counter(
+        layout.tokenization,
+        output.ids,
+        perturb,
+        budget=checked.budget,
+        chat=layout.chat,
+        contrast_ids=output.contrast_ids,
+    )
+
+    def spend(region: Region, reserve: int) -> bool | None:
+        view = _RegionCounter(counter, region.offset, reserve)
+        return method.dry_run(view, region.segmentation, level)
+
+    flags = score(source, model, counter, layout, level, checked, spend, progress=Progress(enabled=False)).regions
     known = [flag for flag in flags if flag is not None]
     return Plan(
         method=method.name,

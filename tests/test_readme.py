@@ -297,6 +297,17 @@ def test_readme_quick_start_output_is_what_the_model_gives():
 
 
 @pytest.mark.model
+def test_readme_cite_output_is_what_the_model_gives():
+    """The cite example's output in the README is real: claims, scores, verdicts and calls (seconds vary)."""
+    readme = README.read_text(encoding="utf-8")
+    (command,) = [c for c in shell_commands(readme) if c.startswith("attrib cite ")]
+    shown = _output_block(readme, 'answer: "')
+    printed = _run([sys.executable, "-m", "attrib", *shlex.split(command)[1:], "--no-cache", "--quiet"])
+    seconds = re.compile(r", [\d.]+ s$", flags=re.M)
+    assert seconds.sub(", S s", printed) == seconds.sub(", S s", shown)
+
+
+@pytest.mark.model
 def test_readme_python_example_output_is_what_the_model_gives():
     readme = README.read_text(encoding="utf-8")
     code = [block for block in _blocks(readme, ("python",)) if "attrib.attribute(" in block]

@@ -76,6 +76,11 @@ def add_parser(commands: Any) -> None:
     what.add_argument("--answer", metavar="TEXT", help="the answer to explain (default: generate it greedily)")
     how = parser.add_argument_group("method")
     add_run_options("cite", {"output": what, "method": how, "chat": inputs})
+    how.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the calls and tokens the run would need (upper bound for hipe) and stop",
+    )
     add_backend_arguments(parser)
     output = parser.add_argument_group("output")
     output.add_argument("--top", type=int, default=3, metavar="K", help="sources to list per claim (default 3)")
@@ -128,6 +133,18 @@ def cite(args: argparse.Namespace) -> int:
         common["markers"] = None
     cache = cache_spec(args)
     with opened(args.backend, backend_options(args)) as backend, warnings_as_notes():
+        if args.dry_run:
+            plan = attrib.plan_cite(
+                args.question,
+                sources,
+                answer=args.answer,
+                instructions=args.instructions,
+                template=args.template,
+                backend=backend,
+                **common,
+            )
+            print(f"dry run: {plan.describe()}; nothing was sent to the model")
+            return 0
         result = attrib.cite(
             args.question,
             sources,

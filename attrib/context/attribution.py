@@ -23,6 +23,7 @@ from attrib.context.citations import Marker, find_markers
 from attrib.context.claims import check_spans, split_claims
 from attrib.context.sources import Source, as_sources
 from attrib.context.template import ChatTemplate, PlainTemplate, SourcePrompt, SourceSegmentation, Template, as_template
+from attrib.dryrun import Plan, plan_prompt
 from attrib.errors import EmptyOutputError, InputError
 from attrib.loading import open_backend
 from attrib.options import CiteOptions, RunOptions, with_options
@@ -147,30 +148,9 @@ def cite(
         BackendError: the other errors of :func:`attrib.attribute` (backend, endpoint).
     """
     started = time.perf_counter()
-    checked_question = _check_text(question, "question")
-    assert checked_question is not None
-    checked_sources = as_sources(sources)
-    given = _check_text(answer, "answer", optional=True)
-    checked_instructions = None if instructions is None else _check_text(instructions, "instructions")
-    form = as_template(template)
-    if "target" in options:
-        raise InputError("cite takes the answer as answer=..., not target=...")
-    if "contrast" in options:
-        raise InputError("contrast does not apply to cite; claims are judged on the answer alone")
-    prompt = SourcePrompt(checked_sources, checked_question, checked_instructions, form)
-    spans = None
-    if claims is not None:
-        if given is None:
-            raise InputError("claims index the answer; give answer=... with them, or omit claims")
-        spans = check_spans(claims, given)
-    target, lead = (None, 0) if given is None else _target(given, form, prompt)
-    checked = dataclasses.replace(RunOptions.build(task="cite", **options), target=target)
-    if checked.chat_template is not None:
-        if not isinstance(form, ChatTemplate):
-            raise InputError("chat_template applies to a chat layout; pass template='chat' or a ChatTemplate")
-        if form.chat_template is None:
-            form = dataclasses.replace(form, chat_template=checked.chat_template)
-            prompt = dataclasses.replace(prompt, form=form)
+    prompt, form, checked, given, lead, spans = _prepare(
+        question, sources, answer, instructions, template, claims, options
+    )
     bar = progress if isinstance(progress, Progress) else Progress(enabled=progress)
     with open_backend(backend, backend_options, cache) as model:
         generation = None
@@ -195,6 +175,78 @@ def cite(
         parameters = {**result.parameters, "max_new_tokens": checked.max_new_tokens}
         result = dataclasses.replace(result, stats=stats, parameters=parameters)
     return _judge(result, prompt, region.segmentation, region.char_offset, checked, given, lead, spans)
+
+
+def _prepare(
+    question: str,
+    sources: Sequence[str | dict[str, Any] | Source],
+    answer: str | None,
+    instructions: str | None,
+    template: str | Template | None,
+    claims: Sequence[tuple[int, int]] | None,
+    options: CiteOptions,
+) -> tuple[SourcePrompt, Template, RunOptions, str | None, int, list[tuple[int, int]] | None]:
+    """The checked inputs of :func:`cite` and :func:`plan_cite`: the prompt, its template, the
+    options (target set for a given answer), the answer, its lead and the claim spans."""
+    checked_question = _check_text(question, "question")
+    assert checked_question is not None
+    checked_sources = as_sources(sources)
+    given = _check_text(answer, "answer", optional=True)
+    checked_instructions = None if instructions is None else _check_text(instructions, "instructions")
+    form = as_template(template)
+    if "target" in options:
+        raise InputError("cite takes the answer as answer=..., not target=...")
+    if "contrast" in options:
+        raise InputError("contrast does not apply to cite; claims are judged on the answer alone")
+    prompt = SourcePrompt(checked_sources, checked_question, checked_instructions, form)
+    spans = None
+    if claims is not None:
+        if given is None:
+            raise InputError("claims index the answer; give answer=... with them, or omit claims")
+        spans = check_spans(claims, given)
+    target, lead = (None, 0) if given is None else _target(given, form, prompt)
+    checked = dataclasses.replace(RunOptions.build(task="cite", **options), target=target)
+    if checked.chat_template is not None:
+        if not isinstance(form, ChatTemplate):
+            raise InputError("chat_template applies to a chat layout; pass template='chat' or a ChatTemplate")
+        if form.chat_template is None:
+            form = dataclasses.replace(form, chat_template=checked.chat_template)
+            prompt = dataclasses.replace(prompt, form=form)
+    return prompt, form, checked, given, lead, spans
+
+
+@with_options("cite")
+def plan_cite(
+    question: str,
+    sources: Sequence[str | dict[str, Any] | Source],
+    *,
+    answer: str | None = None,
+    instructions: str | None = None,
+    template: str | Template | None = None,
+    backend: Backend | str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    **options: Unpack[CiteOptions],
+) -> Plan:
+    """The calls and tokens :func:`cite` would need, without any model call (``attrib cite --dry-run``).
+
+    The prompt is assembled as :func:`cite` assembles it and planned by :func:`attrib.plan`'s
+    machinery (:func:`attrib.dryrun.plan_prompt`). Without ``answer`` the plan counts one
+    generation call and an answer of ``max_new_tokens`` tokens (an upper bound).
+
+    Args:
+        question, sources, answer, instructions, template, backend, backend_options: as in :func:`cite`.
+        **options: the run options of :func:`cite` (:class:`~attrib.options.CiteOptions`).
+
+    Returns:
+        A :class:`~attrib.dryrun.Plan`.
+
+    Raises:
+        InputError: the input errors of :func:`cite`, including
+            :class:`~attrib.errors.PromptTooLongError` and :class:`~attrib.errors.BudgetError`.
+    """
+    prompt, _, checked, _, _, _ = _prepare(question, sources, answer, instructions, template, None, options)
+    with open_backend(backend, backend_options, cache=False) as model:
+        return plan_prompt(prompt, model, checked)
 
 
 @dataclasses.dataclass(frozen=True)

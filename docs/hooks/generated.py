@@ -129,7 +129,11 @@ def _arguments(function: Any) -> dict[str, str]:
 
 
 #: The functions of each task, as the API reference names them.
-FUNCTIONS = {"explain": ["attrib.attribute", "attrib.plan"], "audit": ["attrib.audit"], "cite": ["attrib.cite"]}
+FUNCTIONS = {
+    "explain": ["attrib.attribute", "attrib.plan"],
+    "audit": ["attrib.audit"],
+    "cite": ["attrib.cite", "attrib.plan_cite"],
+}
 
 
 def _options_page() -> str:
