@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -95,14 +95,33 @@ def llama_server(
             log = stack.enter_context(log_path.open("wb"))
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         stack.callback(_stop, process)
-        deadline = time.monotonic() + startup_seconds
-        while not _answers(f"{url}/models", headers):
-            if process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with status {process.returncode}:\n{tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server did not answer within {startup_seconds:.0f} s:\n{tail()}")
-            time.sleep(0.5)
+        wait_until_ready(process, url, headers, name="llama_cpp.server", seconds=startup_seconds, tail=tail)
         yield Server(url=url, key=api_key, model=MODEL_ALIAS)
+
+
+def wait_until_ready(
+    process: subprocess.Popen[bytes],
+    url: str,
+    headers: dict[str, str],
+    *,
+    name: str,
+    seconds: float,
+    tail: Callable[[], str],
+    interval: float = 0.5,
+) -> None:
+    """Wait until the server started as ``process`` answers ``GET {url}/models``.
+
+    Raises:
+        RuntimeError: if the process exits first, or ``seconds`` pass; the message names the
+            server (``name``) and ends with ``tail()``, the end of its log.
+    """
+    deadline = time.monotonic() + seconds
+    while not _answers(f"{url}/models", headers):
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with status {process.returncode}:\n{tail()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not answer within {seconds:.0f} s:\n{tail()}")
+        time.sleep(interval)
 
 
 def _answers(url: str, headers: dict[str, str]) -> bool:

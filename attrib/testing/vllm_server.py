@@ -30,7 +30,7 @@ from typing import IO
 
 import httpx
 
-from attrib.testing.llama_server import Server, free_port
+from attrib.testing.llama_server import Server, free_port, wait_until_ready
 from attrib.testing.vllm_env import env_dir, model_dir
 
 __all__ = ["MODEL_NAME", "VllmNotInstalledError", "vllm_server", "vllm_command"]
@@ -122,25 +122,11 @@ def vllm_server(
             command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
         )
         stack.callback(_stop, process)
-        deadline = time.monotonic() + startup_seconds
-        while not _answers(f"{url}/models", headers):
-            if process.poll() is not None:
-                raise RuntimeError(f"vllm serve exited with status {process.returncode}:\n{tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"vllm serve did not answer within {startup_seconds:.0f} s:\n{tail()}")
-            time.sleep(1.0)
+        wait_until_ready(process, url, headers, name="vllm serve", seconds=startup_seconds, tail=tail, interval=1.0)
         if warm_up:
             body = {"model": MODEL_NAME, "prompt": "The capital of France is", "max_tokens": 1, "temperature": 0}
             httpx.post(f"{url}/completions", json=body, headers=headers, timeout=300).raise_for_status()
         yield Server(url=url, key=api_key, model=MODEL_NAME)
-
-
-def _answers(url: str, headers: dict[str, str]) -> bool:
-    """Whether GET ``url`` answers 200 within 2 seconds."""
-    try:
-        return httpx.get(url, headers=headers, timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
