@@ -262,12 +262,13 @@ class CiteOptions(ExplainOptions, total=False):
     support: Annotated[
         float,
         Option(
-            0.2,
-            "a source supports a claim when removing it lowers the claim's log-probability by more than "
-            "this many nats per claim token (and by more than the claim's noise floor when measured)",
-            detail="one parameter, so a calibration split can set it; see "
-            ":func:`attrib.result.context.claim_threshold`",
-            metavar="NATS",
+            0.4,
+            "a source supports a claim when, given alone, it supplies more than this share of the claim's "
+            "information (its surprisal without any source, nats), and more than the noise floor when measured",
+            detail="a share in [0, 1): one parameter, so a calibration split can set it; the default was "
+            "calibrated on the context benchmark's calibration cases only (docs/context.md); see "
+            ":mod:`attrib.result.context`",
+            metavar="SHARE",
             commands=frozenset({"cite"}),
         ),
     ]
@@ -645,7 +646,8 @@ class RunOptions:
         perturb = registry.perturbations.instance(values["perturbation"])
         if task == "cite":
             check_context_level(values["level"])
-            check_number("support", values["support"], minimum=0.0)
+            if check_number("support", values["support"], minimum=0.0) >= 1.0:
+                raise InputError(f"support is a share of the claim's information, below 1; got {values['support']!r}")
             if values["markers"] is not None and not isinstance(values["markers"], str):
                 raise InputError(f"markers must be a regular expression (a string) or None, got {values['markers']!r}")
         else:

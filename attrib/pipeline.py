@@ -41,7 +41,7 @@ from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Unit
 from attrib.target import Output, resolve_output
 
-__all__ = ["attribute", "run", "score", "Scored", "unit_level", "check_budget"]
+__all__ = ["attribute", "run", "run_probed", "score", "Scored", "unit_level", "check_budget"]
 
 T = TypeVar("T")
 
@@ -139,6 +139,27 @@ def run(
         The errors of :func:`attribute`, less the option checks done by
         :meth:`RunOptions.build`.
     """
+    return run_probed(prompt, backend, options, progress=progress, started=started)[0]
+
+
+def run_probed(
+    prompt: Prompt,
+    backend: Backend,
+    options: RunOptions,
+    *,
+    progress: Progress | None = None,
+    started: float | None = None,
+) -> tuple[Attribution, np.ndarray]:
+    """:func:`run`, with the log-probabilities under the prompt's probes (:meth:`~attrib.prompt.Prompt.probes`).
+
+    Returns:
+        ``(result, probes)``: the result of :func:`run` and the output's log-probabilities
+        under each probe, nats, shape (n_probes, n_output_tokens) (contrast columns signed
+        as the result's ``base_logprobs``).
+
+    Raises:
+        The errors of :func:`run`.
+    """
     started = time.perf_counter() if started is None else started
     bar = progress if progress is not None else Progress(enabled=False)
     capabilities = backend.capabilities()
@@ -193,7 +214,7 @@ def run(
         budget_exhausted=any(s.budget_exhausted for s in schedules),
         backend_usage={key: value - usage_before.get(key, 0) for key, value in usage_after.items()},
     )
-    return Attribution(
+    result = Attribution(
         prompt=layout.tokenization.text,
         units=units,
         output=output.text,
@@ -215,6 +236,8 @@ def run(
         shapley=shapley,
         contrast=None if output.contrast_text is None else Contrast(text=output.contrast_text, start=len(output.ids)),
     )
+    probes = np.stack([_unsigned(row, output) for row in scored.probes]) if len(scored.probes) else scored.probes
+    return result, probes
 
 
 @dataclass(frozen=True)
@@ -228,6 +251,8 @@ class Scored(Generic[T]):
             or ``None`` without noise samples.
         shapley, roles: the messages' Shapley values and role shares (chats), else ``None``.
         regions: what ``spend`` returned for each region, in order.
+        probes: the log-probabilities under the prompt's probes (:meth:`~attrib.prompt.Prompt.probes`),
+            nats, shape (n_probes, n_columns).
     """
 
     base: np.ndarray
@@ -235,6 +260,7 @@ class Scored(Generic[T]):
     shapley: MessageShapley | None
     roles: dict[str, float] | None
     regions: list[T]
+    probes: np.ndarray
 
 
 def score(
@@ -260,7 +286,8 @@ def score(
     method = options.method
     chat = prompt if isinstance(prompt, ChatPrompt) else None
     subsets = coalitions(len(chat.chat), seed=options.seed) if chat is not None else []
-    check_budget(method, layout, level, options, len(subsets), scorer=scorer)
+    probes = prompt.probes(layout)
+    check_budget(method, layout, level, options, len(subsets), scorer=scorer, probes=scorer.count_new(probes))
     progress.set_phase("scoring the prompt", total=1)
     base = scorer.base_logprobs
     noise_rows = None
@@ -272,9 +299,13 @@ def score(
     roles: dict[str, float] | None = None
     if chat is not None:
         shapley, roles = _message_shapley(chat, backend, scorer, subsets, base, options.seed, progress)
+    probed = np.zeros((0, scorer.n_output))
+    if probes:
+        progress.set_phase("sources alone", total=scorer.count_new(probes))
+        probed = scorer.logprobs(probes)
     reserves = _reserves(method, scorer, layout, level)
     regions = [spend(region, reserve) for region, reserve in zip(layout.regions, reserves, strict=True)]
-    return Scored(base, noise_rows, shapley, roles, regions)
+    return Scored(base, noise_rows, shapley, roles, regions, probed)
 
 
 def _unsigned(row: Sequence[float] | np.ndarray, output: Output) -> np.ndarray:
@@ -286,9 +317,17 @@ def _unsigned(row: Sequence[float] | np.ndarray, output: Output) -> np.ndarray:
 
 
 def check_budget(
-    method: Scheduler, layout: Layout, level: str, options: RunOptions, n_coalitions: int, *, scorer: SpanScorer
+    method: Scheduler,
+    layout: Layout,
+    level: str,
+    options: RunOptions,
+    n_coalitions: int,
+    *,
+    scorer: SpanScorer,
+    probes: int = 0,
 ) -> None:
-    """Refuse a budget that cannot cover the base, noise samples, coalitions and the method's first round.
+    """Refuse a budget that cannot cover the base, noise samples, coalitions, the prompt's probes
+    (at most ``probes`` calls) and the method's first round.
 
     The first round is counted through ``scorer`` (:func:`~attrib.methods.base.first_round_calls`):
     its distinct perturbed prompts, as the run sends them. Call it before ``scorer`` scores anything.
@@ -302,13 +341,15 @@ def check_budget(
     first = sum(
         first_round_calls(method, RegionScorer(scorer, r.offset), r.segmentation, level) for r in layout.regions
     )
-    needed = first + 1 + options.noise_samples + extra
+    needed = first + 1 + options.noise_samples + extra + probes
     if options.budget >= needed:
         return
     count = len(layout.regions)
     by_message = layout.chat is not None and all(r.message is not None for r in layout.regions)
     scope = f"over {count} message{'' if count == 1 else 's'}" if by_message else f"at {level} level"
-    coalition_note = f" (with {n_coalitions} for the messages' Shapley values)" if n_coalitions else ""
+    notes = [f"{n_coalitions} for the messages' Shapley values"] if n_coalitions else []
+    notes += [f"{probes} for the sources alone and without sources"] if probes else []
+    coalition_note = f" (with {' and '.join(notes)})" if notes else ""
     hint = " or use --method hipe" if method.name == "itp" else ""
     raise BudgetError(
         f"{method.name} {scope} needs at least {needed} calls here{coalition_note} but the budget is "

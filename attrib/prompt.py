@@ -147,6 +147,20 @@ class Prompt(abc.ABC):
         """The chat template used with ``backend`` (``None`` for a plain prompt)."""
         return None
 
+    def probes(self, layout: Layout) -> list[list[tuple[int, int]]]:
+        """Ablations scored before the method whose log-probabilities the result keeps (none here).
+
+        An assembled prompt (:class:`~attrib.context.template.SourcePrompt`) asks for every
+        source removed and for each source alone, which its claims' verdicts need.
+
+        Args:
+            layout: this prompt laid out for the run's backend (:meth:`lay_out`).
+
+        Returns:
+            For each probe, the token spans of ``layout.tokenization`` to ablate together.
+        """
+        return []
+
 
 @dataclass(frozen=True)
 class PlainPrompt(Prompt):

@@ -196,6 +196,23 @@ class Scorer:
         drops: np.ndarray = base[None, :] - self._logprobs(ablations)
         return drops
 
+    def logprobs(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
+        """Log-probabilities of the output under each ablation, as scoring calls like :meth:`drops`'s.
+
+        Args:
+            ablations: for each variant, the token spans to ablate together.
+
+        Returns:
+            ``log p(y_t | perturbed x, y_<t)``, nats, shape (len(ablations), m).
+
+        Raises:
+            BudgetError: if the variants not yet scored exceed the remaining budget.
+            ResponseMismatchError: if the backend returns the wrong number of scores.
+        """
+        if not ablations:
+            return np.zeros((0, self.n_output))
+        return self._logprobs(ablations)
+
     def _logprobs(self, ablations: Sequence[Sequence[Span]]) -> np.ndarray:
         keys = [merge_spans(a) for a in ablations]
         pending: dict[tuple[Span, ...], Variant] = {}

@@ -68,6 +68,9 @@ def measure(case: ContextCase, result: Any, seconds: float) -> dict[str, Any]:
             "default_citation": claim.citation,
             "cited_found": list(claim.cited),
         }
+        if claim.sufficiency is not None:  # the verdict's inputs: each source alone against none
+            entry["information"] = round(float(claim.information or 0.0), 5)
+            entry["sufficiency"] = {ident: round(float(gain), 5) for ident, gain in claim.sufficiency}
         if result.units and any(s.units[1] - s.units[0] > 1 for s in context.sources):
             columns = _columns(result, claim)
             units = []

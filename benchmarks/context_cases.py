@@ -58,7 +58,7 @@ __all__ = [
 #: The seeds of the evaluation cases (the numbers reported).
 EVALUATION_SEEDS: tuple[int, ...] = tuple(range(20))
 #: The seeds of the calibration cases (the support threshold is chosen on them, never on the others).
-CALIBRATION_SEEDS: tuple[int, ...] = tuple(range(1000, 1008))
+CALIBRATION_SEEDS: tuple[int, ...] = tuple(range(1000, 1016))
 #: Variant of ``seed % 4``.
 KINDS: tuple[str, ...] = ("plain", "duplicate", "cited", "duplicate+cited")
 

@@ -12,14 +12,15 @@ Metrics (:func:`metrics`), on the evaluation split:
 * ``top1``: supported claims whose highest-scoring source states their fact (a fact stated
   twice: either source);
 * ``unsupported flagged`` / ``supported flagged``: claims judged unsupported, among the
-  claims no source supports / among the others. A claim is judged supported when its top
-  source's score per scored claim token exceeds the setting's threshold, chosen on the
-  calibration split by :func:`calibrate` (attrib's ``support`` rule; for ContextCite the
-  same rule on its scores);
+  claims no source supports / among the others. A claim is judged supported when a source's
+  *strength* exceeds the setting's threshold, chosen on the calibration split by
+  :func:`calibrate`. attrib's strength is cite's own rule: the source's sufficiency (the
+  claim's log-probability with the source alone minus with none) as a share of the claim's
+  information (``sufficiency`` / ``information`` in the record); records without them
+  (ContextCite, older attrib records) use the source's score per scored claim token;
 * ``wrong citations flagged`` / ``correct citations verified``: markers naming a source
   that does not state the claim's fact, whose source is not judged supporting / markers
-  naming one that does, whose source is judged supporting (a supporting source: score per
-  token above the threshold);
+  naming one that does, whose source is judged supporting (strength above the threshold);
 * ``sentence first``: at sentence level, supported claims whose fact sentence is the
   top-scoring unit inside the stating source the method ranks highest;
 * calls, tokens evaluated and seconds per case (means).
@@ -52,13 +53,18 @@ def claim_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     for truth, claim in zip(record["truth"], record["claims"], strict=True):
         scores = claim["sources"]
         top = _top(scores, order)
-        columns = max(int(claim["columns"]), 1)
+        if claim.get("sufficiency") is not None:
+            information = max(float(claim["information"]), 1e-12)
+            strength = {i: gain / information for i, gain in claim["sufficiency"].items()}
+        else:
+            columns = max(int(claim["columns"]), 1)
+            strength = {i: value / columns for i, value in scores.items()}
         row: dict[str, Any] = {
             "support": truth["support"],
             "cited": truth["cited"],
             "top": top,
-            "per_token": scores[top] / columns,
-            "cited_per_token": [scores.get(c, -math.inf) / columns for c in truth["cited"]],
+            "strength": max(strength.values()),
+            "cited_strength": [strength.get(c, -math.inf) for c in truth["cited"]],
             "sentence_first": None,
         }
         if claim.get("units") is not None and truth["support"]:
@@ -74,15 +80,15 @@ def claim_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def calibrate(rows: Iterable[dict[str, Any]]) -> float | None:
-    """The threshold (score per claim token) that best separates supported from unsupported claims.
+    """The threshold (on a claim's strongest source's strength) that best separates supported from unsupported claims.
 
     Maximises the share of unsupported claims flagged minus the share of supported claims
-    flagged (a claim is flagged when its top score per token is at most the threshold); among
+    flagged (a claim is flagged when its strength is at most the threshold); among
     equally good thresholds, the midpoint of the widest gap. ``None`` without both kinds.
     """
     rows = list(rows)
-    supported = sorted(r["per_token"] for r in rows if r["support"])
-    unsupported = sorted(r["per_token"] for r in rows if not r["support"])
+    supported = sorted(r["strength"] for r in rows if r["support"])
+    unsupported = sorted(r["strength"] for r in rows if not r["support"])
     if not supported or not unsupported:
         return None
     values = sorted(set(supported + unsupported))
@@ -112,11 +118,11 @@ def metrics(evaluation: list[dict[str, Any]], threshold: float | None) -> dict[s
         "sentence_first": [r["sentence_first"] for r in supported if r["sentence_first"] is not None],
     }
     if threshold is not None:
-        found["unsupported_flagged"] = [r["per_token"] <= threshold for r in rows if not r["support"]]
-        found["supported_flagged"] = [r["per_token"] <= threshold for r in supported]
+        found["unsupported_flagged"] = [r["strength"] <= threshold for r in rows if not r["support"]]
+        found["supported_flagged"] = [r["strength"] <= threshold for r in supported]
         wrong, correct = [], []
         for r in rows:
-            for cited, value in zip(r["cited"], r["cited_per_token"], strict=True):
+            for cited, value in zip(r["cited"], r["cited_strength"], strict=True):
                 (correct if cited in r["support"] else wrong).append(value > threshold)
         found["wrong_flagged"] = [not used for used in wrong]
         found["correct_verified"] = correct
@@ -139,10 +145,11 @@ def report(records: Iterable[dict[str, Any]]) -> str:
         "# Context attribution: attrib's cite against ContextCite (embedded Gemma 3 270M, float32)",
         "",
         "Written by `python -m benchmarks.context` from `context.jsonl`. Cases:",
-        "`benchmarks/context_cases.py` (evaluation seeds 0-19; the threshold of each row is",
-        "calibrated on seeds 1000-1007 only). Shares are claims (citations for the citation",
-        "columns); thresholds are top-source score per claim token (attrib: nats; ContextCite:",
-        "its Lasso weights on logit-probabilities). Calls, tokens and seconds are means per case.",
+        "`benchmarks/context_cases.py` (evaluation seeds 0-19). attrib's verdicts are cite's own at its",
+        "default `support` (a share of the claim's information a source alone must supply), which was",
+        "chosen on the calibration seeds 1000-1015 before any evaluation run; ContextCite's threshold",
+        "(its Lasso weight per claim token) is calibrated on the same calibration seeds. Shares are",
+        "claims (citations for the citation columns). Calls, tokens and seconds are means per case.",
         "",
         "| side | method | level | cases | top-1 source | unsupported flagged | supported flagged "
         "| wrong citations flagged | correct citations verified | sentence first | threshold "
@@ -151,13 +158,15 @@ def report(records: Iterable[dict[str, Any]]) -> str:
     ]
     for (side, method, level), splits in sorted(by_setting.items()):
         calibration = [row for record in splits.get("calibration", []) for row in claim_rows(record)]
-        threshold = calibrate(calibration)
         evaluation = splits.get("evaluation", [])
-        shown = "-" if threshold is None else f"{threshold:.3f}"
         defaults = {r["support_default"] for r in evaluation if "support_default" in r}
-        if threshold is None and len(defaults) == 1:
-            threshold = defaults.pop()  # no calibration run: attrib's default support
-            shown = f"{threshold:.3f} (default)"
+        threshold: float | None
+        if len(defaults) == 1:
+            threshold = defaults.pop()  # cite's own verdicts, at its default support
+            shown = f"{threshold:.3f} (cite's default)"
+        else:
+            threshold = calibrate(calibration)
+            shown = "-" if threshold is None else f"{threshold:.3f}"
         found = metrics(evaluation, threshold)
         if not found["cases"]:
             continue

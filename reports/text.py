@@ -64,6 +64,19 @@ def budget_effect(result: Attribution) -> str:
     return "refinement stopped early; scores of unrefined chunks are coarse"
 
 
+def _itp_calls(result: Attribution) -> int:
+    """The calls leave-one-out would make on the same units: the prompt and one per unit, plus a
+    context's probes (no source, each source alone) that are not leave-one-out variants too."""
+    calls = len(result.units) + 1
+    context = result.context
+    if context is not None and context.empty_logprobs is not None:
+        sizes = [source.units[1] - source.units[0] for source in context.sources]
+        # no source: one unit left out when there is one unit; a source alone: the other one unit
+        calls += int(sum(sizes) > 1)
+        calls += sum(1 for i in range(len(sizes)) if sum(sizes) - sizes[i] > 1)
+    return calls
+
+
 def describe_cost(result: Attribution) -> str:
     """One line with calls, tokens evaluated and seconds (and the budget, if it stopped the run)."""
     stats = result.stats
@@ -73,7 +86,7 @@ def describe_cost(result: Attribution) -> str:
         f"{stats.seconds:.1f} s",
     ]
     if result.method == "hipe":
-        parts[0] += f" (itp at {result.level} level: {len(result.units) + 1:,})"
+        parts[0] += f" (itp at {result.level} level: {_itp_calls(result):,})"
     line = "cost: " + ", ".join(parts)
     usage = stats.backend_usage
     if usage.get("cache_hits") and "requests" not in usage:  # a local model answered from the cache
@@ -252,24 +265,36 @@ def render_cite(result: Attribution, *, top: int = 3) -> str:
         raise ValueError("render_cite needs a result of attrib.cite (with a context)")
     lines = [f"answer: {_quote(result.answer, 200)}"]
     lines.extend(describe_scores(result, context="prompt"))
-    lines.append(
-        f"sources: {len(context.sources)} ({_ids(context.ids)}); units at {_flat(result.level)} level; "
-        f"a source supports a claim when removing it drops the claim's log-probability by more than "
+    rule = (
+        f"a source supports a claim when, given alone, it raises the claim's log-probability by more than "
+        f"{context.support:g} of the claim's information (its surprisal without sources)"
+        if context.empty_logprobs is not None
+        else f"a source supports a claim when removing it drops the claim's log-probability by more than "
         f"{context.support:g} nats per claim token"
     )
+    lines.append(f"sources: {len(context.sources)} ({_ids(context.ids)}); units at {_flat(result.level)} level; {rule}")
     lines.append("")
     for number, claim in enumerate(context.claims, start=1):
         verdict = "supported" if claim.supported else "UNSUPPORTED"
-        best = claim.top
+        gains = sorted(claim.sufficiency or claim.sources, key=lambda item: -item[1])
+        best = gains[0] if gains else None
         detail = (
             f"by {_ids(claim.supporting)}"
             if claim.supported
             else (f"best {_flat(best[0])} {best[1]:+.3f} <= {claim.threshold:.3f} nats" if best else "no source")
         )
+        of = (
+            f"{context.support:g} of its {claim.information:.3f} nats"
+            if claim.information is not None
+            else f"over {claim.columns} tokens"
+        )
         lines.append(f"{number:>3}. {_quote(claim.text, 100)}  chars {claim.start}-{claim.end}")
-        lines.append(f"     {verdict} ({detail}; threshold {claim.threshold:.3f} nats over {claim.columns} tokens)")
+        lines.append(f"     {verdict} ({detail}; threshold {claim.threshold:.3f} nats, {of})")
         shown = ", ".join(f"{_flat(source)} {score:+.3f}" for source, score in claim.sources[: max(0, top)])
-        lines.append(f"     sources (nats): {shown}")
+        lines.append(f"     removed (nats): {shown}")
+        if claim.sufficiency is not None:
+            alone = ", ".join(f"{_flat(source)} {gain:+.3f}" for source, gain in gains[: max(0, top)])
+            lines.append(f"     alone (nats): {alone}")
         if claim.cited or claim.supported:
             check = [f"cited {_ids(claim.cited)}"]
             if claim.cited:

@@ -127,10 +127,10 @@ def test_metrics_count_top1_verdicts_and_citations() -> None:
 
 def test_calibrate_separates_and_prefers_the_widest_gap() -> None:
     rows = [
-        {"support": ["1"], "per_token": 2.0},
-        {"support": ["1"], "per_token": 1.0},
-        {"support": [], "per_token": 0.1},
-        {"support": [], "per_token": 0.3},
+        {"support": ["1"], "strength": 2.0},
+        {"support": ["1"], "strength": 1.0},
+        {"support": [], "strength": 0.1},
+        {"support": [], "strength": 0.3},
     ]
     assert calibrate(rows) == pytest.approx(0.65)
     assert calibrate(rows[:2]) is None
@@ -190,7 +190,8 @@ def test_attrib_side_on_the_toy_backend_finds_each_claims_source() -> None:
     }
     rows = claim_rows(record)
     assert [r["top"] for r in rows[:2]] == [case.claims[0].support[0]] * 2  # the 3-nat code's source
-    assert record["calls"] == len(case.sources) + 1
+    # the prompt, no source and each source alone (the verdict's probes), each source left out
+    assert record["calls"] == 1 + (1 + len(case.sources)) + len(case.sources)
     assert [c["cited_found"] for c in record["claims"]] == [list(c.cited) for c in case.claims]
     # markers' tokens are left out: a claim's columns are fewer than its tokens
     assert all(c["columns"] > 0 for c in record["claims"])
@@ -229,7 +230,7 @@ def test_report_without_calibration_uses_the_default_support_and_counts_cost_onl
     cost = {**_record("evaluation", []), "side": "y", "claims": None, "calls": 64, "tokens_evaluated": 5000}
     text = report([evaluation, cost])
     row = next(line for line in text.splitlines() if line.startswith("| x "))
-    assert "0.100 (default)" in row
+    assert "0.100 (cite's default)" in row
     assert "| 1/1 (100%) | 0/2 (0%) |" in row  # the unsupported claim (0 nats) is flagged
     cost_row = next(line for line in text.splitlines() if line.startswith("| y "))
     assert "| 64.0 | 5,000 | 1.0 |" in cost_row

@@ -35,9 +35,9 @@ def test_cite_prints_each_claim_with_its_sources_and_citations(sources, capsys):
     assert code == 0, err
     assert 'answer: " It was 1889 [a]. It floods [b]."' in out
     assert '1. "It was 1889 [a]."' in out and '2. "It floods [b]."' in out
-    assert "sources (nats): a +0.000, b +0.000" in out
+    assert "removed (nats): a +0.000, b +0.000" in out and "alone (nats): a +0.000, b +0.000" in out
     assert "citations: cited a; verified -; cited but not used a" in out
-    assert "cost: 3 calls" in out
+    assert "cost: 4 calls (itp at source level: 4)" in out  # the probes are the leave-one-out variants here
 
 
 def test_cite_writes_json_with_the_sources_metadata_and_html(sources, tmp_path, capsys):
@@ -90,7 +90,7 @@ def test_cite_options_come_from_the_declaration(sources, capsys):
         "",
     )
     assert code == 0
-    assert "more than 0.5 nats per claim token" in out and "citations:" not in out
+    assert "more than 0.5 of the claim's information" in out and "citations:" not in out
     with pytest.raises(SystemExit) as exit_:
         _run(capsys, "--sources", str(sources), "--question", "When?", "--target", " x")
     assert exit_.value.code == 2 and "unrecognized arguments: --target" in capsys.readouterr().err
@@ -140,6 +140,6 @@ def test_cite_appears_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["cite", "--help"])
     text = capsys.readouterr().out
-    assert "--sources FILE" in text and "--support NATS" in text and "{token,word,sentence,paragraph,source}" in text
+    assert "--sources FILE" in text and "--support SHARE" in text and "{token,word,sentence,paragraph,source}" in text
     assert "(default source)" in text and "--chat-template FILE" in text
     assert "--target" not in text and "--contrast" not in text

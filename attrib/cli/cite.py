@@ -43,8 +43,10 @@ FILE holds one JSON object a line: {"id": "2", "text": "...", ...}; other keys a
 The prompt is the sources ("[id] text", a blank line after each), then "Question: ...",
 then "Answer:" (--template chat puts them in a user message). Only the sources are
 perturbed. Claims are the answer's sentences; a claim's score for a source is the drop
-of the claim's log-probability, in nats, when the source is removed. Citation markers
-([2], [S3], (source 1)) are checked against the sources that support each claim.
+of the claim's log-probability, in nats, when the source is removed. A source supports a
+claim when, given alone, it supplies more than --support of the claim's information (its
+surprisal without any source). Citation markers ([2], [S3], (source 1)) are checked
+against the sources that support each claim.
 """
 
 

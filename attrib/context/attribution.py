@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Unpack
 
+import numpy as np
+
 from attrib.backend import Backend
 from attrib.cache.wrapper import CacheSpec
 from attrib.context.citations import Marker, find_markers
@@ -27,7 +29,7 @@ from attrib.dryrun import Plan, plan_prompt
 from attrib.errors import EmptyOutputError, InputError
 from attrib.loading import open_backend
 from attrib.options import CiteOptions, RunOptions, with_options
-from attrib.pipeline import run
+from attrib.pipeline import run_probed
 from attrib.progress import Progress
 from attrib.result import Attribution
 from attrib.result.context import Context, ContextSource
@@ -103,8 +105,14 @@ def cite(
     :func:`attrib.attribute`, in nats). Claims are the answer's sentences (or ``claims``); a
     claim's attribution to a source is the sum of the matrix over the source's units and the
     claim's tokens: the drop of the claim's log-probability, in nats, when the source is gone.
-    A claim is *supported* when its strongest source exceeds ``support`` nats per claim token
-    (and the claim's noise floor, when ``noise_samples`` measured one). Citation markers in
+    Before the method, the answer is scored with every source removed and with each source
+    alone (``1 + n_sources`` calls, shared by every claim and counted in ``stats`` and the
+    budget). A source *supports* a claim when, given alone, it raises the claim's
+    log-probability by more than ``support`` times the claim's information (its surprisal
+    with no source, nats) and by more than the claim's noise floor when ``noise_samples``
+    measured one; a claim no source supports is *unsupported* (:mod:`attrib.result.context`).
+    A claim stating two facts from two sources is judged by what each source supplies alone:
+    the default claims, sentences, keep such claims apart. Citation markers in
     the answer (``markers``) are scored with it but left out of the claims' attribution; each
     claim's cited ids are compared with its supporting sources (``Claim.verified``,
     ``Claim.cited_not_used``, ``Claim.used_not_cited``).
@@ -163,7 +171,7 @@ def cite(
             given = generation.text
             target, lead = _target(given, form, prompt)
             checked = dataclasses.replace(checked, target=target)
-        result = run(prompt, model, checked, progress=bar, started=started)
+        result, probes = run_probed(prompt, model, checked, progress=bar, started=started)
         region = prompt.lay_out(model).regions[0]
     if generation is not None:
         stats = dataclasses.replace(
@@ -174,7 +182,7 @@ def cite(
         )
         parameters = {**result.parameters, "max_new_tokens": checked.max_new_tokens}
         result = dataclasses.replace(result, stats=stats, parameters=parameters)
-    return _judge(result, prompt, region.segmentation, region.char_offset, checked, given, lead, spans)
+    return _judge(result, probes, prompt, region.segmentation, region.char_offset, checked, given, lead, spans)
 
 
 def _prepare(
@@ -293,6 +301,7 @@ def answer_end(text: str) -> int:
 
 def _judge(
     result: Attribution,
+    probes: np.ndarray,
     prompt: SourcePrompt,
     segmentation: object,
     char_offset: int,
@@ -301,7 +310,8 @@ def _judge(
     lead: int,
     spans: list[tuple[int, int]] | None,
 ) -> Attribution:
-    """The result with its context: sources and their rows, the answer's claims and verdicts."""
+    """The result with its context: sources and their rows, the probes (every source removed,
+    then each alone: :meth:`SourcePrompt.probes`), the answer's claims and verdicts."""
     assert isinstance(segmentation, SourceSegmentation)
     tokens = segmentation.tokenization
     entries = []
@@ -327,6 +337,8 @@ def _judge(
         support=options.support,
         markers=options.markers or None,
         marker_spans=[(m.start, m.end) for m in markers],
+        empty_logprobs=[float(x) for x in probes[0]],
+        alone_logprobs=[[float(x) for x in row] for row in probes[1:]],
     )
     result = dataclasses.replace(result, context=context)
     judged = []

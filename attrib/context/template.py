@@ -449,6 +449,20 @@ class SourcePrompt(Prompt):
         rendered = chat.render(backend)
         return self._chat_layout(Layout(rendered.tokenization, (), rendered), backend)
 
+    def probes(self, layout: Layout) -> list[list[tuple[int, int]]]:
+        """Every source removed, then each source alone (the others removed), as token spans of
+        ``layout.tokenization``: ``1 + n_sources`` probes, what a claim's verdict compares
+        (:func:`attrib.result.context.judge`)."""
+        region = layout.regions[0]
+        segmentation = region.segmentation
+        assert isinstance(segmentation, SourceSegmentation)
+        starts = [region.offset + start for start in segmentation.starts]
+        first, last = starts[0], starts[-1]
+        probes = [[(first, last)]]
+        for start, end in itertools.pairwise(starts):
+            probes.append([(a, b) for a, b in ((first, start), (end, last)) if a < b])
+        return probes
+
     def with_target(self, backend: Backend, target: str) -> tuple[Layout, tuple[int, ...], str]:
         if isinstance(self.form, PlainTemplate):
             return self._plain(backend, target)

@@ -244,7 +244,8 @@ class Attribution:
 
         The span's columns are the output tokens that overlap ``answer[start:end]``, citation
         markers' tokens left out; its attribution to a source is the sum of ``scores`` over the
-        source's rows and those columns, in nats, judged by the result's support rule.
+        source's rows and those columns, in nats, judged by the result's support rule
+        (:mod:`attrib.result.context`: each source alone against none, from the run's probes).
 
         Args:
             start, end: character span in :attr:`answer`, half-open, ``0 <= start < end <= len(answer)``.
@@ -276,6 +277,8 @@ class Attribution:
             cited=list(cited or []),
             noise_sd=None if self.noise is None else np.asarray(self.noise.sd_per_token),
             samples=0 if self.noise is None else self.noise.samples,
+            empty=None if context.empty_logprobs is None else np.asarray(context.empty_logprobs, dtype=float),
+            alone=None if context.alone_logprobs is None else np.asarray(context.alone_logprobs, dtype=float),
         )
 
     def to_frame(self) -> Any:
@@ -479,6 +482,14 @@ def _check_context(result: Attribution) -> None:
         raise ResultError(f"context.token_spans holds {len(context.token_spans)} spans, expected {n_output}")
     if not 0 <= context.answer_start <= len(result.output):
         raise ResultError(f"context.answer_start {context.answer_start} lies outside the output")
+    if (context.empty_logprobs is None) != (context.alone_logprobs is None):
+        raise ResultError("context has one of empty_logprobs and alone_logprobs without the other")
+    if context.empty_logprobs is not None and len(context.empty_logprobs) != n_output:
+        raise ResultError(f"context.empty_logprobs holds {len(context.empty_logprobs)} values, expected {n_output}")
+    if context.alone_logprobs is not None:
+        shape = [len(row) for row in context.alone_logprobs]
+        if len(shape) != len(ids) or any(n != n_output for n in shape):
+            raise ResultError(f"context.alone_logprobs is not {len(ids)} rows of {n_output} values")
     answer = len(result.output) - context.answer_start
     for index, claim in enumerate(context.claims):
         where = f"context.claims[{index}]"

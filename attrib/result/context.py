@@ -7,11 +7,26 @@ claims, and the rule that judged them. Orientation is the result's: rows are uni
 the sum of ``scores`` over the source's rows and the claim's columns, in nats: the
 drop of the claim's log-probability when the source's units are ablated.
 
-Verdicts (:func:`judge`): a claim is *supported* when its strongest source moves it by
-more than ``support`` nats per scored claim token (and by more than the claim's noise
-floor when one was measured); the sources doing so are the claim's *supporting*
-sources. A citation check compares them with the sources the answer cites for the
-claim: *verified* (cited and supporting), *cited but not used*, *used but not cited*.
+Verdicts (:func:`judge`) compare the claim's log-probability with every source removed
+and with each source alone (the run's probes, ``1 + n_sources`` calls shared by all
+claims). The claim's *information* is its surprisal without any source,
+``h = -log p(claim | fixed parts)``, nats; a source's *sufficiency* is how much the claim's
+log-probability rises when that source alone is given, ``log p(claim | source) - log p(claim | none)``,
+nats. A source *supports* the claim when its sufficiency exceeds ``support * h`` (a share of
+the claim's information) and the claim's noise floor when one was measured; a claim with
+no supporting source is *unsupported*. Sufficiency rather than leave-one-out: a fact
+stated in two sources loses little when either is removed (the other still states it),
+yet each alone supplies it; and a source that only raises a few of a made-up claim's
+words (a similar place name) supplies a small share of the claim's information. The
+normalisation by the claim's own surprisal follows normalised pointwise mutual information
+(Bouma 2009, "Normalized (pointwise) mutual information in collocation extraction"); the
+context-versus-no-context comparison is the conditional PMI of context-aware decoding
+(Shi et al. 2023, "Trusting your evidence: hallucinate less with context-aware decoding").
+A citation check compares the supporting sources with the sources the answer cites for
+the claim: *verified* (cited and supporting), *cited but not used*, *used but not cited*.
+
+Results written before the probes (no ``empty_logprobs``) keep the earlier rule: a source
+supports a claim when its attribution exceeds ``support`` nats per scored claim token.
 """
 
 from __future__ import annotations
@@ -24,7 +39,7 @@ import numpy as np
 from attrib.result.codec import JSON
 from attrib.result.parts import Part
 
-__all__ = ["ContextSource", "Claim", "Context", "claim_threshold", "judge"]
+__all__ = ["ContextSource", "Claim", "Context", "claim_threshold", "sufficiency_threshold", "judge"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,11 +73,16 @@ class Claim(Part):
         columns: how many of those columns were summed (the claim's tokens less markers).
         sources: every source as ``(id, score)``, score in nats (the drop of the claim's
             log-probability when the source is ablated), largest first; ties keep source order.
-        threshold: what a source had to exceed to support the claim, nats
-            (:func:`claim_threshold`).
+        threshold: what a source's sufficiency had to exceed to support the claim, nats
+            (``support * information``, or the noise floor when larger).
         supported: True if at least one source exceeds ``threshold``.
         cited: the source ids the answer cites for this claim (its markers), in order; may
             name ids that are not sources.
+        information: the claim's surprisal with every source removed, ``-log p(claim | none)``,
+            nats (``None`` in results written before the probes).
+        sufficiency: every source as ``(id, gain)`` in source order: the rise of the claim's
+            log-probability from no source to that source alone, nats (``None`` in results
+            written before the probes: ``sources`` scores are then compared with ``threshold``).
     """
 
     text: str
@@ -74,11 +94,19 @@ class Claim(Part):
     threshold: float
     supported: bool
     cited: list[str] = field(default_factory=list)
+    information: float | None = None
+    sufficiency: list[tuple[str, float]] | None = None
 
     @property
     def supporting(self) -> list[str]:
-        """Ids of the sources that exceed the threshold, strongest first."""
-        return [source for source, score in self.sources if score > self.threshold]
+        """Ids of the sources whose sufficiency exceeds the threshold, largest first (ties in
+        source order)."""
+        if self.sufficiency is None:
+            return [source for source, score in self.sources if score > self.threshold]
+        above = [(gain, order, source) for order, (source, gain) in enumerate(self.sufficiency)]
+        return [
+            source for gain, _, source in sorted(above, key=lambda item: (-item[0], item[1])) if gain > self.threshold
+        ]
 
     @property
     def top(self) -> tuple[str, float] | None:
@@ -126,11 +154,17 @@ class Context(Part):
         token_spans: each output token's character span in ``Attribution.output``, shape
             (n_output_tokens,): what maps a claim's characters to its columns.
         claims: the answer's claims, in order.
-        support: the support rule's parameter, nats per scored claim token (:func:`claim_threshold`).
+        support: the support rule's parameter: the share of a claim's information a source
+            alone must supply (module docstring); in results without ``empty_logprobs``, nats
+            per scored claim token.
         markers: the citation-marker pattern (a regular expression), or ``None`` when the
             answer was not searched for markers.
         marker_spans: character spans of the citation markers found in the answer; their
             tokens are scored with the answer but left out of every claim's attribution.
+        empty_logprobs: each output token's log-probability with every source removed, nats,
+            shape (n_output_tokens,); ``None`` in results written before the probes.
+        alone_logprobs: each output token's log-probability with only one source, nats,
+            shape (n_sources, n_output_tokens), sources in prompt order; ``None`` likewise.
     """
 
     question: str
@@ -142,6 +176,8 @@ class Context(Part):
     support: float
     markers: str | None = None
     marker_spans: list[tuple[int, int]] = field(default_factory=list)
+    empty_logprobs: list[float] | None = None
+    alone_logprobs: list[list[float]] | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -150,11 +186,9 @@ class Context(Part):
 
 
 def claim_threshold(support: float, columns: int, noise_sd: np.ndarray | None = None, samples: int = 0) -> float:
-    """What a source must exceed to support a claim, nats.
+    """The earlier rule's threshold, for results without probes: ``support`` nats per claim token, nats.
 
-    ``support * columns``: the claim's log-probability must drop by more than ``support``
-    nats per scored claim token when the source is removed, so the rule reads alike for
-    claims of any length. With a measured noise floor it is at least the claim's: two
+    ``support * columns``; with a measured noise floor it is at least the claim's: two
     standard deviations of the difference of two noisy claim scores,
     ``2 * sqrt(sum of sd_t^2 over the claim's columns) * sqrt(1 + 1/samples)``
     (the per-unit rule of :func:`attrib.noise.noise_floor`, restricted to the claim).
@@ -172,6 +206,25 @@ def claim_threshold(support: float, columns: int, noise_sd: np.ndarray | None = 
     return threshold
 
 
+def sufficiency_threshold(support: float, information: float, noise_sd: np.ndarray | None = None) -> float:
+    """What a source's sufficiency must exceed to support a claim, nats.
+
+    ``support * information``: the source alone must supply that share of the claim's
+    information (its surprisal without sources). With a measured noise floor it is at least
+    two standard deviations of the difference of two single noisy claim scores,
+    ``2 * sqrt(2 * sum of sd_t^2 over the claim's columns)``.
+
+    Args:
+        support: the share, in [0, 1).
+        information: the claim's surprisal with every source removed, nats, >= 0.
+        noise_sd: per-token standard deviations over the claim's columns, nats, or ``None``.
+    """
+    threshold = support * information
+    if noise_sd is not None and len(noise_sd):
+        threshold = max(threshold, 2.0 * float(np.sqrt(2.0 * np.sum(np.square(noise_sd)))))
+    return threshold
+
+
 def judge(
     *,
     text: str,
@@ -185,8 +238,10 @@ def judge(
     cited: list[str],
     noise_sd: np.ndarray | None = None,
     samples: int = 0,
+    empty: np.ndarray | None = None,
+    alone: np.ndarray | None = None,
 ) -> Claim:
-    """A claim's attribution over sources and its verdict, from the result's matrix.
+    """A claim's attribution over sources and its verdict, from the result's matrix and probes.
 
     Args:
         text, start, end: the claim's text and its span in the answer.
@@ -194,10 +249,14 @@ def judge(
         keep: which of those columns count (False for citation markers), shape (last - first,).
         source_rows: each source's id and rows of ``scores``.
         scores: the result's matrix, nats, shape (n_units, n_output_tokens).
-        support: nats per scored claim token (:func:`claim_threshold`).
+        support: the share of the claim's information a source alone must supply (module
+            docstring); without probes, nats per scored claim token (:func:`claim_threshold`).
         cited: the source ids the answer cites for the claim.
         noise_sd: the run's per-token noise standard deviations, shape (n_output_tokens,), or ``None``.
         samples: how many samples measured them.
+        empty: log-probabilities with every source removed, nats, shape (n_output_tokens,), or
+            ``None`` (a result written before the probes: the earlier rule).
+        alone: log-probabilities with each source alone, nats, shape (n_sources, n_output_tokens).
     """
     columns = np.arange(tokens[0], tokens[1])[keep]
     ranked = []
@@ -206,7 +265,18 @@ def judge(
         ranked.append((order, source, value))
     ranked.sort(key=lambda item: (-item[2], item[0]))
     sd = None if noise_sd is None else noise_sd[columns]
-    threshold = claim_threshold(support, len(columns), sd, samples)
+    information = None
+    sufficiency = None
+    if empty is None or alone is None:
+        threshold = claim_threshold(support, len(columns), sd, samples)
+        best = ranked[0][2] if ranked else -math.inf
+    else:
+        none = float(empty[columns].sum())
+        information = -none
+        gains = alone[:, columns].sum(axis=1) - none
+        sufficiency = [(source, float(gain)) for (source, _), gain in zip(source_rows, gains, strict=True)]
+        threshold = sufficiency_threshold(support, information, sd if samples else None)
+        best = max((gain for _, gain in sufficiency), default=-math.inf)
     return Claim(
         text=text,
         start=start,
@@ -215,6 +285,8 @@ def judge(
         columns=int(len(columns)),
         sources=[(source, value) for _, source, value in ranked],
         threshold=threshold,
-        supported=bool(ranked) and len(columns) > 0 and ranked[0][2] > threshold,
+        supported=len(columns) > 0 and best > threshold,
         cited=list(cited),
+        information=information,
+        sufficiency=sufficiency,
     )
