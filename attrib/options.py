@@ -266,7 +266,7 @@ class CiteOptions(ExplainOptions, total=False):
             "a source supports a claim when, given alone, it supplies more than this share of the claim's "
             "information (its surprisal without any source, nats), and more than the noise floor when measured",
             detail="a share in [0, 1): one parameter, so a calibration split can set it; the default was "
-            "calibrated on the context benchmark's calibration cases only (docs/context.md); see "
+            "calibrated on the context benchmark's calibration cases only (docs/guides/cite.md); see "
             ":mod:`attrib.result.context`",
             metavar="SHARE",
             commands=frozenset({"cite"}),

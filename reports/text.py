@@ -284,12 +284,12 @@ def render_cite(result: Attribution, *, top: int = 3) -> str:
             else (f"best {_flat(best[0])} {best[1]:+.3f} <= {claim.threshold:.3f} nats" if best else "no source")
         )
         of = (
-            f"{context.support:g} of its {claim.information:.3f} nats"
+            f"{context.support:g} x its information {claim.information:.3f} nats"
             if claim.information is not None
-            else f"over {claim.columns} tokens"
+            else f"{context.support:g} x {claim.columns} tokens"
         )
         lines.append(f"{number:>3}. {_quote(claim.text, 100)}  chars {claim.start}-{claim.end}")
-        lines.append(f"     {verdict} ({detail}; threshold {claim.threshold:.3f} nats, {of})")
+        lines.append(f"     {verdict} ({detail}; threshold {claim.threshold:.3f} nats = {of})")
         shown = ", ".join(f"{_flat(source)} {score:+.3f}" for source, score in claim.sources[: max(0, top)])
         lines.append(f"     removed (nats): {shown}")
         if claim.sufficiency is not None:
