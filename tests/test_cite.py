@@ -519,3 +519,21 @@ def test_a_fact_stated_in_two_sources_is_supported_by_both():
     # leaving either copy out costs nothing: the other still states it
     assert dict(second.sources)["b"] == pytest.approx(0.0) and dict(second.sources)["c"] == pytest.approx(0.0)
     assert second.supported and second.supporting == ["b", "c"] and second.citation == "verified"
+
+
+def test_claim_columns_are_the_claims_tokens_less_its_markers_and_give_its_scores():
+    from attrib.result.context import claim_columns
+
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), level="sentence", method="itp")
+    context = result.context
+    assert context is not None and context.marker_spans
+    for claim in result.claims:
+        columns = claim_columns(context, claim)
+        assert len(columns) == claim.columns < claim.tokens[1] - claim.tokens[0]  # each claim ends in a marker
+        assert set(columns) < set(range(*claim.tokens))
+        spans = [context.token_spans[c] for c in columns]
+        answer_markers = [(a + context.answer_start, b + context.answer_start) for a, b in context.marker_spans]
+        assert not any(a < mb and b > ma for a, b in spans for ma, mb in answer_markers)
+        for source in context.sources:
+            rows = slice(*source.units)
+            assert result.scores[rows][:, columns].sum() == pytest.approx(dict(claim.sources)[source.id])
