@@ -26,11 +26,13 @@ from typing import Any
 
 import jinja2
 import markupsafe
+import numpy as np
 
 from attrib.reports.findings import audit_findings
 from attrib.reports.method_trace import method_trace_view
 from attrib.reports.text import budget_effect
 from attrib.result import Attribution, Trace
+from attrib.result.context import claim_columns
 
 __all__ = ["render_html", "render_notebook", "embed_json", "template_asset", "template_environment"]
 
@@ -123,12 +125,31 @@ def _method_rows(result: Attribution) -> list[tuple[str, str, str]]:
 
 
 def _context_view(result: Attribution) -> dict[str, Any] | None:
-    """The claims and sources of a context attribution (``None`` for other results)."""
+    """The claims and sources of a context attribution (``None`` for other results).
+
+    Below the ``source`` level each source also lists its units (``row``, ``text``) and the
+    view holds, per claim, every unit's score for it (``unit_scores``, one list per claim,
+    nats, shape (n_claims, n_units)): the sum of ``scores`` over the claim's columns less
+    its citation markers (:func:`attrib.result.context.claim_columns`).
+    """
     context = result.context
     if context is None:
         return None
-    sources = [{"id": s.id, "text": result.prompt[s.start : s.end]} for s in context.sources]
-    return {"claims": list(context.claims), "sources": sources}
+    fine = result.level != "source"
+    sources = []
+    for source in context.sources:
+        entry: dict[str, Any] = {"id": source.id, "text": result.prompt[source.start : source.end]}
+        if fine:
+            rows = range(*source.units)
+            entry["units"] = [{"row": row, "text": result.units[row].text} for row in rows]
+        sources.append(entry)
+    unit_scores = None
+    if fine:
+        scores = np.asarray(result.scores, dtype=float)
+        unit_scores = [
+            [float(x) for x in scores[:, claim_columns(context, claim)].sum(axis=1)] for claim in context.claims
+        ]
+    return {"claims": list(context.claims), "sources": sources, "fine": fine, "unit_scores": unit_scores}
 
 
 def render_html(result: Attribution) -> str:
@@ -147,6 +168,8 @@ def render_html(result: Attribution) -> str:
     """
     data = result.to_dict()
     roles = list(dict.fromkeys(unit.role for unit in result.units))
+    context = _context_view(result)
+    claim_units = None if context is None or context["unit_scores"] is None else context["unit_scores"]
     template = template_environment().get_template("report.html.j2")
     return template.render(
         output=result.output,
@@ -163,7 +186,8 @@ def render_html(result: Attribution) -> str:
         method_trace=method_trace_view(result),
         show_roles=len(roles) > 1,
         audit=audit_findings(result),
-        context=_context_view(result),
+        context=context,
+        claim_units_json=None if claim_units is None else markupsafe.Markup(embed_json(claim_units)),
         show_tree=isinstance(result.trace, Trace) and bool(result.trace.chunks),
         css=markupsafe.Markup(template_asset("report.css")),  # our own files, inlined as they are
         script=markupsafe.Markup(template_asset("report.js")),

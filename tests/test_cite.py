@@ -8,6 +8,7 @@ unsupported claim and the right and wrong citations are known in advance.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -100,6 +101,60 @@ def test_units_lie_inside_sources_and_the_fixed_parts_are_never_units(level):
     assert "Use the sources." not in covered and "Question:" not in covered and "Answer:" not in covered
     if level == "source":
         assert [u.text for u in result.units] == [f"[{s['id']}] {s['text']}\n\n" for s in SOURCES]
+
+
+@pytest.mark.parametrize("template", ["plain", "chat"])
+@pytest.mark.parametrize("level", ["paragraph", "sentence", "word", "token"])
+def test_below_the_source_level_a_sources_header_is_its_own_unit_not_part_of_its_first_sentence(level, template):
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), level=level, method="itp", template=template)
+    context = result.context
+    assert context is not None
+    for source in context.sources:
+        header, first = result.units[source.units[0]], result.units[source.units[0] + 1]
+        assert header.text == f"[{source.id}]"  # the header's tokens are one unit, never cut apart
+        assert header.start == source.start and first.start == header.end
+        assert not first.text.lstrip().startswith("[")
+    if level == "sentence":
+        rows = result.units[context.sources[0].units[0] : context.sources[0].units[1]]
+        assert [u.text for u in rows] == ["[a]", " The tower was finished in 1889.", " Gustave built it.\n\n"]
+
+
+def test_a_header_of_several_words_is_one_unit_and_a_source_without_header_has_none():
+    template = PlainTemplate(header="Source {id}: ")
+    result = attrib.cite(
+        QUESTION, SOURCES, answer=ANSWER, backend=_toy(), level="word", method="itp", template=template
+    )
+    assert [u.text for u in result.units[:3]] == ["Source a:", " The", " tower"]
+    bare = attrib.cite(
+        QUESTION,
+        SOURCES,
+        answer=ANSWER,
+        backend=_toy(),
+        level="sentence",
+        method="itp",
+        template=PlainTemplate(header=""),
+    )
+    assert [u.text for u in bare.units[:2]] == ["The tower was finished in 1889.", " Gustave built it.\n\n"]
+
+
+def test_the_source_level_keeps_the_header_inside_the_source_unit_and_its_calls():
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), level="source", method="itp")
+    assert [u.text for u in result.units] == [f"[{s['id']}] {s['text']}\n\n" for s in SOURCES]
+    assert result.stats.calls == 1 + 1 + len(SOURCES) + len(SOURCES)  # base, none, each alone, each removed
+
+
+def test_ablating_every_unit_of_a_source_below_the_source_level_removes_it_as_the_source_level_does():
+    sources = attrib.context.as_sources(SOURCES)
+    prompt = SourcePrompt(sources, QUESTION)
+    layout = prompt.lay_out(ToyBackend())
+    (region,) = layout.regions
+    coarse = region.segmentation.boundaries("source")
+    fine = region.segmentation.boundaries("sentence")
+    for index in range(len(SOURCES)):
+        inside = [(a, b) for a, b in itertools.pairwise(fine) if coarse[index] <= a < coarse[index + 1]]
+        spans = [(region.offset + a, region.offset + b) for a, b in inside]
+        whole = [(region.offset + coarse[index], region.offset + coarse[index + 1])]
+        assert Deletion().apply(layout.tokenization, spans).text == Deletion().apply(layout.tokenization, whole).text
 
 
 def test_an_unknown_level_lists_source_among_the_choices():
@@ -464,3 +519,21 @@ def test_a_fact_stated_in_two_sources_is_supported_by_both():
     # leaving either copy out costs nothing: the other still states it
     assert dict(second.sources)["b"] == pytest.approx(0.0) and dict(second.sources)["c"] == pytest.approx(0.0)
     assert second.supported and second.supporting == ["b", "c"] and second.citation == "verified"
+
+
+def test_claim_columns_are_the_claims_tokens_less_its_markers_and_give_its_scores():
+    from attrib.result.context import claim_columns
+
+    result = attrib.cite(QUESTION, SOURCES, answer=ANSWER, backend=_toy(), level="sentence", method="itp")
+    context = result.context
+    assert context is not None and context.marker_spans
+    for claim in result.claims:
+        columns = claim_columns(context, claim)
+        assert len(columns) == claim.columns < claim.tokens[1] - claim.tokens[0]  # each claim ends in a marker
+        assert set(columns) < set(range(*claim.tokens))
+        spans = [context.token_spans[c] for c in columns]
+        answer_markers = [(a + context.answer_start, b + context.answer_start) for a, b in context.marker_spans]
+        assert not any(a < mb and b > ma for a, b in spans for ma, mb in answer_markers)
+        for source in context.sources:
+            rows = slice(*source.units)
+            assert result.scores[rows][:, columns].sum() == pytest.approx(dict(claim.sources)[source.id])

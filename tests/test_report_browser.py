@@ -203,3 +203,39 @@ def test_selecting_a_claim_highlights_its_source_and_marks_unsupported_and_misma
     assert "unsupported" in text and "cited but not used: b" in text and "used but not cited: 1" in text
     assert dialogs == [] and page.evaluate("window.__pwned") is None
     page.close()
+
+
+def test_selecting_a_claim_shades_the_units_inside_sources_by_their_score_for_it(browser, tmp_path):
+    from tests.test_cite_report import _sentence_result
+
+    result = _sentence_result()  # sentence level: claim 0 rests on ' Gustave built it.', claim 1 on the floods
+    page, requests, dialogs = _open(browser, result, tmp_path)
+    units = page.locator("#sources .source-unit")
+    assert units.count() == len(result.units)
+
+    def strongest() -> tuple[str, str]:
+        shown = units.evaluate_all(
+            "els => els.map(e => [e.textContent, Number(e.dataset.score), getComputedStyle(e).backgroundColor])"
+        )
+        text, _, colour = max(shown, key=lambda item: item[1])
+        return text, colour
+
+    def colour_of(text: str) -> str:
+        return units.filter(has_text=text).first.evaluate("e => getComputedStyle(e).backgroundColor")
+
+    claims = page.locator("#claims .claim")
+    claims.nth(1).click()
+    assert strongest() == (" The river floods in spring.\n\n", "rgb(178, 24, 43)")  # the scale's full red
+    assert colour_of("Gustave built it.") == "rgb(247, 247, 247)"  # no score for this claim: neutral
+    assert page.locator("#sources .source.supports").evaluate_all("els => els.map(e => e.dataset.source)") == ["b"]
+
+    claims.nth(0).focus()
+    page.keyboard.press("Enter")
+    assert claims.nth(0).get_attribute("aria-pressed") == "true"
+    assert strongest() == (" Gustave built it.\n\n", "rgb(178, 24, 43)")
+    assert colour_of("Bridges cross the river.") == "rgb(247, 247, 247)"  # moves only the marker [a]
+    red, green, blue = (int(x) for x in colour_of("Museums open at nine.")[4:-1].split(","))
+    assert blue > red  # a negative score is blue, as in the prompt view
+    assert units.filter(has_text="[a]").first.text_content() == "[a]"
+    assert dialogs == [] and [r for r in requests if not r.startswith("file:")] == []
+    page.close()

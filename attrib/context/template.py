@@ -213,14 +213,27 @@ def concat(parts: Sequence[Tokenization]) -> Tokenization:
     return Tokenization(text="".join(text), ids=tuple(ids), spans=tuple(spans), edges=tuple(sorted(edges)))
 
 
+def _header_end(piece: Tokenization, chars: int) -> int:
+    """The token position where a piece's header of ``chars`` characters ends: the last token
+    edge at or before it, ``0`` when that leaves no header or no text after it."""
+    if chars <= 0:
+        return 0
+    end = max((edge for edge in piece.edges if piece.char_offset(edge) <= chars), default=0)
+    return end if end < len(piece) else 0
+
+
 class SourceSegmentation(Segmentation):
     """The sources of an assembled prompt as one region, with ``source`` as its coarsest level.
 
     Rows at level ``source`` are the sources, each its header, text and separator. Finer
     levels cut inside each source by the plain-prompt rules (:mod:`attrib.segmentation`)
-    applied to the source's piece: its header falls in its first units and its separator
-    in its last, so no unit spans two sources and ablating all of a source's units removes
-    it as ``source`` does. :meth:`roots` makes a hierarchical method start from the sources.
+    applied to the source's piece, with the source's header (``"[id] "``) as one unit of
+    its own, first: the header is formatting, so the first sentence (word, token) of a
+    source is the source's text, not its label; the header's tokens are never cut apart,
+    and a header ending inside a token ends at the edge before it (what is left of it, a
+    space, starts the next unit). The separator falls in the source's last unit. No unit
+    spans two sources, and ablating all of a source's units removes it as ``source`` does.
+    :meth:`roots` makes a hierarchical method start from the sources.
 
     Unit spans (``start``, ``end``, ``tokens``) are shifted into the whole prompt.
 
@@ -228,14 +241,31 @@ class SourceSegmentation(Segmentation):
         pieces: each source's piece, tokenized on its own.
         char_offset: character position of the first piece in the whole prompt.
         token_offset: token position of the first piece in the whole prompt.
+        headers: each piece's header length in characters (``0``: no header unit), one per
+            piece; ``None`` for none.
+
+    Raises:
+        ValueError: if ``headers`` does not give one length per piece.
     """
 
-    def __init__(self, pieces: Sequence[Tokenization], *, char_offset: int, token_offset: int) -> None:
+    def __init__(
+        self,
+        pieces: Sequence[Tokenization],
+        *,
+        char_offset: int,
+        token_offset: int,
+        headers: Sequence[int] | None = None,
+    ) -> None:
         super().__init__(concat(pieces))
         self.pieces = tuple(pieces)
         self.char_offset = char_offset
         self.token_offset = token_offset
         self.starts = tuple(itertools.accumulate((len(p) for p in pieces), initial=0))
+        lengths = tuple(headers) if headers is not None else (0,) * len(self.pieces)
+        if len(lengths) != len(self.pieces):
+            raise ValueError(f"headers gives {len(lengths)} lengths for {len(self.pieces)} pieces")
+        #: Each piece's header end, in tokens of the piece (0: no header unit).
+        self.header_ends = tuple(_header_end(piece, n) for piece, n in zip(self.pieces, lengths, strict=True))
 
     def boundaries(self, level: str) -> tuple[int, ...]:
         """Token positions (in the region) where units of ``level`` start, plus the region's end.
@@ -252,8 +282,10 @@ class SourceSegmentation(Segmentation):
                 cache[level] = self.starts
             else:
                 points = set(self.starts)
-                for start, piece in zip(self.starts, self.pieces, strict=False):
-                    points.update(start + b for b in Segmentation(piece).boundaries(level))
+                for start, piece, header in zip(self.starts, self.pieces, self.header_ends, strict=False):
+                    inside = Segmentation(piece).boundaries(level)
+                    points.update(start + b for b in inside if not 0 < b < header)
+                    points.add(start + header)
                 cache[level] = tuple(sorted(points))
         return cache[level]
 
@@ -359,6 +391,11 @@ class SourcePrompt(Prompt):
             instructions = self.instructions or ""
         return {"question": self.question, "instructions": instructions}
 
+    @property
+    def _headers(self) -> tuple[int, ...]:
+        """Each source's header length in characters, in source order."""
+        return tuple(len(self.form.header.replace("{id}", source.id)) for source in self.sources)
+
     def _parts(self, frame: str) -> _Parts:
         before, after = _split(frame, self._values)
         return _Parts(before, _source_pieces(self.sources, self.form.header, self.form.separator), after)
@@ -398,7 +435,9 @@ class SourcePrompt(Prompt):
 
     def _region(self, backend: Backend, parts: _Parts, char_offset: int, token_offset: int) -> Region:
         pieces = [backend.tokenize(p) for p in parts.pieces]
-        segmentation = SourceSegmentation(pieces, char_offset=char_offset, token_offset=token_offset)
+        segmentation = SourceSegmentation(
+            pieces, char_offset=char_offset, token_offset=token_offset, headers=self._headers
+        )
         return Region(segmentation, token_offset, char_offset, None)
 
     def _plain(self, backend: Backend, target: str | None) -> tuple[Layout, tuple[int, ...], str]:
@@ -418,7 +457,9 @@ class SourcePrompt(Prompt):
             joint = backend.tokenize(target)
             output_ids, output_text = joint.ids, joint.text
         whole = concat([before, *pieces, after])
-        segmentation = SourceSegmentation(pieces, char_offset=len(parts.before), token_offset=len(before))
+        segmentation = SourceSegmentation(
+            pieces, char_offset=len(parts.before), token_offset=len(before), headers=self._headers
+        )
         region = Region(segmentation, len(before), len(parts.before), None)
         return Layout(whole, (region,)), output_ids, output_text
 

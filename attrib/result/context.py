@@ -39,7 +39,15 @@ import numpy as np
 from attrib.result.codec import JSON
 from attrib.result.parts import Part
 
-__all__ = ["ContextSource", "Claim", "Context", "claim_threshold", "sufficiency_threshold", "judge"]
+__all__ = [
+    "ContextSource",
+    "Claim",
+    "Context",
+    "claim_columns",
+    "claim_threshold",
+    "sufficiency_threshold",
+    "judge",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,6 +191,26 @@ class Context(Part):
     def ids(self) -> list[str]:
         """The source ids in prompt order."""
         return [source.id for source in self.sources]
+
+
+def claim_columns(context: Context, claim: Claim) -> np.ndarray:
+    """The output-token columns of ``scores`` a claim's attribution sums: the claim's ``tokens``
+    (half-open) less every column whose characters overlap a citation marker
+    (``context.marker_spans``), as :func:`judge` is given them.
+
+    Returns:
+        Column indices in increasing order, integers, shape (n,); ``n`` is ``claim.columns`` for
+        a claim of this context.
+    """
+    first, last = claim.tokens
+    offset = context.answer_start
+    markers = [(start + offset, end + offset) for start, end in context.marker_spans]
+    kept = []
+    for column in range(first, last):
+        a, b = context.token_spans[column]
+        if not any(a < end and b > start for start, end in markers):
+            kept.append(column)
+    return np.asarray(kept, dtype=np.int64)
 
 
 def claim_threshold(support: float, columns: int, noise_sd: np.ndarray | None = None, samples: int = 0) -> float:

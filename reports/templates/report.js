@@ -579,6 +579,45 @@
     resizeTimer = setTimeout(function () { drawMatrix(); drawTree(); }, 150);
   });
 
+  // ------------------------------------------------------------------ 8. claims and sources
+
+  // Selecting a claim highlights its supporting sources; below the source level it also shades
+  // each unit inside the sources by its score for the claim (#attrib-claim-units: one row of
+  // unit scores per claim, computed by the renderer), on the prompt view's colour scale.
+  const claimButtons = Array.prototype.slice.call(document.querySelectorAll("#claims .claim"));
+  const sourceItems = Array.prototype.slice.call(document.querySelectorAll("#sources .source"));
+  const sourceUnits = Array.prototype.slice.call(document.querySelectorAll("#sources .source-unit"));
+  const claimUnitsNode = document.getElementById("attrib-claim-units");
+  const claimUnits = claimUnitsNode ? JSON.parse(claimUnitsNode.textContent) : null;
+
+  function selectClaim(k) {
+    const button = claimButtons[k];
+    const ids = (button.dataset.supports || "").split(" ").filter(Boolean);
+    claimButtons.forEach(function (b) { b.setAttribute("aria-pressed", b === button ? "true" : "false"); });
+    sourceItems.forEach(function (item) {
+      const on = ids.indexOf(item.dataset.source) >= 0;
+      item.classList.toggle("supports", on);
+      if (on) item.setAttribute("aria-current", "true");
+      else item.removeAttribute("aria-current");
+    });
+    if (!claimUnits || !claimUnits[k]) return;
+    const row = claimUnits[k];
+    let maxAbs = 0;
+    for (const span of sourceUnits) maxAbs = Math.max(maxAbs, Math.abs(row[Number(span.dataset.row)] || 0));
+    for (const span of sourceUnits) {
+      const value = row[Number(span.dataset.row)] || 0;
+      const colour = shade(value, maxAbs);
+      span.style.backgroundColor = rgb(colour);
+      span.style.color = textOn(colour);
+      span.dataset.score = String(value);
+      span.title = signed(value, 3) + " " + UNIT + " for this claim";
+    }
+  }
+
+  claimButtons.forEach(function (button, k) {
+    button.addEventListener("click", function () { selectClaim(k); });
+  });
+
   buildPrompt();
   buildOutput();
   buildBands();
@@ -587,16 +626,3 @@
   drawTree();
   setView(-1);
 })();
-
-// context attribution: selecting a claim highlights the sources that support it
-      document.querySelectorAll("#claims .claim").forEach(function (button) {
-        button.addEventListener("click", function () {
-          var ids = button.dataset.supports.split(" ").filter(Boolean);
-          document.querySelectorAll("#claims .claim").forEach(function (b) { b.setAttribute("aria-pressed", b === button ? "true" : "false"); });
-          document.querySelectorAll("#sources .source").forEach(function (li) {
-            var on = ids.indexOf(li.dataset.source) >= 0;
-            li.classList.toggle("supports", on);
-            if (on) { li.setAttribute("aria-current", "true"); } else { li.removeAttribute("aria-current"); }
-          });
-        });
-      });
