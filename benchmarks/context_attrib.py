@@ -20,24 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from attrib.result.context import claim_columns
 from benchmarks.context_cases import ContextCase, make_context_case, prompt_text
 from benchmarks.runner import append, load_records
 
 __all__ = ["measure", "run_attrib"]
-
-
-def _columns(result: Any, claim: Any) -> np.ndarray:
-    """The claim's scored output columns: its tokens less those overlapping a citation marker."""
-    context = result.context
-    first, last = claim.tokens
-    shift = context.answer_start
-    markers = [(a + shift, b + shift) for a, b in context.marker_spans]
-    keep = [
-        column
-        for column in range(first, last)
-        if not any(a < context.token_spans[column][1] and context.token_spans[column][0] < b for a, b in markers)
-    ]
-    return np.asarray(keep, dtype=int)
 
 
 def measure(case: ContextCase, result: Any, seconds: float) -> dict[str, Any]:
@@ -72,7 +59,7 @@ def measure(case: ContextCase, result: Any, seconds: float) -> dict[str, Any]:
             entry["information"] = round(float(claim.information or 0.0), 5)
             entry["sufficiency"] = {ident: round(float(gain), 5) for ident, gain in claim.sufficiency}
         if result.units and any(s.units[1] - s.units[0] > 1 for s in context.sources):
-            columns = _columns(result, claim)
+            columns = claim_columns(context, claim)
             units = []
             for source in context.sources:
                 offset = source.start + len(f"[{source.id}] ")

@@ -22,7 +22,8 @@ Metrics (:func:`metrics`), on the evaluation split:
   that does not state the claim's fact, whose source is not judged supporting / markers
   naming one that does, whose source is judged supporting (strength above the threshold);
 * ``sentence first``: at sentence level, supported claims whose fact sentence is the
-  top-scoring unit inside the stating source the method ranks highest;
+  top-scoring unit among the sentences (the header unit left out) of the stating source the
+  method ranks highest;
 * calls, tokens evaluated and seconds per case (means).
 
 Without calibration records, attrib's rows use cite's default ``support`` (marked
@@ -69,7 +70,7 @@ def claim_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if claim.get("units") is not None and truth["support"]:
             source = max(truth["support"], key=lambda i: scores[i])
-            inside = [u for u in claim["units"] if u[0] == source]
+            inside = [u for u in claim["units"] if u[0] == source and u[2] > 0]  # its sentences, not its header
             if inside:
                 best = max(range(len(inside)), key=lambda k: (inside[k][3], -k))
                 _, start, end, _ = inside[best]
