@@ -6,11 +6,13 @@ request body; the checks read what the backend sent.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import attrib
 from attrib.backends.openai import OpenAIBackend
+from attrib.testing.loopback import Loopback, Reply, Request
 from tests.test_openai_endpoint import CHAT, CHAT_LOGPROBS, NOT_FOUND, Answer, Stub
 
 TEMPLATE = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
@@ -90,3 +92,26 @@ def test_the_audit_commands_template_reaches_the_server(tmp_path: Path, monkeypa
         )
     assert status == 0
     assert bodies and all(body.get("chat_template") == TEMPLATE for body in bodies)
+
+
+def test_the_batch_commands_template_reaches_the_server(tmp_path: Path, monkeypatch) -> None:
+    from attrib.cli import main
+
+    template = tmp_path / "template.jinja"
+    template.write_text(TEMPLATE, encoding="utf-8")
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(json.dumps({"id": "c1", "messages": MESSAGES}) + "\n", encoding="utf-8")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+
+    def answer(request: Request) -> Reply:
+        return Reply(body=CHAT_LOGPROBS) if request.route == CHAT else Reply(404, {"detail": "Not Found"})
+
+    with Loopback(answer) as server:
+        status = main(
+            ["batch", str(chats), "-o", str(tmp_path / "out"), "--backend", "openai", "--base-url", server.url]
+            + ["--model", "m", "--scoring", "top_logprobs", "--tokenizer", "words", "--no-cache", "--quiet"]
+            + ["--chat-template", str(template), "--max-new-tokens", "2", "--level", "word"]
+        )
+    bodies = [r.body for r in server.requests if r.route == CHAT]
+    assert status == 0
+    assert len(bodies) > 2 and all(body.get("chat_template") == TEMPLATE for body in bodies)

@@ -1,24 +1,21 @@
 """The OpenAI-compatible backend against misbehaving endpoints: a real HTTP server on loopback, answering on a script.
 
-Each test starts a tiny ``http.server`` that answers every request with what the test
-says (a status, a web page, an escape-laden error, a dropped connection, a stall), so
+Each test starts a loopback server (:mod:`attrib.testing.loopback`) that answers every
+request with what the test says (a status, a web page, an escape-laden error, a dropped
+connection, a stall), so
 the status table, the probe rule and the one-line errors are checked over real HTTP
 with the real SDK, without a model.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,7 @@ from attrib.backends.openai.redaction import clean
 from attrib.backends.openai.statuses import STATUS_RULES, NotAnAPIError, rule_for
 from attrib.backends.openai.tokenizer import ROUTES
 from attrib.errors import AuthenticationError, EndpointUnavailableError, RequestRejectedError
+from attrib.testing.loopback import DROP, Loopback, Reply, Request
 
 
 @dataclass
@@ -47,58 +45,23 @@ class Answer:
 Script = Callable[[str, str, Any], Answer]
 
 
-class Stub:
-    """An HTTP server on a free loopback port answering each request by ``script(method, path, body)``."""
+class Stub(Loopback):
+    """A loopback server (:class:`~attrib.testing.loopback.Loopback`) answering each request by ``script(method, path, body)``."""
 
     def __init__(self, script: Script) -> None:
         self.script = script
-        self.requests: list[tuple[str, str]] = []
-        stub = self
+        super().__init__(self._reply)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
-                stub.requests.append((self.command, self.path))
-                answer = stub.script(self.command, self.path, body)
-                if answer.delay:
-                    time.sleep(answer.delay)
-                if answer.drop:
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                content = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
-                try:
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", answer.content_type)
-                    self.send_header("Content-Length", str(len(content)))
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(content)
-                except OSError:
-                    self.close_connection = True
-
-            do_GET = do_POST = _serve
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> Stub:
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _reply(self, request: Request) -> Reply | None:
+        answer = self.script(request.method, request.path, request.body)
+        if answer.delay:
+            time.sleep(answer.delay)
+        if answer.drop:
+            return DROP
+        return Reply(answer.status, answer.body, {"Content-Type": answer.content_type, **answer.headers})
 
     def count(self, path: str) -> int:
-        return sum(1 for _, p in self.requests if p == path)
+        return sum(1 for r in self.requests if r.path == path)
 
 
 COMPLETIONS, CHAT, TOKENIZE = "/v1/completions", "/v1/chat/completions", "/extras/tokenize"

@@ -13,9 +13,7 @@ import base64
 import json
 import logging
 import os
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +23,7 @@ from attrib.backends.openai import OpenAIBackend
 from attrib.backends.openai.redaction import Secrets
 from attrib.cli import main
 from attrib.errors import InputError, RequestRejectedError
+from attrib.testing.loopback import Loopback, Reply, Request
 from attrib.urls import BaseURL, safe_url
 
 KEY = "sk-header+secret/0123456789=="
@@ -51,61 +50,38 @@ def leaked(text: str) -> list[str]:
     return [form for secret in (KEY, QUERY_KEY, USER_PASSWORD) for form in transforms(secret) if form in text]
 
 
-class Echo:
+class Echo(Loopback):
     """A loopback HTTP server answering every request with what it received, in many encodings.
 
     ``status=200``: chat completions whose message is the echo; otherwise that status with
-    the echo as an OpenAI-style error message, after ``pad`` dots. ``requests`` lists each request's path.
+    the echo as an OpenAI-style error message, after ``pad`` dots. ``paths`` lists each request's path.
     """
 
     def __init__(self, status: int = 200, pad: int = 0) -> None:
-        self.requests: list[str] = []
-        echo = self
+        self.status, self.pad = status, pad
+        super().__init__(self._reply)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
+    def _reply(self, request: Request) -> Reply:
+        auth = request.headers.get("authorization", "")
+        token = auth.split(" ", 1)[-1]
+        said = "." * self.pad + " ".join(
+            [
+                f"you sent {request.path} with {auth}",
+                base64.b64encode(auth.encode()).decode(),
+                base64.b64encode(f"user:{token}".encode()).decode(),
+                quote(token, safe=""),
+                quote(request.path, safe=""),
+                token.encode().hex(),
+            ]
+        )
+        if self.status == 200:
+            return Reply(200, {"choices": [{"message": {"role": "assistant", "content": said}}], "usage": {}})
+        return Reply(self.status, {"error": {"message": said, "type": "invalid_request_error"}})
 
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                echo.requests.append(self.path)
-                auth = self.headers.get("Authorization", "")
-                token = auth.split(" ", 1)[-1]
-                said = "." * pad + " ".join(
-                    [
-                        f"you sent {self.path} with {auth}",
-                        base64.b64encode(auth.encode()).decode(),
-                        base64.b64encode(f"user:{token}".encode()).decode(),
-                        quote(token, safe=""),
-                        quote(self.path, safe=""),
-                        token.encode().hex(),
-                    ]
-                )
-                if status == 200:
-                    body = {"choices": [{"message": {"role": "assistant", "content": said}}], "usage": {}}
-                else:
-                    body = {"error": {"message": said, "type": "invalid_request_error"}}
-                content = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_GET = do_POST = _serve
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.root = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> Echo:
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    @property
+    def paths(self) -> list[str]:
+        """Each request's path (query included), in arrival order."""
+        return [r.path for r in self.requests]
 
 
 @pytest.fixture
@@ -164,7 +140,7 @@ def test_a_user_info_url_on_the_command_line_is_one_line_and_sends_nothing(
     err = capsys.readouterr().err
     assert status != 0 and err.startswith("attrib: error: ") and err.count("\n") == 1, err
     assert "--api-key-env" in err and not leaked(err)
-    assert echo.requests == []
+    assert echo.paths == []
 
 
 def test_a_batch_with_user_info_keeps_no_password_on_disk(
@@ -175,7 +151,7 @@ def test_a_batch_with_user_info_keeps_no_password_on_disk(
     status, out = batch(tmp_path, f"http://user:{USER_PASSWORD}@{host}/v1?key={QUERY_KEY}")
     err = capsys.readouterr().err
     assert status != 0 and "user name or password" in err and not leaked(err)
-    assert echo.requests == []  # never sent as Basic authentication
+    assert echo.paths == []  # never sent as Basic authentication
     assert not leaked(everything_under(tmp_path, Path(os.environ["ATTRIB_CACHE_DIR"])))
 
 
@@ -186,9 +162,9 @@ def test_a_query_is_sent_after_the_path_on_every_request_and_stored_nowhere(
     status, out = batch(tmp_path, f"{echo.root}/v1/?api-version=2024-06-01&key={QUERY_KEY}")
     err = capsys.readouterr().err
     assert status == 0, err
-    assert echo.requests and all(
-        path == f"/v1/chat/completions?api-version=2024-06-01&key={QUERY_KEY}" for path in echo.requests
-    ), echo.requests
+    assert echo.paths and all(
+        path == f"/v1/chat/completions?api-version=2024-06-01&key={QUERY_KEY}" for path in echo.paths
+    ), echo.paths
     run = json.loads((out / "run.json").read_text())
     assert run["options"]["backend_options"]["base_url"] == f"{echo.root}/v1?[redacted]"
     kept = everything_under(out, Path(os.environ["ATTRIB_CACHE_DIR"]))
@@ -260,7 +236,7 @@ def test_the_http_clients_own_log_lines_lose_the_query_values(echo: Echo, caplog
         api.generate(api.tokenize("Paris is nice").ids, max_new_tokens=4)
     finally:
         api.close()
-    assert echo.requests == [f"/v1/chat/completions?a=1&a=2&key={QUERY_KEY}"]  # a repeated name stays repeated
+    assert echo.paths == [f"/v1/chat/completions?a=1&a=2&key={QUERY_KEY}"]  # a repeated name stays repeated
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "/v1/chat/completions" in logged and not leaked(logged), leaked(logged)
 

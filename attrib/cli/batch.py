@@ -133,7 +133,7 @@ def batch(args: argparse.Namespace) -> int:
         for name, value in run_options(args, "batch", args.task, read_file=read_file).items()
         if value is not None or name in _RECORDED_UNSET
     }
-    backends = backend_options(args)
+    backends = backend_options(args, chat_template=options.get("chat_template"))
     api_key_env = None
     if args.backend == "openai":  # the key is read on each worker from the environment, never sent
         backends.pop("api_key", None)

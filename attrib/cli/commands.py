@@ -66,9 +66,7 @@ def audit(args: argparse.Namespace) -> int:
     system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
     prompt = read_prompt(args)
     common = run_options(args, "audit", "audit", read_file=read_file)
-    options = backend_options(args)
-    if args.backend == "openai" and common.get("chat_template") is not None:
-        options["chat_template"] = common["chat_template"]  # the server's chat route applies it too
+    options = backend_options(args, chat_template=common.get("chat_template"))
     cache = cache_spec(args)
     references = reference_options(args, options)
     with contextlib.ExitStack() as stack:

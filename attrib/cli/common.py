@@ -84,9 +84,12 @@ def cache_spec(args: argparse.Namespace) -> CacheSpec:
     return False if args.no_cache else (args.cache_dir or True)
 
 
-def backend_options(args: argparse.Namespace) -> dict[str, object]:
+def backend_options(args: argparse.Namespace, *, chat_template: str | None = None) -> dict[str, object]:
     """Keyword arguments of :func:`attrib.load_backend` for the chosen ``--backend``; the openai
     backend's unset flags take the backend's own defaults, and its key is read from the environment.
+
+    ``chat_template``: the text of the command's ``--chat-template``; the openai backend is given
+    it too, so the server's chat route applies it (in-process backends apply it from the run options).
 
     Raises:
         InputError: for a flag of another backend, or an ``--api-key-env`` variable that is not set.
@@ -117,7 +120,8 @@ def backend_options(args: argparse.Namespace) -> dict[str, object]:
     own = {
         name: class_default("backend", "openai", name)() if value is None else value for name, value in given.items()
     }
-    return {"model": args.model, "api_key": key, **own, "cache": cache_spec(args)}
+    template = {} if chat_template is None else {"chat_template": chat_template}
+    return {"model": args.model, "api_key": key, **own, "cache": cache_spec(args), **template}
 
 
 def api_key_variable(args: argparse.Namespace) -> str:

@@ -13,16 +13,17 @@ present, whatever its value); a request that no
 exchange matches gets 404 ``{"detail": "Not Found"}``, as a server without the route
 answers. Every request received is kept in :attr:`Replay.received` (method, path,
 body), so a test can compare what the client sent with the recorded ``request``.
+The server is a :class:`~attrib.testing.loopback.Loopback`.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
+
+from attrib.testing.loopback import Loopback, Reply, Request
 
 __all__ = ["Exchange", "Replay", "load_exchanges"]
 
@@ -62,7 +63,7 @@ def load_exchanges(path: str | Path) -> list[Exchange]:
     ]
 
 
-class Replay:
+class Replay(Loopback):
     """Serves ``exchanges`` on a free port of 127.0.0.1 inside a ``with`` block.
 
     Attributes:
@@ -72,43 +73,17 @@ class Replay:
 
     def __init__(self, exchanges: list[Exchange]) -> None:
         self.exchanges = exchanges
-        self.received: list[tuple[str, str, Any]] = []
-        replay = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
+    def _answer(self, request: Request) -> Reply:
+        found = next((e for e in self.exchanges if e.fits(request.method, request.route, request.body)), None)
+        return Reply(found.status, found.response) if found else Reply(404, {"detail": "Not Found"})
 
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
-                path = self.path.split("?", 1)[0]
-                replay.received.append((self.command, path, body))
-                found = next((e for e in replay.exchanges if e.fits(self.command, path, body)), None)
-                status, answer = (found.status, found.response) if found else (404, {"detail": "Not Found"})
-                content = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_GET = do_POST = _serve
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.root = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self.url = self.root + "/v1"
+    @property
+    def received(self) -> list[tuple[str, str, Any]]:
+        """Every request as ``(method, path without query, body)``, in arrival order."""
+        return [(r.method, r.route, r.body) for r in self.requests]
 
     def bodies(self, method: str, path: str) -> list[Any]:
         """The bodies of the requests received on ``method`` ``path``."""
         return [body for m, p, body in self.received if (m, p) == (method, path)]
-
-    def __enter__(self) -> Self:
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
