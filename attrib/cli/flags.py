@@ -216,7 +216,7 @@ def check_task_flags(args: argparse.Namespace, task: str) -> None:
     given = {name: o for name, o in others.items() if getattr(args, name) != o.default}
     if given:
         flags = [flag(name) for name in given]
-        tasks = sorted({t for o in given.values() for t in o.tasks if t in BATCH_TASKS})
+        tasks = sorted({t for o in given.values() for t in BATCH_TASKS if o.tasks & _tasks("batch", t)})
         listed = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
         raise InputError(f"{listed} {apply(flags)} to --task {' or '.join(tasks)}")
 
