@@ -60,7 +60,8 @@ def test_the_records_shape_chooses_the_task_and_cite_records_carry_their_claims(
     # claim 1 loses 1.5 nats on each of its tokens without "gustave" (source a); claim 2 1 nat
     # without "floods", which item c3 moved into source c while the answer still cites b
     assert [claim["top"]["id"] for claim in c3[:2]] == ["a", "c"]
-    assert [claim["top"]["score"] for claim in c3[:2]] == [pytest.approx(36.0), pytest.approx(16.0)]  # 24, 16 tokens
+    # at source level: 1.5 and 1 nat on each of the 8 toy tokens of either claim
+    assert [claim["top"]["score"] for claim in c3[:2]] == [pytest.approx(12.0), pytest.approx(8.0)]
     assert [claim["supporting"] for claim in c3] == [["a"], ["c"], []]
     assert [claim["cited"] for claim in c3] == [["a"], ["b"], ["c"]]
     assert [claim["citation"] for claim in c3] == ["verified", "mismatch", "mismatch"]
@@ -96,7 +97,9 @@ def test_the_summary_counts_sources_unsupported_claims_and_citation_agreement(ci
     assert summary.plain == 1 and [row.id for row in summary.plain_rows] == ["p1"]
     text = summary.render()
     assert "unsupported claims: 3/9 (33.3%)" in text
-    assert "9 claims with markers: 5 verified (55.6%), 4 mismatch (44.4%); 1 claims used a source" in text
+    assert (
+        "9 claims with markers: 5 verified (55.6%), 4 mismatch (44.4%); 1 claim uses a source it does not cite" in text
+    )
 
 
 def test_the_summary_json_follows_its_schema_with_and_without_cite_items(cite_out: Path, tmp_path: Path) -> None:
@@ -175,6 +178,10 @@ def test_the_run_task_decides_which_shapes_run() -> None:
     )
     got = {o.id: o.record for o in summary.outcomes}
     assert (got["c"]["status"], got["p"]["status"]) == ("ok", "ok")
+    # options left at the explain run's defaults take cite's for the cite item, given ones apply to both
+    assert (got["c"]["level"], got["p"]["level"]) == ("source", "token")
+    word = attribute_many([{"question": "Q?", "sources": ["x y"], "answer": "Yes."}], backend="toy", level="word")
+    assert word.outcomes[0].record["level"] == "word"
     assert (got["c"]["contrast"], got["p"]["contrast"]) == (None, " b")
     assert json.loads(summary.outcomes[0].result_json or "{}")["context"]["support"] == 0.5
 
@@ -228,3 +235,4 @@ def test_batch_flags_for_cite(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(base) == 0
     run = json.loads((tmp_path / "o" / "run.json").read_text(encoding="utf-8"))
     assert "support" not in run["options"] and "markers" not in run["options"]  # an explain run's run.json as before
+    assert (run["options"]["level"], run["options"]["max_new_tokens"]) == ("token", 16)

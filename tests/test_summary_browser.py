@@ -117,7 +117,7 @@ def test_the_cite_section_tables_sources_and_citations_and_keeps_payloads_as_tex
     page.wait_for_selector("#cite-items tbody tr")
     assert errors == [] and page.evaluate("window.__pwned") is None
     assert "3 of 9 claims unsupported (33.3%)" in page.inner_text("#cite-unsupported")
-    assert "9 claims with markers: 5 verified (55.6%), 4 mismatch (44.4%); 1 claims" in page.inner_text(
+    assert "9 claims with markers: 5 verified (55.6%), 4 mismatch (44.4%); 1 claim uses" in page.inner_text(
         "#cite-citations"
     )
     by_id = page.eval_on_selector_all(

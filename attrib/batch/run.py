@@ -266,9 +266,11 @@ def prepare(
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
     if how["pin_replicas"] and executor != "ray":
         raise InputError("pinning actors to replicas applies to the ray executor; add --executor ray")
+    defaulted: set[str] = set()
     for name, option in declared(task).items():  # a default that depends on the task is recorded
-        if option.task_defaults:
-            run_wide.setdefault(name, option.default_for(task))
+        if option.task_defaults and name not in run_wide:
+            run_wide[name] = option.default_for(task)
+            defaulted.add(name)
     for item_task in ITEM_TASKS[task]:  # run-wide options checked before the input is read
         _build_options(item_task, run_wide)
     if out_dir is not None:  # no output may be the input or an empty path
@@ -285,6 +287,7 @@ def prepare(
         options=run_wide,
         reference_options=None if reference_options is None else dict(reference_options),
         pin_replicas=how["pin_replicas"],
+        defaulted=frozenset(defaulted),
     )
 
     def check_options(own: dict[str, Any]) -> None:

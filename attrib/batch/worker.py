@@ -23,7 +23,7 @@ from attrib.cache.wrapper import CacheSpec
 from attrib.context.attribution import cite
 from attrib.errors import AttribError
 from attrib.loading import open_backend
-from attrib.options import batch_names
+from attrib.options import batch_names, default
 from attrib.pipeline import attribute
 
 __all__ = ["Spec", "Done", "Worker", "pinned", "item_options", "cite_arguments"]
@@ -50,6 +50,9 @@ class Spec:
             ``openai`` backend (no secrets; its key is read like the audited one's).
         pin_replicas: Ray executor, ``openai`` backend with several base URLs: actor i sends
             to replica i mod n, the others being its fallbacks (:func:`pinned`).
+        defaulted: the options in ``options`` that hold the run task's default because they
+            were not given (``level``, ``max_new_tokens``): an item of another task (a cite
+            item in an explain run) takes its own task's default for them.
     """
 
     task: str
@@ -60,6 +63,7 @@ class Spec:
     options: dict[str, Any] = field(default_factory=dict)
     reference_options: dict[str, Any] | None = None
     pin_replicas: bool = False
+    defaulted: frozenset[str] = frozenset()
 
 
 def pinned(spec: Spec, index: int) -> Spec:
@@ -81,10 +85,13 @@ def pinned(spec: Spec, index: int) -> Spec:
 
 def item_options(item: Item, spec: Spec) -> dict[str, Any]:
     """The options ``item`` runs with: the run-wide ones its task takes (an explain run's
-    ``support`` goes to its cite items only, its ``contrast`` to the others), then its own."""
+    ``support`` goes to its cite items only, its ``contrast`` to the others; an option left at
+    the run task's default, its own task's default), then its own."""
     task = item.task(spec.task)
     names = batch_names(task)
     options: dict[str, Any] = {name: value for name, value in spec.options.items() if name in names}
+    if task != spec.task:
+        options.update({name: default(name, task) for name in spec.defaulted & names})
     options.update(item.options)
     if item.target is not None:
         options["target"] = item.target

@@ -30,6 +30,7 @@ from attrib.cli.flags import (
     add_setting_flags,
     check_setting_needs,
     check_task_flags,
+    on_command,
     run_options,
     setting_values,
 )
@@ -139,6 +140,9 @@ def batch(args: argparse.Namespace) -> int:
     system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
     check_task_flags(args, args.task)
     given = run_options(args, "batch", args.task, read_file=read_file)
+    for name, option in on_command("batch").items():  # not given: prepare records the task's default
+        if option.task_defaults and getattr(args, name) is None:
+            given.pop(name, None)
     if given.get("markers") == "":  # the citation check off, as on attrib cite
         given["markers"] = None
     options = {  # an option outside _RECORDED_UNSET is recorded only when it differs from its default

@@ -47,8 +47,8 @@ def _cite(cite: CiteSummary) -> list[str]:
         f"Cite items ({cite.items} items, {cite.claims} claims):",
         f"  unsupported claims: {cite.unsupported}/{cite.claims} ({cite.unsupported_rate:.1%})",
         f"  citations: {cite.cited} claims with markers: {cite.verified} verified ({cite.verified_rate:.1%}), "
-        f"{cite.mismatch} mismatch ({cite.mismatch_rate:.1%}); {cite.used_not_cited} claims used a source "
-        "they do not cite",
+        f"{cite.mismatch} mismatch ({cite.mismatch_rate:.1%}); {cite.used_not_cited} "
+        f"{'claim uses' if cite.used_not_cited == 1 else 'claims use'} a source {'it does' if cite.used_not_cited == 1 else 'they do'} not cite",
         f"  {'source id':<20} {'supports':>8} {'top':>5} {'share':>6} {'items':>6}",
     ]
     for use in cite.by_id:

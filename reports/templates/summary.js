@@ -150,7 +150,7 @@
     rates.id = "cite-unsupported";
     citeSection.appendChild(rates);
     const c = cite.citations;
-    const agree = el("p", c.cited + " claims with markers: " + c.verified + " verified (" + pct(c.verified_rate) + "), " + c.mismatch + " mismatch (" + pct(c.mismatch_rate) + "); " + c.used_not_cited + " claims use a source they do not cite.");
+    const agree = el("p", c.cited + " claims with markers: " + c.verified + " verified (" + pct(c.verified_rate) + "), " + c.mismatch + " mismatch (" + pct(c.mismatch_rate) + "); " + c.used_not_cited + (c.used_not_cited === 1 ? " claim uses a source it does" : " claims use a source they do") + " not cite.");
     agree.id = "cite-citations";
     citeSection.appendChild(agree);
     function useTable(id, title, uses) {
