@@ -142,11 +142,12 @@ BAD = [
     ({"question": " ", "sources": ["x"]}, "question is empty"),
     ({"question": "Q?", "sources": ["x"], "answer": "Yes.", "claims": [[0, 9]]}, "claim 0 spans 0-9, outside"),
     ({"question": "Q?", "sources": ["x"], "claims": [[0, 1]]}, "claims index the answer"),
-    ({"question": "Q?", "sources": ["x"], "template": "{question}"}, "sources"),
+    ({"question": "Q?", "sources": ["x"], "template": "{question}"}, "the template has no place for the sources"),
     ({"sources": ["x"]}, "a cite record needs a 'question' beside its 'sources'"),
     ({"question": "Q?", "sources": ["x"], "prompt": "P"}, "a cite record takes no 'prompt'"),
     ({"question": "Q?", "sources": ["x"], "target": "T"}, "a cite record takes no 'target': the answer to explain"),
-    ({"question": "Q?", "sources": ["x"], "options": {"level": "chapter"}}, "chapter"),
+    ({"question": "Q?", "sources": ["x"], "options": {"level": "chapter"}}, "unknown level 'chapter'"),
+    ({"question": "Q?", "sources": ["x"], "options": {"budget": 1}}, "budget must be at least 2, got 1"),
     ({"question": "Q?", "sources": ["x"], "options": {"support": 1}}, "unknown option 'support'"),
 ]
 
