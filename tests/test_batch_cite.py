@@ -237,3 +237,32 @@ def test_batch_flags_for_cite(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     run = json.loads((tmp_path / "o" / "run.json").read_text(encoding="utf-8"))
     assert "support" not in run["options"] and "markers" not in run["options"]  # an explain run's run.json as before
     assert (run["options"]["level"], run["options"]["max_new_tokens"]) == ("token", 16)
+
+
+def test_cite_records_from_csv_and_parquet_and_a_resumed_run(tmp_path: Path) -> None:
+    import csv
+
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    sources = [CITE_SOURCES["a"], CITE_SOURCES["b"]]
+    table = tmp_path / "cites.csv"
+    with table.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["id", "question", "sources", "answer", "claims"])
+        writer.writerow(["k1", CITE_QUESTION, json.dumps(sources), " Gus built it. It floods.", "[[1, 14]]"])
+    parquet = tmp_path / "cites.parquet"
+    pq.write_table(pa.Table.from_pylist([{"id": "k1", "question": CITE_QUESTION, "sources": sources}]), parquet)
+    for source in (table, parquet):
+        out = tmp_path / source.suffix[1:]
+        first = attribute_many(source, out_dir=out, backend="toy", task="cite")
+        assert (first.ok, first.failed) == (1, 0), first.outcomes[0].record.get("error")
+        record = first.outcomes[0].record
+        assert record["task"] == "cite" and record["level"] == "source"
+        # the CSV record's claim span; the Parquet record has no answer: the toy generates " yes"
+        assert [claim["text"] for claim in record["claims"]] == (["Gus built it."] if source == table else ["yes"])
+        again = attribute_many(source, out_dir=out, backend="toy", task="cite")
+        assert (again.ok, again.failed, again.skipped) == (0, 0, 1)  # resumed: nothing to redo
+        with (out / "units.csv").open(encoding="utf-8", newline="") as stream:
+            units = list(csv.DictReader(stream))
+        assert [(row["id"], row["unit"]) for row in units] == [("k1", "0"), ("k1", "1")]  # one row per source

@@ -113,6 +113,9 @@ _NOT_CITE = {
     "contrast": "its claims are judged on the answer alone",
 }
 
+#: The CSV cells that hold JSON (the fields whose values are lists or objects).
+_JSON_CELLS = ("messages", "options", "sources", "claims")
+
 #: Problems listed in full before the rest are only counted.
 SHOWN_PROBLEMS = 20
 
@@ -231,7 +234,7 @@ def read_input(path: str | os.PathLike[str]) -> tuple[list[Raw], bytes]:
     caller (who hashes it for ``run.json``) the same bytes. JSON Lines: a line ends at
     ``\\n`` (or ``\\r\\n``) only, so U+2028, U+2029 and U+0085 stay inside their strings;
     blank lines are not records. CSV: the header is line 1, empty cells are absent keys,
-    the ``messages`` and ``options`` cells hold JSON; a cell that cannot be parsed (a
+    the ``messages``, ``options``, ``sources`` and ``claims`` cells hold JSON; a cell that cannot be parsed (a
     quote never closed) or a row with more non-empty cells than the header names is a
     bad record. Parquet: null cells are absent keys, and so are null fields of an
     ``options`` struct (a struct column has every key any row has, null where a row
@@ -383,7 +386,7 @@ def _csv_record(header: list[str], row: list[str]) -> tuple[object, str | None]:
     for key, value in zip(header, row, strict=False):  # a short row: its missing cells are absent
         if value == "":
             continue
-        if key in ("messages", "options"):
+        if key in _JSON_CELLS:
             parsed, reason = _loads(value)
             if reason is not None:
                 return None, f"column {key!r} is not valid JSON ({reason})"
