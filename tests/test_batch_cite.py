@@ -266,3 +266,16 @@ def test_cite_records_from_csv_and_parquet_and_a_resumed_run(tmp_path: Path) -> 
         with (out / "units.csv").open(encoding="utf-8", newline="") as stream:
             units = list(csv.DictReader(stream))
         assert [(row["id"], row["unit"]) for row in units] == [("k1", "0"), ("k1", "1")]  # one row per source
+
+
+def test_markers_off_on_the_command_line_turns_the_citation_check_off(tmp_path: Path) -> None:
+    data = tmp_path / "c.jsonl"
+    data.write_text(json.dumps({"id": "c", "question": "Q?", "sources": ["x"], "answer": "Yes [1]."}) + "\n")
+    out = tmp_path / "o"
+    assert (
+        main(["batch", str(data), "-o", str(out), "--task", "cite", "--backend", "toy", "--quiet", "--markers", ""])
+        == 0
+    )
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["options"]["markers"] is None
+    [claim] = records(out)["c"]["claims"]
+    assert (claim["text"], claim["cited"], claim["citation"]) == ("Yes [1].", [], "uncited")
