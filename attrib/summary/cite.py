@@ -5,10 +5,11 @@ verdicts of :func:`attrib.cite`), over every claim of every cite item of the OUT
 Definitions (also in ``docs/summary.md``):
 
 - **source use**, by source id and by source position (1-based, the order of the item's
-  sources): how many claims the source *supports* (it moves the claim beyond the
-  support threshold, ``Claim.supporting``), how many *supported* claims have it as
-  their strongest source (``top``; an unsupported claim has no source that moves it,
-  so it counts for none), and ``share``, the supported claims over every claim of
+  sources): how many claims the source *supports* (``Claim.supporting``: the claim's
+  verdict, by :func:`attrib.cite`'s rule), how many *supported* claims rank it first
+  (``top``: the first of ``Claim.sources``, ranked by attribution, the drop of the
+  claim's log-probability in nats when the source is removed; an unsupported claim
+  counts for no source), and ``share``, the claims it supports over every claim of
   the items that hold that source. Ids repeat across items only when the dataset
   names its sources alike (``"1"``, ``"2"``, ... for sources given as strings).
 - **unsupported-claim rate**: claims that no source supports, over all claims.
@@ -38,8 +39,8 @@ class SourceUse:
         source: the source id, or its 1-based position as text (``"2"``).
         items: cite items that hold such a source.
         claims: the claims of those items.
-        supporting: claims the source supports.
-        top: supported claims whose strongest source it is.
+        supporting: claims the source supports (``Claim.supporting``).
+        top: supported claims that rank it first by attribution (``Claim.sources[0]``).
         share: ``supporting / claims`` (0 without claims).
     """
 
