@@ -94,7 +94,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     parser = commands.add_parser(
         "batch",
         help="explain, audit or cite every record of a dataset (JSON Lines, CSV, Parquet), resumably",
-        description="Attribute (or audit) every record of a dataset; results stream into OUT_DIR as items finish, "
+        description="Attribute, audit or cite every record of a dataset; results stream into OUT_DIR as items finish, "
         "and a re-run resumes where the last one stopped.",
         epilog=_EXAMPLES.replace("{record_options}", ", ".join(sorted(record_names()))),
         formatter_class=HelpFormatter,
