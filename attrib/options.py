@@ -53,11 +53,13 @@ __all__ = [
     "RunOptions",
     "TASKS",
     "BATCH_TASKS",
+    "ITEM_TASKS",
     "CiteOptions",
     "PARAMETERS",
     "options",
     "default",
     "batch_names",
+    "run_names",
     "record_names",
     "with_options",
     "Default",
@@ -269,7 +271,7 @@ class CiteOptions(ExplainOptions, total=False):
             "calibrated on the context benchmark's calibration cases only (docs/guides/cite.md); see "
             ":mod:`attrib.result.context`",
             metavar="SHARE",
-            commands=frozenset({"cite"}),
+            commands=frozenset({"cite", "batch"}),
         ),
     ]
     markers: Annotated[
@@ -280,15 +282,18 @@ class CiteOptions(ExplainOptions, total=False):
             "ids, comma-separated; '' turns the citation check off",
             detail="the default reads ``[2]``, ``[S3]``, ``[1, 3]`` and ``(source 1)``; ``None`` turns it off",
             metavar="REGEX",
-            commands=frozenset({"cite"}),
+            commands=frozenset({"cite", "batch"}),
         ),
     ]
 
 
 #: Each task's declaration.
 TASKS: dict[str, type[RunOptionsDict]] = {"explain": ExplainOptions, "audit": AuditOptions, "cite": CiteOptions}
-#: The tasks a batch runs (records of sources are not among them yet).
-BATCH_TASKS: tuple[str, ...] = ("explain", "audit")
+#: The tasks a batch runs (``attrib batch --task``).
+BATCH_TASKS: tuple[str, ...] = ("explain", "audit", "cite")
+#: The tasks of a batch's items by the run's task: a record's shape chooses between those
+#: (a record with ``sources`` is a cite item, any other a prompt or chat of the run's task).
+ITEM_TASKS: dict[str, tuple[str, ...]] = {"explain": ("explain", "cite"), "audit": ("audit",), "cite": ("cite",)}
 
 
 @dataclass(frozen=True)
@@ -404,8 +409,14 @@ def default(name: str, task: str = "explain") -> Any:
 
 
 def batch_names(task: str) -> frozenset[str]:
-    """The options a batch of ``task`` takes run-wide (a record's target is its own key, not an option)."""
+    """The options items of ``task`` take run-wide in a batch (a record's target is its own key, not an option)."""
     return frozenset(name for name, option in options(task).items() if option.batch != "none")
+
+
+def run_names(task: str) -> frozenset[str]:
+    """The options a batch run of ``task`` takes run-wide: those of its items' tasks (:data:`ITEM_TASKS`;
+    an explain run's cite items take ``support`` and ``markers``), each applied to the items that take it."""
+    return frozenset().union(*(batch_names(item_task) for item_task in ITEM_TASKS[task]))
 
 
 def record_names() -> frozenset[str]:

@@ -7,7 +7,8 @@ element (``<``, ``>``, ``&`` written as JSON escapes), and every text from the
 data (prompts, outputs, unit texts, ids) put into the page with ``textContent``,
 never as markup. The distributions are drawn as inline SVG: a box plot with the
 items' points for each system unit's share, bars for top-unit rates, per-label
-accuracy and role shares.
+accuracy and role shares; a cite section (when the OUT_DIR holds cite items) tables the
+sources' use, the unsupported-claim rate and the citation agreement.
 
 Per-item links: with ``item_reports=True`` each ok item's full report is written
 with :meth:`Attribution.to_html` to ``items/<key>.html`` beside the page, and the
@@ -86,8 +87,10 @@ def write_summary_html(summary: DatasetSummary, path: str | Path, *, item_report
     page = Path(path)
     here = page.resolve().parent
     links: dict[str, str] = {}
-    for row in summary.rows:
-        key = item_key(row.file)
+    listed = [(row.id, row.file) for row in summary.rows]
+    listed += [(row.id, row.file) for row in (summary.cite.rows if summary.cite is not None else ())]
+    for item_id, file in listed:
+        key = item_key(file)
         if key is None:
             continue
         source = Path(summary.out_dir) / "items" / f"{key}.json"
@@ -97,6 +100,6 @@ def write_summary_html(summary: DatasetSummary, path: str | Path, *, item_report
             Attribution.from_json(source).to_html(target)
         else:
             target = source.resolve()
-        links[row.id] = urllib.parse.quote(Path(os.path.relpath(target, here)).as_posix())
+        links[item_id] = urllib.parse.quote(Path(os.path.relpath(target, here)).as_posix())
     write_atomic(page, render_summary_html(summary, links=links))
     return page

@@ -221,7 +221,7 @@ def test_audit_task_with_a_system_file_and_flags_that_do_not_apply(
             ["--workers", "2"],
             "--workers, --ray-address, --placement-timeout and --pin-replicas apply to --executor ray",
         ),
-        (["--noise-samples", "2"], "--perturbation and --noise-samples apply to --task explain"),
+        (["--noise-samples", "2"], "--noise-samples applies to --task cite or explain"),
         (["--system", "x", "--system-file", str(system)], "either with --system or with --system-file"),
     ):
         assert main([*argv, *extra]) == 1

@@ -172,3 +172,18 @@ def test_starting_ray_keeps_the_commands_sigterm_handler(tmp_path: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["1", "True"], proc.stdout + proc.stderr
+
+
+def test_cite_items_run_on_ray_as_locally(ray_runtime: None, tmp_path: Path) -> None:
+    from tests.summary_helpers import cite_records, cite_toy_options
+
+    options = {"backend": "toy", "backend_options": cite_toy_options(), "skip_bad": True}
+    local = attribute_many(cite_records(), out_dir=tmp_path / "local", **options)
+    remote = attribute_many(cite_records(), out_dir=tmp_path / "ray", executor="ray", workers=2, **options)
+    assert (remote.ok, remote.failed) == (local.ok, local.failed) == (4, 1)
+    assert {o.id: comparable(o.record) for o in remote.outcomes} == {o.id: comparable(o.record) for o in local.outcomes}
+    assert [c["citation"] for c in next(o for o in remote.outcomes if o.id == "c3").record["claims"]] == [
+        "verified",
+        "mismatch",
+        "mismatch",
+    ]

@@ -103,3 +103,30 @@ def test_item_links_open_the_item_reports(opened, page_path):
         assert href.startswith("items/") and href.endswith(".html")
     target = page_path.parent / "items"
     assert sorted(p.name for p in target.iterdir()) == sorted(unquote(h.removeprefix("items/")) for h in hrefs)
+
+
+def test_the_cite_section_tables_sources_and_citations_and_keeps_payloads_as_text(browser, tmp_path):
+    from tests.summary_helpers import write_cite_out_dir
+
+    out = write_cite_out_dir(tmp_path / "cite", payload=PAYLOAD)
+    path = write_summary_html(summarize(out), tmp_path / "cite.html")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(path.as_uri())
+    page.wait_for_selector("#cite-items tbody tr")
+    assert errors == [] and page.evaluate("window.__pwned") is None
+    assert "3 of 9 claims unsupported (33.3%)" in page.inner_text("#cite-unsupported")
+    assert "9 claims with markers: 5 verified (55.6%), 4 mismatch (44.4%); 1 claim uses" in page.inner_text(
+        "#cite-citations"
+    )
+    by_id = page.eval_on_selector_all(
+        "#cite-by-id tbody tr", "rows => rows.map(r => r.cells[0].textContent + ':' + r.cells[1].textContent)"
+    )
+    assert by_id == ["a:3", "b:2", "c:1"]
+    assert any(
+        PAYLOAD in cell
+        for cell in page.eval_on_selector_all("#cite-items td", "cells => cells.map(c => c.textContent)")
+    )
+    assert page.query_selector("#cite img") is None and page.query_selector("#cite-items a[href='items/c1.html']")
+    page.close()

@@ -2,8 +2,10 @@
 
 Each record is a plain prompt (``prompt``), a chat (``messages``) or a system +
 user shorthand (``system`` + ``prompt``), with an optional ``id``, ``target``,
-``contrast`` and per-record ``options``; every other key is kept as metadata (see
-``docs/batch.md`` and the batch contract). The whole input is checked before any
+``contrast`` and per-record ``options``; or, by its shape, a context-attribution
+(``cite``) record: ``sources`` and ``question``, with an optional ``answer``,
+``instructions``, ``template`` and ``claims`` (the arguments of :func:`attrib.cite`).
+Every other key is kept as metadata (see ``docs/batch.md`` and the batch contract). The whole input is checked before any
 model is loaded, so a malformed line 3,712 is reported before hours of work.
 
 **Every value is made strict JSON here, once.** Each record's values (id, prompt,
@@ -78,6 +80,7 @@ from attrib.options import record_names
 
 __all__ = [
     "Item",
+    "CITE_KEYS",
     "Problem",
     "BadInputError",
     "OPTION_KEYS",
@@ -96,6 +99,22 @@ OPTION_KEYS = record_names()
 
 #: Keys with a meaning; every other key of a record is metadata.
 _KEYS = frozenset({"id", "prompt", "messages", "system", "target", "contrast", "options"})
+
+#: The keys of a cite record (a record with ``sources``) beside ``id`` and ``options``: the
+#: arguments of :func:`attrib.cite` of the same names. In any other record they are metadata.
+CITE_KEYS = ("question", "sources", "answer", "instructions", "template", "claims")
+
+#: The keys of a prompt or chat record that a cite record does not take, and why.
+_NOT_CITE = {
+    "prompt": "its prompt is assembled from 'sources' and 'question'",
+    "messages": "its prompt is assembled from 'sources' and 'question' (a chat layout: \"template\": \"chat\")",
+    "system": "its fixed text goes in 'instructions'",
+    "target": "the answer to explain is its 'answer'",
+    "contrast": "its claims are judged on the answer alone",
+}
+
+#: The CSV cells that hold JSON (the fields whose values are lists or objects).
+_JSON_CELLS = ("messages", "options", "sources", "claims")
 
 #: Problems listed in full before the rest are only counted.
 SHOWN_PROBLEMS = 20
@@ -116,6 +135,9 @@ class Item:
             or ``None`` for the run-wide one (if any).
         options: the record's own options (keys of :data:`OPTION_KEYS`).
         meta: every other key of the record, as strict JSON (:data:`KINDS`).
+        cite: for a cite record, the arguments of :func:`attrib.cite` it gives (keys of
+            :data:`CITE_KEYS`, ``question`` and ``sources`` always), as read; ``None`` for a
+            prompt or a chat. :func:`attrib.cite`'s own checks judge their values.
     """
 
     id: str
@@ -126,6 +148,11 @@ class Item:
     contrast: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    cite: dict[str, Any] | None = None
+
+    def task(self, run_task: str) -> str:
+        """The item's task in a run of ``run_task``: ``"cite"`` for a cite record, else the run's."""
+        return "cite" if self.cite is not None else run_task
 
 
 @dataclass(frozen=True)
@@ -207,7 +234,7 @@ def read_input(path: str | os.PathLike[str]) -> tuple[list[Raw], bytes]:
     caller (who hashes it for ``run.json``) the same bytes. JSON Lines: a line ends at
     ``\\n`` (or ``\\r\\n``) only, so U+2028, U+2029 and U+0085 stay inside their strings;
     blank lines are not records. CSV: the header is line 1, empty cells are absent keys,
-    the ``messages`` and ``options`` cells hold JSON; a cell that cannot be parsed (a
+    the ``messages``, ``options``, ``sources`` and ``claims`` cells hold JSON; a cell that cannot be parsed (a
     quote never closed) or a row with more non-empty cells than the header names is a
     bad record. Parquet: null cells are absent keys, and so are null fields of an
     ``options`` struct (a struct column has every key any row has, null where a row
@@ -359,7 +386,7 @@ def _csv_record(header: list[str], row: list[str]) -> tuple[object, str | None]:
     for key, value in zip(header, row, strict=False):  # a short row: its missing cells are absent
         if value == "":
             continue
-        if key in ("messages", "options"):
+        if key in _JSON_CELLS:
             parsed, reason = _loads(value)
             if reason is not None:
                 return None, f"column {key!r} is not valid JSON ({reason})"
@@ -606,8 +633,10 @@ class _Read:
 
     @property
     def meta(self) -> dict[str, Any]:
-        """Its metadata: every key without a meaning (strict JSON, as every field)."""
-        return {key: value for key, value in self.fields.items() if key not in _KEYS}
+        """Its metadata: every key without a meaning (strict JSON, as every field); a cite
+        record's arguments (:data:`CITE_KEYS`) have one."""
+        meaningful = _KEYS | set(CITE_KEYS) if "sources" in self.fields else _KEYS
+        return {key: value for key, value in self.fields.items() if key not in meaningful}
 
 
 def _read(line: int, record: object, parse_error: str | None) -> _Read:
@@ -656,6 +685,8 @@ def check_records(
     *,
     system: str | None = None,
     check_options: Callable[[dict[str, Any]], None] | None = None,
+    task: str = "explain",
+    check_item: Callable[[Item], None] | None = None,
 ) -> tuple[list[Item], list[Problem]]:
     """Check every raw record; return the items that can run and the problems, both in line order.
 
@@ -667,8 +698,13 @@ def check_records(
     Args:
         raws: ``(line, record, parse error)`` triples from :func:`read_records` (or built from dicts).
         system: a system prompt for every record that has none (records then are chats).
-        check_options: called with each record's merged options; raises
+        check_options: called with each prompt or chat record's merged options; raises
             :class:`~attrib.errors.AttribError` for a bad value (an unknown level, a budget of 1).
+        task: the run's task: ``"explain"`` runs prompt, chat and cite records (a record's
+            shape chooses), ``"audit"`` prompt and chat records, ``"cite"`` cite records.
+        check_item: called with each cite item once built; raises
+            :class:`~attrib.errors.AttribError` for what :func:`attrib.cite` would refuse
+            (an empty source list, duplicate ids, a bad option).
 
     Raises:
         Nothing: every problem is returned, none raised.
@@ -691,10 +727,59 @@ def check_records(
             problems.append(Problem(read.line, item_id, read.problem, meta=read.meta))
             continue
         try:
-            items.append(_item(read.fields, item_id, read.line, read.meta, system, check_options))
+            if "sources" in read.fields:
+                item = _cite_item(read.fields, item_id, read.line, read.meta, task)
+                if check_item is not None:
+                    check_item(item)
+            else:
+                if task == "cite":
+                    raise InputError("a cite run's records give 'sources' and 'question'; this one has no 'sources'")
+                item = _item(read.fields, item_id, read.line, read.meta, system, check_options)
+            items.append(item)
         except AttribError as error:
             problems.append(Problem(read.line, item_id, " ".join(str(error).split()), type(error).__name__, read.meta))
     return items, problems
+
+
+def _cite_item(record: Mapping[str, object], item_id: str, line: int, meta: dict[str, Any], task: str) -> Item:
+    """A cite record (one with ``sources``) as an :class:`Item`: its shape checked here, its
+    values by :func:`attrib.cite`'s own checks (the ``check_item`` of :func:`check_records`).
+
+    Raises:
+        InputError: for a cite record in an audit run, one without ``question``, with a key
+            of a prompt record (``prompt``, ``target``, ...), or with ``options`` that is not
+            an object or names an unknown option.
+    """
+    if task == "audit":
+        raise InputError(
+            "a record with 'sources' is a cite item, which an audit does not run; use --task cite or explain"
+        )
+    if "question" not in record:
+        raise InputError("a cite record needs a 'question' beside its 'sources'")
+    for key, why in _NOT_CITE.items():
+        if key in record:
+            raise InputError(f"a cite record takes no {key!r}: {why}")
+    arguments = {key: record[key] for key in CITE_KEYS if key in record}
+    return Item(
+        id=item_id, line=line, prompt=None, messages=None, options=_own_options(record), meta=meta, cite=arguments
+    )
+
+
+def _own_options(record: Mapping[str, object]) -> dict[str, Any]:
+    """A record's ``options``, checked: an object naming only per-record options (:data:`OPTION_KEYS`).
+
+    Raises:
+        InputError: for anything else.
+    """
+    options = record.get("options", {})
+    if not isinstance(options, Mapping):
+        raise InputError(f"'options' must be an object, got {type(options).__name__}")
+    unknown = sorted(str(key) for key in options if key not in OPTION_KEYS)
+    if unknown:
+        raise InputError(
+            f"unknown option {', '.join(map(repr, unknown))} (per-record options: {', '.join(sorted(OPTION_KEYS))})"
+        )
+    return dict(options)
 
 
 def _item(
@@ -729,15 +814,7 @@ def _item(
     contrast = record.get("contrast")
     if contrast is not None and (not isinstance(contrast, str) or not contrast.strip()):
         raise InputError("'contrast' must be a non-empty string (the alternative output); omit it for none")
-    options = record.get("options", {})
-    if not isinstance(options, Mapping):
-        raise InputError(f"'options' must be an object, got {type(options).__name__}")
-    unknown = sorted(str(key) for key in options if key not in OPTION_KEYS)
-    if unknown:
-        raise InputError(
-            f"unknown option {', '.join(map(repr, unknown))} (per-record options: {', '.join(sorted(OPTION_KEYS))})"
-        )
-    options = dict(options)
+    options = _own_options(record)
     if check_options is not None:
         named = {"target": target, "contrast": contrast}
         check_options({**options, **{key: value for key, value in named.items() if value is not None}})

@@ -2,7 +2,8 @@
 
 An ok record summarises an :class:`~attrib.result.Attribution` (output, its
 log-probability in nats, the top units, role shares, the top system-prompt unit,
-the hidden-influence verdict, the cost); an error record keeps the one-line
+the hidden-influence verdict, the cost; for a cite item, its claims in brief,
+:func:`claim_records`); an error record keeps the one-line
 message and the error's type. The full result lives in ``items/<key>.json``.
 The field list is the batch contract's (``docs/batch.md``).
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 from attrib.result import Attribution
 
-__all__ = ["TOP_UNITS", "ok_record", "error_record"]
+__all__ = ["TOP_UNITS", "ok_record", "error_record", "claim_records"]
 
 #: Units listed in a record's ``top``.
 TOP_UNITS = 5
@@ -38,6 +39,7 @@ def ok_record(item_id: str, line: int, meta: dict[str, Any], task: str, result: 
         for entry in result.top(TOP_UNITS)
     ]
     hidden = result.hidden_influence
+    cite = {} if result.context is None else {"claims": claim_records(result)}
     return {
         "id": item_id,
         "status": "ok",
@@ -60,7 +62,28 @@ def ok_record(item_id: str, line: int, meta: dict[str, Any], task: str, result: 
             "tokens_evaluated": result.stats.tokens_evaluated,
             "seconds": result.stats.seconds,
         },
+        **cite,
     }
+
+
+def claim_records(result: Attribution) -> list[dict[str, Any]]:
+    """A cite result's claims in brief, in answer order: ``text``, ``supported``, ``top`` (the
+    strongest source as ``{"id", "score"}``, score in nats: the drop of the claim's
+    log-probability without it; ``None`` without sources), ``supporting`` (the ids of the
+    sources that support it), ``cited`` (the ids its markers name) and ``citation``
+    (``"verified"``, ``"mismatch"`` or ``"uncited"``). The full claims are in the item's file."""
+    claims = [] if result.context is None else result.context.claims
+    return [
+        {
+            "text": claim.text,
+            "supported": bool(claim.supported),
+            "top": {"id": claim.sources[0][0], "score": float(claim.sources[0][1])} if claim.sources else None,
+            "supporting": list(claim.supporting),
+            "cited": list(claim.cited),
+            "citation": claim.citation,
+        }
+        for claim in claims
+    ]
 
 
 def _system_top(result: Attribution) -> dict[str, Any] | None:

@@ -35,17 +35,18 @@ from attrib.batch.outcomes import Outcome, Summary
 from attrib.batch.outdir import OutDir
 from attrib.batch.ray_executor import PLACEMENT_TIMEOUT
 from attrib.batch.records import error_record
-from attrib.batch.worker import Done, Spec
+from attrib.batch.worker import Done, Spec, cite_arguments, item_options
 from attrib.cache.wrapper import CacheSpec
 from attrib.errors import InputError, UnknownNameError
 from attrib.methods.base import Scheduler
 from attrib.options import (
     BATCH_TASKS,
+    ITEM_TASKS,
+    CiteOptions,
     Default,
-    ExplainOptions,
     RunOptions,
-    batch_names,
     check_number,
+    run_names,
     settings,
     with_options,
 )
@@ -67,7 +68,7 @@ __all__ = [
     "TASKS",
 ]
 
-#: The tasks a batch runs: explain (attrib.attribute) and audit (attrib.audit).
+#: The tasks a batch runs: explain (attrib.attribute), audit (attrib.audit) and cite (attrib.cite).
 TASKS = BATCH_TASKS
 
 #: Executors by name: "module:function" with the signature of :func:`attrib.batch.local.run_local`.
@@ -130,8 +131,8 @@ class BatchSettings(TypedDict, total=False):
     cache: Annotated[CacheSpec, Default(None)]
 
 
-class BatchArguments(BatchSettings, ExplainOptions, total=False):
-    """Every keyword of :func:`prepare`: the settings and the run options."""
+class BatchArguments(BatchSettings, CiteOptions, total=False):
+    """Every keyword of :func:`prepare`: the settings and the run options (cite's include explain's)."""
 
 
 class Batch:
@@ -250,27 +251,56 @@ def prepare(
     if executor not in EXECUTORS:
         raise UnknownNameError.for_choice("executor", executor, EXECUTORS)
     run_wide = {name: value for name, value in given.items() if name not in how}
-    unknown = sorted(set(run_wide) - batch_names(task))
+    unknown = sorted(set(run_wide) - run_names(task))
     if unknown:
         raise InputError(f"{task} takes no option {', '.join(map(repr, unknown))}")
     if how["reference_options"] is not None and task != "audit":
         raise InputError("a reference endpoint applies to task 'audit'")
+    if how["system"] is not None and task == "cite":
+        raise InputError(
+            "a system prompt applies to prompt and chat records; a cite record's fixed text is its 'instructions'"
+        )
     if check_number("placement_timeout", how["placement_timeout"]) <= 0:
         raise InputError(f"placement_timeout must be a positive number of seconds, got {how['placement_timeout']!r}")
     if executor == "ray" and isinstance(backend, Backend):
         raise InputError("the ray executor opens the backend on each worker: give the backend by name, not an instance")
     if how["pin_replicas"] and executor != "ray":
         raise InputError("pinning actors to replicas applies to the ray executor; add --executor ray")
+    defaulted: set[str] = set()
     for name, option in declared(task).items():  # a default that depends on the task is recorded
-        if option.task_defaults:
-            run_wide.setdefault(name, option.default_for(task))
-    _build_options(run_wide)  # run-wide options checked before the input is read
+        if option.task_defaults and name not in run_wide:
+            run_wide[name] = option.default_for(task)
+            defaulted.add(name)
+    for item_task in ITEM_TASKS[task]:  # run-wide options checked before the input is read
+        _build_options(item_task, run_wide)
     if out_dir is not None:  # no output may be the input or an empty path
         reads = [Place("the input", items)] if isinstance(items, str | os.PathLike) else []
         check_places([Place("out_dir", out_dir, run_dir=True)], reads)
 
+    reference_options = how["reference_options"]
+    spec = Spec(
+        task=task,
+        backend=backend,
+        backend_options=dict(how["backend_options"] or {}),
+        api_key_env=how["api_key_env"],
+        cache=how["cache"],
+        options=run_wide,
+        reference_options=None if reference_options is None else dict(reference_options),
+        pin_replicas=how["pin_replicas"],
+        defaulted=frozenset(defaulted),
+    )
+
     def check_options(own: dict[str, Any]) -> None:
-        _build_options({**run_wide, **own})
+        _build_options("audit" if task == "audit" else "explain", {**run_wide, **own})
+
+    def check_item(item: Item) -> None:  # cite's own checks, without a model
+        arguments = cite_arguments(item)
+        _check_cite(
+            arguments.pop("question"),
+            arguments.pop("sources"),
+            options=item_options(item, spec),
+            **arguments,
+        )
 
     if isinstance(items, str | os.PathLike):
         source = "standard input" if os.fspath(items) == STDIN else str(items)
@@ -283,20 +313,11 @@ def prepare(
         raws = from_dicts(records)
         data = fingerprint(records)
         described = {"path": None, "size": len(records), "sha256": hashlib.sha256(data).hexdigest()}
-    todo, problems = check_records(raws, system=how["system"], check_options=check_options)
+    todo, problems = check_records(
+        raws, system=how["system"], check_options=check_options, task=task, check_item=check_item
+    )
     if problems and not how["skip_bad"]:
         raise BadInputError(problems, source)
-    reference_options = how["reference_options"]
-    spec = Spec(
-        task=task,
-        backend=backend,
-        backend_options=dict(how["backend_options"] or {}),
-        api_key_env=how["api_key_env"],
-        cache=how["cache"],
-        options=run_wide,
-        reference_options=None if reference_options is None else dict(reference_options),
-        pin_replicas=how["pin_replicas"],
-    )
     out = None
     skipped = retained = 0
     if out_dir is not None:
@@ -338,9 +359,33 @@ def prepare(
     )
 
 
-def _build_options(options: dict[str, Any]) -> None:
-    """Check options as :func:`attrib.attribute` will (the names resolved, the values in range)."""
-    RunOptions.build(**options)
+def _build_options(task: str, options: dict[str, Any]) -> None:
+    """Check the options items of ``task`` take, as :func:`attrib.attribute` (or :func:`attrib.audit`,
+    :func:`attrib.cite`) will: the names resolved, the values in range."""
+    taken = declared(task)
+    RunOptions.build(task=task, **{name: value for name, value in options.items() if name in taken})
+
+
+def _check_cite(
+    question: Any,
+    sources: Any,
+    *,
+    options: dict[str, Any],
+    answer: Any = None,
+    instructions: Any = None,
+    template: Any = None,
+    claims: Any = None,
+) -> None:
+    """What :func:`attrib.cite` checks before any model call (its own checks and messages).
+
+    Raises:
+        InputError: as :func:`attrib.cite` for its inputs (an empty source list, duplicate ids,
+            an empty question, claim spans outside the answer, ...); BudgetError,
+            UnknownNameError for a bad option.
+    """
+    from attrib.context.attribution import _prepare  # cite's checks, without opening a backend
+
+    _prepare(question, sources, answer, instructions, template, claims, options)  # type: ignore[arg-type]
 
 
 def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, Any], executor: str) -> dict[str, Any]:

@@ -20,11 +20,13 @@ from attrib.backend import Backend
 from attrib.batch.inputs import Item
 from attrib.batch.records import error_record, ok_record
 from attrib.cache.wrapper import CacheSpec
+from attrib.context.attribution import cite
 from attrib.errors import AttribError
 from attrib.loading import open_backend
+from attrib.options import batch_names, default
 from attrib.pipeline import attribute
 
-__all__ = ["Spec", "Done", "Worker", "pinned"]
+__all__ = ["Spec", "Done", "Worker", "pinned", "item_options", "cite_arguments"]
 
 
 @dataclass(frozen=True)
@@ -32,19 +34,25 @@ class Spec:
     """What every item of a run shares.
 
     Attributes:
-        task: ``"explain"`` (:func:`attrib.attribute`) or ``"audit"`` (:func:`attrib.audit`).
+        task: ``"explain"`` (:func:`attrib.attribute`), ``"audit"`` (:func:`attrib.audit`) or
+            ``"cite"`` (:func:`attrib.cite`); a cite record is a cite item in an explain run too
+            (:meth:`~attrib.batch.inputs.Item.task`).
         backend: a registered backend name, ``None`` for the embedded model, or (local
             executor only) an opened :class:`~attrib.backend.Backend`.
         backend_options: keyword arguments of a backend given by name (no secrets).
         api_key_env: for the ``openai`` backend, the environment variable holding the key,
             read by each worker; ``None`` leaves the key to the backend's own default.
         cache: the cache (as ``cache=`` of :func:`attrib.attribute`).
-        options: run-wide options of :func:`attrib.attribute` / :func:`attrib.audit`
-            (method, level, budget, seed, ...); a record's own options override them.
+        options: run-wide options of :func:`attrib.attribute` / :func:`attrib.audit` /
+            :func:`attrib.cite` (method, level, budget, seed, ...), each given to the items whose
+            task takes it (:func:`item_options`); a record's own options override them.
         reference_options: for an audit against a reference endpoint, the options of that
             ``openai`` backend (no secrets; its key is read like the audited one's).
         pin_replicas: Ray executor, ``openai`` backend with several base URLs: actor i sends
             to replica i mod n, the others being its fallbacks (:func:`pinned`).
+        defaulted: the options in ``options`` that hold the run task's default because they
+            were not given (``level``, ``max_new_tokens``): an item of another task (a cite
+            item in an explain run) takes its own task's default for them.
     """
 
     task: str
@@ -55,6 +63,7 @@ class Spec:
     options: dict[str, Any] = field(default_factory=dict)
     reference_options: dict[str, Any] | None = None
     pin_replicas: bool = False
+    defaulted: frozenset[str] = frozenset()
 
 
 def pinned(spec: Spec, index: int) -> Spec:
@@ -72,6 +81,33 @@ def pinned(spec: Spec, index: int) -> Spec:
     return dataclasses.replace(
         spec, backend_options={**spec.backend_options, "base_url": rotated, "routing": "in_order"}
     )
+
+
+def item_options(item: Item, spec: Spec) -> dict[str, Any]:
+    """The options ``item`` runs with: the run-wide ones its task takes (an explain run's
+    ``support`` goes to its cite items only, its ``contrast`` to the others; an option left at
+    the run task's default, its own task's default), then its own."""
+    task = item.task(spec.task)
+    names = batch_names(task)
+    options: dict[str, Any] = {name: value for name, value in spec.options.items() if name in names}
+    if task != spec.task:
+        options.update({name: default(name, task) for name in spec.defaulted & names})
+    options.update(item.options)
+    if item.target is not None:
+        options["target"] = item.target
+    if item.contrast is not None:
+        options["contrast"] = item.contrast
+    return options
+
+
+def cite_arguments(item: Item) -> dict[str, Any]:
+    """The keyword arguments of :func:`attrib.cite` a cite item gives (its ``question`` and
+    ``sources`` included); ``claims`` spans as pairs."""
+    arguments = dict(item.cite or {})
+    claims = arguments.get("claims")
+    if isinstance(claims, list) and all(isinstance(span, list) for span in claims):
+        arguments["claims"] = [tuple(span) for span in claims]
+    return arguments
 
 
 @dataclass(frozen=True)
@@ -123,19 +159,18 @@ class Worker:
 
         ``KeyboardInterrupt`` and ``SystemExit`` still propagate.
         """
-        options: dict[str, Any] = {**self.spec.options, **item.options}
-        if item.target is not None:
-            options["target"] = item.target
-        if item.contrast is not None:
-            options["contrast"] = item.contrast
+        options = item_options(item, self.spec)
+        task = item.task(self.spec.task)
         try:
-            if self.spec.task == "audit":
+            if task == "cite":
+                result = cite(backend=self.backend, progress=False, **cite_arguments(item), **options)
+            elif task == "audit":
                 chat = item.messages or [{"role": "user", "content": item.prompt or ""}]
                 result = audit(messages=chat, backend=self.backend, reference=self.reference, progress=False, **options)
             else:
                 prompt = item.messages if item.messages is not None else item.prompt or ""
                 result = attribute(prompt, backend=self.backend, progress=False, **options)
-            record = ok_record(item.id, item.line, item.meta, self.spec.task, result)
+            record = ok_record(item.id, item.line, item.meta, task, result)
             return Done(record, result.to_json())
         except AttribError as error:
             return Done(error_record(item.id, item.line, item.meta, type(error).__name__, str(error)))

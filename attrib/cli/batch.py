@@ -1,6 +1,6 @@
-"""``attrib batch``: explain or audit every record of a dataset into a resumable OUT_DIR.
+"""``attrib batch``: explain, audit or cite every record of a dataset into a resumable OUT_DIR.
 
-The flags are explain's and audit's run-wide ones (the same helpers build them);
+The flags are explain's, audit's and cite's run-wide ones (the same helpers build them);
 the work is :func:`attrib.batch.run.prepare` and :func:`attrib.batch.run.run_batch`.
 """
 
@@ -30,13 +30,14 @@ from attrib.cli.flags import (
     add_setting_flags,
     check_setting_needs,
     check_task_flags,
+    on_command,
     run_options,
     setting_values,
 )
 from attrib.cli.inputs import decode, read_bytes
 from attrib.cli.signals import Terminated, interrupted_status
 from attrib.errors import InputError
-from attrib.options import record_names
+from attrib.options import default, record_names
 from attrib.paths import Place, check_places
 
 __all__ = ["add_parser", "batch"]
@@ -54,6 +55,10 @@ input: JSON Lines (one record a line), .csv or .parquet with the same fields:
   {"id": "q1", "prompt": "..."}                        a plain prompt (with --task audit: the user turn)
   {"id": "q2", "messages": [{"role": "system", ...}]}  a chat
   {"id": "q3", "system": "...", "prompt": "..."}       a system + user chat
+  {"id": "c1", "question": "...", "sources": [...]}    a cite record (attrib cite's inputs; --task
+                                                       explain or cite): sources as strings or
+                                                       {"id", "text", ...}; optional "answer",
+                                                       "instructions", "template", "claims"
   optional "target" (the output to explain; else generated), "contrast" (the alternative to
   explain it against; overrides --contrast), "options" (the record's own values of
   {record_options}); other keys are kept as "meta".
@@ -88,8 +93,8 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the ``batch`` subcommand to ``commands``."""
     parser = commands.add_parser(
         "batch",
-        help="explain or audit every record of a dataset (JSON Lines, CSV, Parquet), resumably",
-        description="Attribute (or audit) every record of a dataset; results stream into OUT_DIR as items finish, "
+        help="explain, audit or cite every record of a dataset (JSON Lines, CSV, Parquet), resumably",
+        description="Attribute, audit or cite every record of a dataset; results stream into OUT_DIR as items finish, "
         "and a re-run resumes where the last one stopped.",
         epilog=_EXAMPLES.replace("{record_options}", ", ".join(sorted(record_names()))),
         formatter_class=HelpFormatter,
@@ -100,7 +105,13 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         help="records: .jsonl (one JSON object a line), .csv or .parquet; '-' reads JSON Lines from stdin",
     )
     parser.add_argument("-o", "--out-dir", metavar="OUT_DIR", required=True, help="where the results go")
-    parser.add_argument("--task", choices=TASKS, default="explain", help="explain (default) or audit each record")
+    parser.add_argument(
+        "--task",
+        choices=TASKS,
+        default="explain",
+        help="explain (default: prompts and chats explained, records with sources cited), audit each prompt or "
+        "chat, or cite each record with sources",
+    )
 
     run = parser.add_argument_group("running")
     add_setting_flags(run, BatchSettings)
@@ -128,10 +139,14 @@ def batch(args: argparse.Namespace) -> int:
     check_setting_needs(args, BatchSettings)
     system = decode(*read_bytes(args.system_file, kind="system prompt file")) if args.system_file else args.system
     check_task_flags(args, args.task)
-    options = {
-        name: value
-        for name, value in run_options(args, "batch", args.task, read_file=read_file).items()
-        if value is not None or name in _RECORDED_UNSET
+    given = run_options(args, "batch", args.task, read_file=read_file)
+    for name, option in on_command("batch").items():  # not given: prepare records the task's default
+        if option.task_defaults and getattr(args, name) is None:
+            given.pop(name, None)
+    if given.get("markers") == "":  # the citation check off, as on attrib cite
+        given["markers"] = None
+    options = {  # an option outside _RECORDED_UNSET is recorded only when it differs from its default
+        name: value for name, value in given.items() if name in _RECORDED_UNSET or value != default(name, args.task)
     }
     backends = backend_options(args, chat_template=options.get("chat_template"))
     api_key_env = None

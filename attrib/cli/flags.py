@@ -18,7 +18,16 @@ from typing import Any
 
 from attrib import registry
 from attrib.errors import InputError
-from attrib.options import BATCH_TASKS, PARAMETERS, Option, Parameter, declared_settings, listing, options
+from attrib.options import (
+    BATCH_TASKS,
+    ITEM_TASKS,
+    PARAMETERS,
+    Option,
+    Parameter,
+    declared_settings,
+    listing,
+    options,
+)
 
 __all__ = [
     "HelpFormatter",
@@ -114,6 +123,22 @@ def _help(option: Option, command: str) -> str:
     return f"{text} (default {option.default}; {others})"
 
 
+def _choices(option: Option, command: str) -> list[str] | None:
+    """The names the flag accepts: on ``batch``, those of every task a batch runs (``--level source``
+    is cite's; the run's options check refuses it for another task's items)."""
+    if command != "batch":
+        return option.names(command)
+    found: dict[str, None] = {}
+    for task in BATCH_TASKS:
+        found.update(dict.fromkeys(option.names(task) or []))
+    return list(found) or None
+
+
+def _tasks(command: str, task: str) -> set[str]:
+    """The tasks whose options ``command``'s flags give for ``task``: on ``batch``, its items' tasks."""
+    return set(ITEM_TASKS[task]) if command == "batch" else {task}
+
+
 def _parameters(kind: str) -> list[Parameter]:
     return [p for p in PARAMETERS if p.kind == kind]
 
@@ -127,7 +152,7 @@ def add_run_options(command: str, groups: Mapping[str, argparse._ActionsContaine
         group.add_argument(
             flag(name),
             type=option.flag_type(),
-            choices=option.names(command),
+            choices=_choices(option, command),
             metavar=option.metavar,
             default=None if per_task else option.default_for(command),
             help=_help(option, command),
@@ -168,7 +193,7 @@ def run_options(
     """
     values: dict[str, Any] = {}
     for name, option in on_command(command).items():
-        if task not in option.tasks:
+        if not option.tasks & _tasks(command, task):
             continue
         value = getattr(args, name)
         if value is None and option.task_defaults:
@@ -185,12 +210,13 @@ def check_task_flags(args: argparse.Namespace, task: str) -> None:
     """On ``batch``: refuse flags of options ``task`` does not take, when given (not at their default).
 
     Raises:
-        InputError: naming the flags of the other task's options and that task.
+        InputError: naming the flags given that ``task``'s items do not take, and the tasks that take them.
     """
-    others = {name: o for name, o in on_command("batch").items() if task not in o.tasks}
-    if any(getattr(args, name) != o.default for name, o in others.items()):
-        flags = [flag(name) for name in others]
-        tasks = sorted({t for o in others.values() for t in o.tasks if t in BATCH_TASKS})
+    others = {name: o for name, o in on_command("batch").items() if not o.tasks & _tasks("batch", task)}
+    given = {name: o for name, o in others.items() if getattr(args, name) != o.default}
+    if given:
+        flags = [flag(name) for name in given]
+        tasks = sorted({t for o in given.values() for t in BATCH_TASKS if o.tasks & _tasks("batch", t)})
         listed = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
         raise InputError(f"{listed} {apply(flags)} to --task {' or '.join(tasks)}")
 

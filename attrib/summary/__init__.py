@@ -10,6 +10,8 @@ and ``items/*.json``, nothing else) and returns a :class:`DatasetSummary`:
 - role shares (Shapley values of the messages, :mod:`attrib.auditing.message_shapley`) across the dataset;
 - the hidden-influence flag rate and the flagged ids (:mod:`attrib.auditing.hidden_influence`);
 - for plain prompts, the units that most often rank first;
+- for cite items (``attrib cite``'s records), which sources their claims use, the
+  unsupported-claim rate and the citation agreement (:mod:`attrib.summary.cite`);
 - counts (ok, failed by error type) and the cost totals.
 
 Rendering: :meth:`DatasetSummary.render` (terminal text), :mod:`attrib.reports.summary`
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attrib.summary.cite import CiteRow, CiteSummary, SourceUse, cite_summary
 from attrib.summary.load import Item, Records, iter_items, read_records
 from attrib.summary.stats import (
     Distribution,
@@ -38,6 +41,9 @@ from attrib.summary.stats import (
 )
 
 __all__ = [
+    "CiteRow",
+    "CiteSummary",
+    "SourceUse",
     "DatasetSummary",
     "Distribution",
     "ItemRow",
@@ -72,6 +78,8 @@ class DatasetSummary:
         plain_rows: the plain-prompt items (no system message), in record order.
         contrastive: ok items attributed against a contrast; their scores (and so the
             shares and ranks above) are of the margin ``log p(output) - log p(contrast)``.
+        cite: the cite items' sources, support and citations; ``None`` without cite items
+            (they are in no system group and no plain-prompt count).
     """
 
     out_dir: str
@@ -92,6 +100,7 @@ class DatasetSummary:
     top: int
     plain_rows: tuple[ItemRow, ...] = ()
     contrastive: int = 0
+    cite: CiteSummary | None = None
 
     @property
     def rows(self) -> tuple[ItemRow, ...]:
@@ -107,7 +116,7 @@ class DatasetSummary:
         """JSON-ready dictionary (``attrib summarize --json``)."""
         return {
             "schema": "attrib.summary",
-            "schema_version": 1,
+            "schema_version": 2,
             "out_dir": self.out_dir,
             "counts": {
                 "ok": self.ok,
@@ -126,6 +135,7 @@ class DatasetSummary:
                 "first_units": [{"text": text, "count": count} for text, count in self.first_units],
                 "rows": [row.to_dict() for row in self.plain_rows],
             },
+            "cite": None if self.cite is None else self.cite.to_dict(),
         }
 
     def render(self) -> str:
@@ -167,8 +177,11 @@ def _aggregate(out_dir: str, records: Records, items: list[Item], top: int) -> D
     plain_rows: list[ItemRow] = []
     flagged: list[str] = []
     audited = 0
+    cited = [item for item in items if item.result.context is not None]
     for item in items:
         result = item.result
+        if result.context is not None:  # a cite item: its own aggregates
+            continue
         index = system_message(result)
         if index is not None and result.messages is not None:
             groups[result.messages[index]["content"]].append(item)
@@ -205,6 +218,7 @@ def _aggregate(out_dir: str, records: Records, items: list[Item], top: int) -> D
         top=top,
         plain_rows=tuple(plain_rows),
         contrastive=sum(1 for item in items if item.result.contrast is not None),
+        cite=cite_summary(cited) if cited else None,
     )
 
 

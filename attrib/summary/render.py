@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from attrib.summary import DatasetSummary
+    from attrib.summary.cite import CiteSummary
     from attrib.summary.stats import SystemGroup
 
 __all__ = ["render_text"]
@@ -40,8 +41,27 @@ def _group(group: SystemGroup, number: int) -> list[str]:
     return lines
 
 
+def _cite(cite: CiteSummary) -> list[str]:
+    lines = [
+        "",
+        f"Cite items ({cite.items} items, {cite.claims} claims):",
+        f"  unsupported claims: {cite.unsupported}/{cite.claims} ({cite.unsupported_rate:.1%})",
+        f"  citations: {cite.cited} claims with markers: {cite.verified} verified ({cite.verified_rate:.1%}), "
+        f"{cite.mismatch} mismatch ({cite.mismatch_rate:.1%}); {cite.used_not_cited} "
+        f"{'claim uses' if cite.used_not_cited == 1 else 'claims use'} a source {'it does' if cite.used_not_cited == 1 else 'they do'} not cite",
+        f"  {'source id':<20} {'supports':>8} {'top':>5} {'share':>6} {'items':>6}",
+    ]
+    for use in cite.by_id:
+        lines.append(f"  {_clip(use.source, 20):<20} {use.supporting:>8} {use.top:>5} {use.share:>6.1%} {use.items:>6}")
+    lines.append(f"  {'position':<20} {'supports':>8} {'top':>5} {'share':>6} {'items':>6}")
+    for use in cite.by_position:
+        lines.append(f"  {use.source:<20} {use.supporting:>8} {use.top:>5} {use.share:>6.1%} {use.items:>6}")
+    return lines
+
+
 def render_text(summary: DatasetSummary) -> str:
-    """The summary as lines of text: counts and cost, system prompts, roles, hidden influence, plain prompts."""
+    """The summary as lines of text: counts and cost, system prompts, roles, hidden influence, cite items,
+    plain prompts."""
     lines = [f"{summary.out_dir}: {summary.ok} ok, {summary.failed} failed"]
     if summary.error_types:
         lines.append("  errors: " + ", ".join(f"{name} {count}" for name, count in summary.error_types.items()))
@@ -72,6 +92,8 @@ def render_text(summary: DatasetSummary) -> str:
                 else ""
             )
         )
+    if summary.cite is not None:
+        lines.extend(_cite(summary.cite))
     if summary.first_units:
         lines.append("")
         lines.append(f"Plain prompts ({summary.plain} items): units most often ranked first")

@@ -142,6 +142,66 @@
     hiddenSection.appendChild(el("p", "No audited item.", "muted"));
   }
 
+  // --- cite items: source use, unsupported claims, citation agreement
+  const cite = data.cite;
+  const citeSection = document.getElementById("cite");
+  if (cite && citeSection) {
+    const rates = el("p", cite.unsupported + " of " + cite.claims + " claims unsupported (" + pct(cite.unsupported_rate) + ") in " + cite.items + " items.");
+    rates.id = "cite-unsupported";
+    citeSection.appendChild(rates);
+    const c = cite.citations;
+    const agree = el("p", c.cited + " claims with markers: " + c.verified + " verified (" + pct(c.verified_rate) + "), " + c.mismatch + " mismatch (" + pct(c.mismatch_rate) + "); " + c.used_not_cited + (c.used_not_cited === 1 ? " claim uses a source it does" : " claims use a source they do") + " not cite.");
+    agree.id = "cite-citations";
+    citeSection.appendChild(agree);
+    function useTable(id, title, uses) {
+      const table = el("table");
+      table.id = id;
+      const head = el("tr");
+      [title, "supports", "share", "", "top", "items"].forEach(function (t) { head.appendChild(el("th", t)); });
+      const thead = el("thead"); thead.appendChild(head); table.appendChild(thead);
+      const body = el("tbody");
+      uses.forEach(function (u) {
+        const tr = el("tr");
+        tr.appendChild(el("td", u.source, "unit-text"));
+        tr.appendChild(el("td", u.supporting, "num"));
+        tr.appendChild(el("td", pct(u.share), "num"));
+        const barCell = el("td");
+        const bar = svg("svg", { width: 120, height: 12, role: "img" });
+        svg("rect", { x: 0, y: 1, width: 120 * Math.max(0, Math.min(1, u.share)), height: 10, class: "bar" }, bar);
+        barCell.appendChild(bar);
+        tr.appendChild(barCell);
+        tr.appendChild(el("td", u.top, "num"));
+        tr.appendChild(el("td", u.items, "num"));
+        body.appendChild(tr);
+      });
+      table.appendChild(body);
+      citeSection.appendChild(table);
+    }
+    citeSection.appendChild(el("h3", "By source id"));
+    useTable("cite-by-id", "source id", cite.sources_by_id);
+    citeSection.appendChild(el("h3", "By source position"));
+    useTable("cite-by-position", "position", cite.sources_by_position);
+    citeSection.appendChild(el("h3", "Items"));
+    const table = el("table");
+    table.id = "cite-items";
+    const head = el("tr");
+    ["id", "question", "answer", "claims", "unsupported", "mismatch"].forEach(function (t) { head.appendChild(el("th", t)); });
+    const thead = el("thead"); thead.appendChild(head); table.appendChild(thead);
+    const body = el("tbody");
+    cite.rows.forEach(function (r) {
+      const tr = el("tr");
+      tr.appendChild(idCell(r.id));
+      tr.appendChild(el("td", r.question));
+      tr.appendChild(el("td", r.answer));
+      tr.appendChild(el("td", r.claims, "num"));
+      tr.appendChild(el("td", r.unsupported, "num"));
+      tr.appendChild(el("td", r.mismatches, "num"));
+      body.appendChild(tr);
+    });
+    table.appendChild(body);
+    citeSection.appendChild(table);
+  }
+
   // --- plain prompts
   const plainSection = document.getElementById("plain");
   const firsts = data.plain_prompts.first_units;
