@@ -383,9 +383,11 @@ def _check_cite(
             an empty question, claim spans outside the answer, ...); BudgetError,
             UnknownNameError for a bad option.
     """
-    from attrib.context.attribution import _prepare  # cite's checks, without opening a backend
+    from attrib.context.attribution import check_cite  # on use: the batch module imports no cite code
 
-    _prepare(question, sources, answer, instructions, template, claims, options)  # type: ignore[arg-type]
+    check_cite(
+        question, sources, answer=answer, instructions=instructions, template=template, claims=claims, options=options
+    )
 
 
 def _run_json(task: str, spec: Spec, system: str | None, described: dict[str, Any], executor: str) -> dict[str, Any]:

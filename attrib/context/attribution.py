@@ -35,7 +35,7 @@ from attrib.result import Attribution
 from attrib.result.context import Context, ContextSource
 from attrib.target import check_fits
 
-__all__ = ["cite", "token_spans", "answer_end"]
+__all__ = ["cite", "check_cite", "token_spans", "answer_end"]
 
 _BLANK = re.compile(r"\n[^\S\n]*\n")
 
@@ -221,6 +221,31 @@ def _prepare(
             form = dataclasses.replace(form, chat_template=checked.chat_template)
             prompt = dataclasses.replace(prompt, form=form)
     return prompt, form, checked, given, lead, spans
+
+
+def check_cite(
+    question: object,
+    sources: object,
+    *,
+    answer: object = None,
+    instructions: object = None,
+    template: object = None,
+    claims: object = None,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Check :func:`cite`'s inputs as it does before any model call, with its messages (for a
+    dataset's records, checked up front).
+
+    Args:
+        question, sources, answer, instructions, template, claims: as in :func:`cite`.
+        options: the run options of :func:`cite` (:class:`~attrib.options.CiteOptions`).
+
+    Raises:
+        InputError: the input errors of :func:`cite` (an empty source list, duplicate ids, an
+            empty question, claim spans outside the answer, ...); BudgetError and
+            UnknownNameError for a bad option.
+    """
+    _prepare(question, sources, answer, instructions, template, claims, options or {})  # type: ignore[arg-type]
 
 
 @with_options("cite")
