@@ -11,6 +11,9 @@ Metrics (:func:`metrics`), on the evaluation split:
 
 * ``top1``: supported claims whose highest-scoring source states their fact (a fact stated
   twice: either source);
+* ``top1 alone`` (attrib): the same for the source with the largest sufficiency (the claim's
+  rise from no source to that source alone, cite's verdict input): what cite names first
+  among a supported claim's supporting sources;
 * ``unsupported flagged`` / ``supported flagged``: claims judged unsupported, among the
   claims no source supports / among the others. A claim is judged supported when a source's
   *strength* exceeds the setting's threshold, chosen on the calibration split by
@@ -65,6 +68,7 @@ def claim_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
             "cited": truth["cited"],
             "top": top,
             "strength": max(strength.values()),
+            "strongest": _top(strength, order) if claim.get("sufficiency") is not None else None,
             "cited_strength": [strength.get(c, -math.inf) for c in truth["cited"]],
             "sentence_first": None,
         }
@@ -116,6 +120,7 @@ def metrics(evaluation: list[dict[str, Any]], threshold: float | None) -> dict[s
     found: dict[str, Any] = {
         "cases": len(evaluation),
         "top1": [r["top"] in r["support"] for r in supported],
+        "top1_alone": [r["strongest"] in r["support"] for r in supported if r["strongest"] is not None],
         "sentence_first": [r["sentence_first"] for r in supported if r["sentence_first"] is not None],
     }
     if threshold is not None:
@@ -152,10 +157,10 @@ def report(records: Iterable[dict[str, Any]]) -> str:
         "(its Lasso weight per claim token) is calibrated on the same calibration seeds. Shares are",
         "claims (citations for the citation columns). Calls, tokens and seconds are means per case.",
         "",
-        "| side | method | level | cases | top-1 source | unsupported flagged | supported flagged "
+        "| side | method | level | cases | top-1 source | top-1 alone | unsupported flagged | supported flagged "
         "| wrong citations flagged | correct citations verified | sentence first | threshold "
         "| calls | tokens evaluated | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (side, method, level), splits in sorted(by_setting.items()):
         calibration = [row for record in splits.get("calibration", []) for row in claim_rows(record)]
@@ -177,7 +182,7 @@ def report(records: Iterable[dict[str, Any]]) -> str:
             return "-" if value is None else f"{value:,.{digits}f}"
 
         lines.append(
-            f"| {side} | {method} | {level} | {found['cases']} | {_share(found['top1'])} "
+            f"| {side} | {method} | {level} | {found['cases']} | {_share(found['top1'])} | {_share(found['top1_alone'])} "
             f"| {_share(found.get('unsupported_flagged', []))} | {_share(found.get('supported_flagged', []))} "
             f"| {_share(found.get('wrong_flagged', []))} | {_share(found.get('correct_verified', []))} "
             f"| {_share(found['sentence_first'])} | {shown} "

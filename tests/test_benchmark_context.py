@@ -164,7 +164,7 @@ def test_report_uses_the_calibration_split_only_for_the_threshold() -> None:
     row = next(line for line in text.splitlines() if line.startswith("| x "))
     # threshold from calibration (1.5 nats/token) misses the evaluation's unsupported claim (2 nats/token)
     assert "| 1.500 |" in row
-    assert "| 2/2 (100%) | 0/1 (0%) | 0/2 (0%) |" in row
+    assert "| 2/2 (100%) | - | 0/1 (0%) | 0/2 (0%) |" in row
 
 
 def test_attrib_side_on_the_toy_backend_finds_each_claims_source() -> None:
@@ -235,3 +235,21 @@ def test_report_without_calibration_uses_the_default_support_and_counts_cost_onl
     cost_row = next(line for line in text.splitlines() if line.startswith("| y "))
     assert "| 64.0 | 5,000 | 1.0 |" in cost_row
     assert claim_rows(cost) == []
+
+
+def test_with_sufficiency_the_verdict_is_a_share_of_the_claims_information_and_top1_alone_ranks_by_it() -> None:
+    # claim 1: leaving source 3 out costs most, but source 1 alone supplies 16 of its 20 nats
+    record = _record(
+        "evaluation",
+        [{"1": 0.5, "2": 0.0, "3": 0.9}, {"1": 0.0, "2": 8.0, "3": 0.0}, {"1": 4.0, "2": 0.0, "3": 0.0}],
+    )
+    sufficiency = [{"1": 16.0, "2": 0.5, "3": 1.0}, {"1": 0.0, "2": 9.0, "3": 0.0}, {"1": 3.0, "2": 0.0, "3": 0.0}]
+    for claim, gains, information in zip(record["claims"], sufficiency, (20.0, 12.0, 30.0), strict=True):
+        claim["sufficiency"], claim["information"] = gains, information
+    rows = claim_rows(record)
+    assert [round(r["strength"], 3) for r in rows] == [0.8, 0.75, 0.1]
+    found = metrics([record], 0.4)
+    assert found["top1"] == [False, True] and found["top1_alone"] == [True, True]
+    # the made-up claim: source 1 moves it by 4 nats when removed, but supplies a tenth of it alone
+    assert found["unsupported_flagged"] == [True] and found["supported_flagged"] == [False, False]
+    assert found["correct_verified"] == [True] and found["wrong_flagged"] == [True]
