@@ -105,7 +105,7 @@ class Kind:
 #: server, one endpoint or two (seen: 1.7e-4 nats, and 0.033 nats once on a loaded machine): its
 #: tolerance is that server's order noise, not the replicas'. vLLM computes prompt
 #: log-probabilities without its prefix cache (see docs/serving.md), so a score does not depend
-#: on what came before; float32 on both replicas, within 1e-3 nats as against the in-process backend.
+#: on what came before: float32 on both replicas, within the 1e-3 nats of tests/test_vllm.py.
 SERVERS: dict[str, Kind] = {
     "llama": Kind(start=_llama, kill=_kill_process, atol=0.05),
     "vllm": Kind(start=_vllm, kill=_kill_group, atol=1e-3, shared="vllm_server"),
@@ -123,7 +123,11 @@ class Pair:
         self.starts = 0
         shared = self.kind.shared
         first = request.getfixturevalue(shared) if shared else self.kind.start(self._first, directory / "first.log")
-        self.servers = [first, self._start_second()]
+        try:
+            self.servers = [first, self._start_second()]
+        except BaseException:
+            self._first.close()
+            raise
         self.killed = False
 
     def _start_second(self) -> Server:
