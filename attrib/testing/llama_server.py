@@ -28,11 +28,13 @@ MODEL_ALIAS = "gemma3-270m"
 
 @dataclass(frozen=True)
 class Server:
-    """A running OpenAI-compatible server: its ``/v1`` URL, API key and model name."""
+    """A running OpenAI-compatible server: its ``/v1`` URL, API key and model name, and the id
+    of the process started for it (``None`` for a server started elsewhere)."""
 
     url: str
     key: str | None
     model: str
+    pid: int | None = None
 
     @property
     def root(self) -> str:
@@ -96,7 +98,7 @@ def llama_server(
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         stack.callback(_stop, process)
         wait_until_ready(process, url, headers, name="llama_cpp.server", seconds=startup_seconds, tail=tail)
-        yield Server(url=url, key=api_key, model=MODEL_ALIAS)
+        yield Server(url=url, key=api_key, model=MODEL_ALIAS, pid=process.pid)
 
 
 def wait_until_ready(

@@ -126,7 +126,7 @@ def vllm_server(
         if warm_up:
             body = {"model": MODEL_NAME, "prompt": "The capital of France is", "max_tokens": 1, "temperature": 0}
             httpx.post(f"{url}/completions", json=body, headers=headers, timeout=300).raise_for_status()
-        yield Server(url=url, key=api_key, model=MODEL_NAME)
+        yield Server(url=url, key=api_key, model=MODEL_NAME, pid=process.pid)  # its process group's id too
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
