@@ -115,3 +115,27 @@ def test_the_batch_commands_template_reaches_the_server(tmp_path: Path, monkeypa
     bodies = [r.body for r in server.requests if r.route == CHAT]
     assert status == 0
     assert len(bodies) > 2 and all(body.get("chat_template") == TEMPLATE for body in bodies)
+
+
+def test_the_cite_commands_template_reaches_the_server(tmp_path: Path, monkeypatch) -> None:
+    from attrib.cli import main
+
+    template = tmp_path / "template.jinja"
+    template.write_text(TEMPLATE, encoding="utf-8")
+    sources = tmp_path / "sources.jsonl"
+    sources.write_text(json.dumps({"id": "a", "text": "Paris is in France."}) + "\n", encoding="utf-8")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+
+    def answer(request: Request) -> Reply:
+        return Reply(body=CHAT_LOGPROBS) if request.route == CHAT else Reply(404, {"detail": "Not Found"})
+
+    with Loopback(answer) as server:
+        status = main(
+            ["cite", "--sources", str(sources), "--question", "Where is Paris?", "--template", "chat"]
+            + ["--backend", "openai", "--base-url", server.url, "--model", "m", "--scoring", "top_logprobs"]
+            + ["--tokenizer", "words", "--no-cache", "--quiet", "--chat-template", str(template)]
+            + ["--max-new-tokens", "2"]
+        )
+    bodies = [r.body for r in server.requests if r.route == CHAT]
+    assert status == 0
+    assert len(bodies) > 2 and all(body.get("chat_template") == TEMPLATE for body in bodies)

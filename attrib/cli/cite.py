@@ -134,7 +134,10 @@ def cite(args: argparse.Namespace) -> int:
     if common.get("markers") == "":
         common["markers"] = None
     cache = cache_spec(args)
-    with opened(args.backend, backend_options(args)) as backend, warnings_as_notes():
+    with (
+        opened(args.backend, backend_options(args, chat_template=common.get("chat_template"))) as backend,
+        warnings_as_notes(),
+    ):
         if args.dry_run:
             plan = attrib.plan_cite(
                 args.question,

@@ -46,7 +46,10 @@ def explain(args: argparse.Namespace) -> int:
         raise InputError(f"--top must be 0 or more, got {args.top}")
     common = run_options(args, "explain", "explain", read_file=read_file)
     cache = cache_spec(args)
-    with opened(args.backend, backend_options(args)) as backend, warnings_as_notes():
+    with (
+        opened(args.backend, backend_options(args, chat_template=common.get("chat_template"))) as backend,
+        warnings_as_notes(),
+    ):
         if args.dry_run:
             plan = attrib.plan(prompt, backend=backend, **common)
             print(f"dry run: {plan.describe()}; nothing was sent to the model")
