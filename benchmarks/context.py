@@ -58,8 +58,11 @@ def seeds_of(split: str, limit: int | None = None) -> Sequence[int]:
 
 
 def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
-    """What one record stands for: split, seed, side, method, level, ablations."""
-    return (record["split"], record["seed"], record["side"], record["method"], record["level"], record.get("ablations"))
+    """What one record stands for: split, seed, side, method, level, ablations, and the backend
+    when it is not transformers (the weights both sides share)."""
+    backend = record.get("backend", "transformers")
+    key = (record["split"], record["seed"], record["side"], record["method"], record["level"], record.get("ablations"))
+    return key if backend == "transformers" else (*key, backend)
 
 
 def _truth(case: ContextCase) -> list[dict[str, Any]]:

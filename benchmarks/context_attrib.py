@@ -96,7 +96,9 @@ def run_attrib(
             for seed in seeds_of(split, limit):
                 case = None
                 for method, level in runs:
-                    key = (split, seed, "attrib", method, level, None)
+                    key: tuple[Any, ...] = (split, seed, "attrib", method, level, None)
+                    if backend_name != "transformers":
+                        key = (*key, backend_name)
                     if key in done:
                         continue
                     if backend is None:

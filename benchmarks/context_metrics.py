@@ -139,7 +139,10 @@ def metrics(evaluation: list[dict[str, Any]], threshold: float | None) -> dict[s
 
 
 def _setting(record: dict[str, Any]) -> tuple[str, str, str]:
-    return (record["side"], record["method"], record["level"])
+    """Side, method (with its backend when not transformers, e.g. ``hipe (llama)``) and level."""
+    backend = record.get("backend", "transformers")
+    method = record["method"] if backend == "transformers" else f"{record['method']} ({backend})"
+    return (record["side"], method, record["level"])
 
 
 def report(records: Iterable[dict[str, Any]]) -> str:
