@@ -18,6 +18,13 @@
     if (parent) parent.appendChild(node);
     return node;
   }
+  // a table cell holding a bar of 120 px times `fraction` (clamped to [0, 1])
+  function barCell(fraction) {
+    const cell = el("td");
+    const bar = svg("svg", { width: 120, height: 12, role: "img" }, cell);
+    svg("rect", { x: 0, y: 1, width: 120 * Math.max(0, Math.min(1, fraction)), height: 10, class: "bar" }, bar);
+    return cell;
+  }
   function fmt(x, digits) { return (x === null || x === undefined) ? "—" : Number(x).toFixed(digits === undefined ? 2 : digits); }
   function pct(x) { return (100 * x).toFixed(1) + "%"; }
   function idCell(id) {
@@ -165,11 +172,7 @@
         tr.appendChild(el("td", u.source, "unit-text"));
         tr.appendChild(el("td", u.supporting, "num"));
         tr.appendChild(el("td", pct(u.share), "num"));
-        const barCell = el("td");
-        const bar = svg("svg", { width: 120, height: 12, role: "img" });
-        svg("rect", { x: 0, y: 1, width: 120 * Math.max(0, Math.min(1, u.share)), height: 10, class: "bar" }, bar);
-        barCell.appendChild(bar);
-        tr.appendChild(barCell);
+        tr.appendChild(barCell(u.share));
         tr.appendChild(el("td", u.top, "num"));
         tr.appendChild(el("td", u.items, "num"));
         body.appendChild(tr);
@@ -212,11 +215,7 @@
     const max = Math.max.apply(null, firsts.map(function (f) { return f.count; }));
     firsts.forEach(function (f) {
       const tr = el("tr");
-      const barCell = el("td");
-      const bar = svg("svg", { width: 120, height: 12, role: "img" });
-      svg("rect", { x: 0, y: 1, width: 120 * f.count / max, height: 10, class: "bar" }, bar);
-      barCell.appendChild(bar);
-      tr.appendChild(barCell);
+      tr.appendChild(barCell(f.count / max));
       tr.appendChild(el("td", f.count, "num"));
       tr.appendChild(el("td", f.text, "unit-text"));
       body.appendChild(tr);
