@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +146,12 @@ class Pair:
         self.killed = True  # down, whether killed or stopped: started again when needed
         self._second.close()
         pid = self.servers[1].pid
-        return [] if pid is None else _left(pid)
+        if pid is None:
+            return []
+        deadline = time.monotonic() + 30.0  # killed children are reaped by init a moment later
+        while _left(pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return _left(pid)
 
     def alive(self) -> list[Server]:
         """Both replicas, the second started again if a test killed it."""
