@@ -287,7 +287,8 @@ def score(
     chat = prompt if isinstance(prompt, ChatPrompt) else None
     subsets = coalitions(len(chat.chat), seed=options.seed) if chat is not None else []
     probes = prompt.probes(layout)
-    check_budget(method, layout, level, options, len(subsets), scorer=scorer, probes=scorer.count_new(probes))
+    new_probes = scorer.count_new(probes)  # before any call, as the budget check needs
+    check_budget(method, layout, level, options, len(subsets), scorer=scorer, probes=new_probes)
     progress.set_phase("scoring the prompt", total=1)
     base = scorer.base_logprobs
     noise_rows = None
@@ -301,7 +302,7 @@ def score(
         shapley, roles = _message_shapley(chat, backend, scorer, subsets, base, options.seed, progress)
     probed = np.zeros((0, scorer.n_output))
     if probes:
-        progress.set_phase("sources alone", total=scorer.count_new(probes))
+        progress.set_phase("sources alone", total=new_probes)
         probed = scorer.logprobs(probes)
     reserves = _reserves(method, scorer, layout, level)
     regions = [spend(region, reserve) for region, reserve in zip(layout.regions, reserves, strict=True)]

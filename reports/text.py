@@ -71,9 +71,10 @@ def _itp_calls(result: Attribution) -> int:
     context = result.context
     if context is not None and context.empty_logprobs is not None:
         sizes = [source.units[1] - source.units[0] for source in context.sources]
+        total = sum(sizes)
         # no source: one unit left out when there is one unit; a source alone: the other one unit
-        calls += int(sum(sizes) > 1)
-        calls += sum(1 for i in range(len(sizes)) if sum(sizes) - sizes[i] > 1)
+        calls += int(total > 1)
+        calls += sum(1 for size in sizes if total - size > 1)
     return calls
 
 
