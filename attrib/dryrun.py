@@ -28,7 +28,7 @@ from attrib.options import ExplainOptions, RunOptions, with_options
 from attrib.perturbation import Perturbation, Span, merge_spans
 from attrib.pipeline import score, unit_level
 from attrib.progress import Progress
-from attrib.prompt import Prompt, Region, as_prompt
+from attrib.prompt import Layout, Prompt, Region, as_prompt
 from attrib.scoring import RegionScorer, Scorer
 from attrib.segmentation import Tokenization
 from attrib.target import resolve_output
@@ -238,9 +238,19 @@ def plan(
         return plan_prompt(source, model, checked)
 
 
-def plan_prompt(source: Prompt, model: Backend, checked: RunOptions) -> Plan:
+def plan_prompt(
+    source: Prompt,
+    model: Backend,
+    checked: RunOptions,
+    *,
+    follow_up: Callable[[Layout], list[list[Span]]] | None = None,
+) -> Plan:
     """The :class:`Plan` of the pipeline for any prompt (:func:`plan`, :func:`attrib.context.plan_cite`)
-    on an open backend with checked options; the errors of :func:`plan`."""
+    on an open backend with checked options; the errors of :func:`plan`.
+
+    ``follow_up(layout)`` gives the most ablations a run's follow-up
+    (:func:`attrib.pipeline.run_probed`) could ask for after the method; they are charged as an
+    upper bound (as far as the budget goes) and the plan's calls are then not exact."""
     method = checked.method
     level = unit_level(model.capabilities(), checked.level)
     perturb = checked.perturbation.bind(model.tokenize)
@@ -267,6 +277,9 @@ def plan_prompt(source: Prompt, model: Backend, checked: RunOptions) -> Plan:
         return method.dry_run(view, region.segmentation, level)
 
     flags = score(source, model, counter, layout, level, checked, spend, progress=Progress(enabled=False)).regions
+    extra = follow_up(layout) if follow_up is not None else []
+    if extra:
+        counter.charge_bound(extra)
     known = [flag for flag in flags if flag is not None]
     return Plan(
         method=method.name,
@@ -277,7 +290,7 @@ def plan_prompt(source: Prompt, model: Backend, checked: RunOptions) -> Plan:
         generation_calls=int(checked.target is None),
         calls=counter.calls,
         tokens=counter.tokens_evaluated,
-        calls_exact=not method.adaptive,
+        calls_exact=not method.adaptive and not extra,
         exact=all(known) if known and len(known) == len(flags) and not method.adaptive else None,
         contrast_tokens=len(output.contrast_ids),
     )

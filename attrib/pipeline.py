@@ -34,6 +34,7 @@ from attrib.loading import open_backend
 from attrib.methods.base import ReservedScorer, Schedule, Scheduler, SpanScorer, first_round_calls, later_reserves
 from attrib.noise import noise_floor
 from attrib.options import ExplainOptions, RunOptions, with_options
+from attrib.perturbation import Span
 from attrib.progress import Progress
 from attrib.prompt import ChatPrompt, Layout, Prompt, Region, as_prompt, coalition_requests
 from attrib.result import Attribution, Contrast, MessageShapley, MethodTrace, NoiseFloor, Stats, Trace
@@ -142,6 +143,12 @@ def run(
     return run_probed(prompt, backend, options, progress=progress, started=started)[0]
 
 
+#: What :func:`run_probed` asks after the method: given the result, the probes' log-probabilities
+#: and the layout, groups of ablations (each a list of token spans of the layout) to score, most
+#: wanted first.
+FollowUp = Callable[[Attribution, np.ndarray, Layout], list[list[list[Span]]]]
+
+
 def run_probed(
     prompt: Prompt,
     backend: Backend,
@@ -149,13 +156,22 @@ def run_probed(
     *,
     progress: Progress | None = None,
     started: float | None = None,
-) -> tuple[Attribution, np.ndarray]:
-    """:func:`run`, with the log-probabilities under the prompt's probes (:meth:`~attrib.prompt.Prompt.probes`).
+    follow_up: FollowUp | None = None,
+) -> tuple[Attribution, np.ndarray, list[np.ndarray | None]]:
+    """:func:`run`, with the log-probabilities under the prompt's probes (:meth:`~attrib.prompt.Prompt.probes`)
+    and, when ``follow_up`` asks for more, under further ablations chosen from the result.
+
+    ``follow_up(result, probes, layout)`` runs once the method is done and returns groups of
+    ablations; they are scored by the run's Scorer (counted in ``stats``, cached, never sent
+    twice), a group whole or not at all, in order, as far as the budget goes (a group that
+    does not fit ends them and sets ``stats.budget_exhausted``).
 
     Returns:
-        ``(result, probes)``: the result of :func:`run` and the output's log-probabilities
-        under each probe, nats, shape (n_probes, n_output_tokens) (contrast columns signed
-        as the result's ``base_logprobs``).
+        ``(result, probes, followed)``: the result of :func:`run`, the output's
+        log-probabilities under each probe, nats, shape (n_probes, n_output_tokens) (contrast
+        columns signed as the result's ``base_logprobs``), and per follow-up group its
+        log-probabilities, nats, shape (len(group), n_output_tokens), or ``None`` for a group
+        the budget left out.
 
     Raises:
         The errors of :func:`run`.
@@ -194,16 +210,73 @@ def run_probed(
             return _run_region(method, scorer, region, level, chat, bar, reserve=reserve)
 
         scored = score(prompt, backend, scorer, layout, level, options, spend, progress=bar)
+        result, probes = _assemble(
+            prompt, backend, options, output, layout, level, scorer, scored, usage_before, started
+        )
+        followed: list[np.ndarray | None] = []
+        if follow_up is not None:
+            groups = follow_up(result, probes, layout)
+            followed, stopped = _follow(scorer, groups, bar)
+            followed = [None if rows is None else np.array([_unsigned(r, output) for r in rows]) for rows in followed]
+            if groups:
+                stats = dataclasses.replace(
+                    result.stats,
+                    calls=scorer.calls,
+                    tokens_evaluated=output.tokens_evaluated + scorer.tokens_evaluated,
+                    seconds=time.perf_counter() - started,
+                    reused=scorer.reused,
+                    budget_exhausted=result.stats.budget_exhausted or stopped,
+                    backend_usage=_usage(backend, usage_before),
+                )
+                result = dataclasses.replace(result, stats=stats)
     finally:
         bar.close()
+    return result, probes, followed
 
+
+def _follow(scorer: Scorer, groups: list[list[list[Span]]], bar: Progress) -> tuple[list[np.ndarray | None], bool]:
+    """Score the follow-up groups, each whole, in order, while the budget lasts; whether it stopped one."""
+    followed: list[np.ndarray | None] = []
+    stopped = False
+    new = sum(scorer.count_new(group) for group in groups)
+    if new:
+        bar.set_phase("units of sources alone", total=new)
+    for group in groups:
+        remaining = scorer.remaining
+        if stopped or (remaining is not None and scorer.count_new(group) > remaining):
+            stopped = True
+            followed.append(None)
+            continue
+        followed.append(scorer.logprobs(group) if group else np.zeros((0, scorer.n_output)))
+    return followed, stopped
+
+
+def _usage(backend: Backend, before: dict[str, int]) -> dict[str, int]:
+    """The backend's usage counters since ``before``."""
+    return {key: value - before.get(key, 0) for key, value in backend.usage_snapshot().items()}
+
+
+def _assemble(
+    prompt: Prompt,
+    backend: Backend,
+    options: RunOptions,
+    output: Output,
+    layout: Layout,
+    level: str,
+    scorer: Scorer,
+    scored: Scored[Schedule],
+    usage_before: dict[str, int],
+    started: float,
+) -> tuple[Attribution, np.ndarray]:
+    """The result of a run from what :func:`score` gave back, and its probes' log-probabilities."""
+    capabilities = backend.capabilities()
+    method = options.method
     units: list[Unit] = [unit for region in layout.regions for unit in region.segmentation.units(level)]
     columns = output.ids + output.contrast_ids
     schedules, shapley = scored.regions, scored.shapley
     scores = np.concatenate([s.scores for s in schedules]) if schedules else np.zeros((0, len(columns)))
     if shapley is not None and output.contrast_ids:
         shapley = dataclasses.replace(shapley, empty_logprobs=list(_unsigned(shapley.empty_logprobs, output)))
-    usage_after = backend.usage_snapshot()
     stats = Stats(
         calls=scorer.calls,
         tokens_evaluated=output.tokens_evaluated + scorer.tokens_evaluated,
@@ -212,7 +285,7 @@ def run_probed(
         reused=scorer.reused,
         budget=options.budget,
         budget_exhausted=any(s.budget_exhausted for s in schedules),
-        backend_usage={key: value - usage_before.get(key, 0) for key, value in usage_after.items()},
+        backend_usage=_usage(backend, usage_before),
     )
     result = Attribution(
         prompt=layout.tokenization.text,
@@ -226,7 +299,7 @@ def run_probed(
         stats=stats,
         output_token_ids=list(columns) if capabilities.exposes_token_ids else None,
         base_logprobs=_unsigned(scored.base, output),
-        perturbation=perturb.describe(),
+        perturbation=scorer.perturbation.describe(),
         parameters=options.parameters(generated=options.target is None, template=prompt.template(backend)),
         trace=_trace(layout, schedules),
         score_kind=capabilities.score_kind,

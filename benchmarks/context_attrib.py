@@ -5,7 +5,8 @@ The sources go in as ``{"id", "text"}`` with the default plain template (the pro
 claims are cite's own (the answer's sentences; markers found with the default syntax).
 Each of cite's claims is matched to the case's claim it overlaps; the record keeps every
 source's score per claim (nats) and, below the source level, every unit's score inside
-its source, so :mod:`benchmarks.context_metrics` can judge them at any threshold. cite's
+its source (``units``) and, for the sources cite scored unit by unit alone, each unit's drop
+given its source alone (``evidence``), so :mod:`benchmarks.context_metrics` can judge them at any threshold. cite's
 own verdicts at its default ``support`` are kept too (``default_supported``,
 ``default_citation``).
 """
@@ -68,6 +69,11 @@ def measure(case: ContextCase, result: Any, seconds: float) -> dict[str, Any]:
                     value = float(scores[row, columns].sum()) if len(columns) else 0.0
                     units.append([source.id, unit.start - offset, unit.end - offset, round(value, 5)])
             entry["units"] = units
+            starts = {source.id: source.start + len(f"[{source.id}] ") for source in context.sources}
+            entry["evidence"] = [
+                [ident, result.units[row].start - starts[ident], result.units[row].end - starts[ident], round(drop, 5)]
+                for ident, row, drop in claim.evidence
+            ]
         claims.append(entry)
     return {
         "units": len(result.units),

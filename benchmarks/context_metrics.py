@@ -27,6 +27,10 @@ Metrics (:func:`metrics`), on the evaluation split:
 * ``sentence first``: at sentence level, supported claims whose fact sentence is the
   top-scoring unit among the sentences (the header unit left out) of the stating source the
   method ranks highest;
+* ``sentence first alone``: the same, with the sentences ranked by how much removing each
+  drops the claim when its source is given alone (cite's ``Claim.evidence``, below the source
+  level for the sources it judges supporting; a claim without evidence for that source
+  counts as a miss);
 * calls, tokens evaluated and seconds per case (means).
 
 Without calibration records, attrib's rows use cite's default ``support`` (marked
@@ -71,6 +75,7 @@ def claim_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
             "strongest": _top(strength, order) if claim.get("sufficiency") is not None else None,
             "cited_strength": [strength.get(c, -math.inf) for c in truth["cited"]],
             "sentence_first": None,
+            "evidence_first": None,
         }
         if claim.get("units") is not None and truth["support"]:
             source = max(truth["support"], key=lambda i: scores[i])
@@ -80,6 +85,14 @@ def claim_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
                 _, start, end, _ = inside[best]
                 fact_start, fact_end = record["facts"][source]
                 row["sentence_first"] = bool(start < fact_end and fact_start < end)
+            if claim.get("evidence") is not None:
+                alone = [u for u in claim["evidence"] if u[0] == source and u[2] > 0]
+                if alone:  # ranked largest drop first
+                    _, start, end, _ = alone[0]
+                    fact_start, fact_end = record["facts"][source]
+                    row["evidence_first"] = bool(start < fact_end and fact_start < end)
+                else:
+                    row["evidence_first"] = False
         rows.append(row)
     return rows
 
@@ -122,6 +135,7 @@ def metrics(evaluation: list[dict[str, Any]], threshold: float | None) -> dict[s
         "top1": [r["top"] in r["support"] for r in supported],
         "top1_alone": [r["strongest"] in r["support"] for r in supported if r["strongest"] is not None],
         "sentence_first": [r["sentence_first"] for r in supported if r["sentence_first"] is not None],
+        "evidence_first": [r["evidence_first"] for r in supported if r["evidence_first"] is not None],
     }
     if threshold is not None:
         found["unsupported_flagged"] = [r["strength"] <= threshold for r in rows if not r["support"]]
@@ -161,9 +175,9 @@ def report(records: Iterable[dict[str, Any]]) -> str:
         "claims (citations for the citation columns). Calls, tokens and seconds are means per case.",
         "",
         "| side | method | level | cases | top-1 source | top-1 alone | unsupported flagged | supported flagged "
-        "| wrong citations flagged | correct citations verified | sentence first | threshold "
-        "| calls | tokens evaluated | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| wrong citations flagged | correct citations verified | sentence first | sentence first alone "
+        "| threshold | calls | tokens evaluated | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (side, method, level), splits in sorted(by_setting.items()):
         calibration = [row for record in splits.get("calibration", []) for row in claim_rows(record)]
@@ -188,7 +202,7 @@ def report(records: Iterable[dict[str, Any]]) -> str:
             f"| {side} | {method} | {level} | {found['cases']} | {_share(found['top1'])} | {_share(found['top1_alone'])} "
             f"| {_share(found.get('unsupported_flagged', []))} | {_share(found.get('supported_flagged', []))} "
             f"| {_share(found.get('wrong_flagged', []))} | {_share(found.get('correct_verified', []))} "
-            f"| {_share(found['sentence_first'])} | {shown} "
+            f"| {_share(found['sentence_first'])} | {_share(found['evidence_first'])} | {shown} "
             f"| {cost('calls', 1)} | {cost('tokens_evaluated', 0)} | {cost('seconds', 1)} |"
         )
     return "\n".join(lines) + "\n"

@@ -537,3 +537,42 @@ def test_claim_columns_are_the_claims_tokens_less_its_markers_and_give_its_score
         for source in context.sources:
             rows = slice(*source.units)
             assert result.scores[rows][:, columns].sum() == pytest.approx(dict(claim.sources)[source.id])
+
+
+def test_below_the_source_level_a_duplicated_facts_sentence_is_found_in_each_copy_given_alone():
+    sources = [SOURCES[0], SOURCES[1], {"id": "c", "text": "Museums open at nine. The river floods often."}]
+    result = attrib.cite(QUESTION, sources, answer=ANSWER, backend=_toy(), method="itp", level="sentence")
+    second = result.claims[1]
+    assert second.supporting == ["b", "c"]
+    columns = np.arange(*second.tokens)
+    fact = {"b": "The river floods in spring.", "c": "The river floods often."}
+    for source in result.context.sources[1:]:
+        rows = range(*source.units)
+        # in the whole prompt, leaving out either copy's sentence costs nothing: the other copy states it
+        assert all(result.scores[row][columns].sum() == pytest.approx(0.0) for row in rows)
+        # given alone, the source's own fact sentence is what the claim needs
+        inside = [(row, drop) for sid, row, drop in second.evidence if sid == source.id]
+        assert sorted(row for row, _ in inside) == list(rows)
+        best = max(inside, key=lambda item: item[1])
+        assert result.units[best[0]].text.strip() == fact[source.id] and best[1] > 1.0
+    # the first claim's one supporting source is scored the same way; the unsupported third has no evidence
+    assert {sid for sid, _, _ in result.claims[0].evidence} == {"a"} and result.claims[2].evidence == []
+    assert set(result.context.inside_logprobs) == {"a", "b", "c"}
+    again = attrib.Attribution.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.claims[1].evidence == second.evidence
+    assert again.claim(second.start, second.end).evidence == second.evidence
+
+
+def test_the_units_of_sources_alone_are_counted_and_left_out_whole_when_the_budget_ends():
+    kwargs = {"answer": ANSWER, "method": "itp", "level": "sentence"}
+    source_level = attrib.cite(QUESTION, SOURCES, backend=_toy(), **{**kwargs, "level": "source"})
+    full = attrib.cite(QUESTION, SOURCES, backend=_toy(), **kwargs)
+    inside_units = sum(len(rows) for rows in full.context.inside_logprobs.values())
+    assert set(full.context.inside_logprobs) == {"a", "b"} and inside_units == 6  # a header and two sentences each
+    plain = attrib.cite(QUESTION, SOURCES, backend=_toy(), **kwargs, budget=full.stats.calls - 1)
+    assert plain.stats.budget_exhausted and plain.stats.calls <= full.stats.calls - 1
+    assert plain.context.inside_logprobs is not None and len(plain.context.inside_logprobs) == 1
+    assert [c.supported for c in plain.claims] == [c.supported for c in full.claims]
+    assert source_level.context.inside_logprobs is None and all(not c.evidence for c in source_level.claims)
+    plan = attrib.plan_cite(QUESTION, SOURCES, backend=_toy(), **kwargs)
+    assert not plan.calls_exact and plan.calls >= full.stats.calls

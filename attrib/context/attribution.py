@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Unpack
 
 import numpy as np
@@ -29,8 +29,10 @@ from attrib.dryrun import Plan, plan_prompt
 from attrib.errors import EmptyOutputError, InputError
 from attrib.loading import open_backend
 from attrib.options import CiteOptions, RunOptions, with_options
-from attrib.pipeline import run_probed
+from attrib.perturbation import Span
+from attrib.pipeline import run_probed, unit_level
 from attrib.progress import Progress
+from attrib.prompt import Layout
 from attrib.result import Attribution
 from attrib.result.context import Context, ContextSource
 from attrib.target import check_fits
@@ -171,8 +173,21 @@ def cite(
             given = generation.text
             target, lead = _target(given, form, prompt)
             checked = dataclasses.replace(checked, target=target)
-        result, probes = run_probed(prompt, model, checked, progress=bar, started=started)
         region = prompt.lay_out(model).regions[0]
+        asked: list[str] = []
+
+        def follow_up(result: Attribution, probes: np.ndarray, layout: Layout) -> list[list[list[Span]]]:
+            judged = _judge(
+                result, probes, prompt, region.segmentation, region.char_offset, checked, given, lead, spans
+            )
+            groups, ids = _inside_ablations(judged, prompt, layout)
+            asked.extend(ids)
+            return groups
+
+        result, probes, followed = run_probed(
+            prompt, model, checked, progress=bar, started=started, follow_up=follow_up
+        )
+    inside = {source: rows for source, rows in zip(asked, followed, strict=True) if rows is not None}
     if generation is not None:
         stats = dataclasses.replace(
             result.stats,
@@ -182,7 +197,64 @@ def cite(
         )
         parameters = {**result.parameters, "max_new_tokens": checked.max_new_tokens}
         result = dataclasses.replace(result, stats=stats, parameters=parameters)
-    return _judge(result, probes, prompt, region.segmentation, region.char_offset, checked, given, lead, spans)
+    return _judge(result, probes, prompt, region.segmentation, region.char_offset, checked, given, lead, spans, inside)
+
+
+def _inside_ablations(
+    judged: Attribution, prompt: SourcePrompt, layout: Layout
+) -> tuple[list[list[list[Span]]], list[str]]:
+    """Below the source level, the ablations that score each supporting source unit by unit alone:
+    per source (those that support a claim, the strongest support first), its
+    :func:`_source_unit_ablations`. Returns the groups and their source ids.
+
+    Redundant evidence is why: a fact stated in two sources loses little when one copy's
+    sentence is removed from the full prompt (the other copy still states it), so the
+    leave-one-out matrix cannot say which sentence of a source states it; with the source
+    alone, removing that sentence removes the fact (the sufficiency side of ERASER's
+    comprehensiveness and sufficiency, DeYoung et al. 2020).
+    """
+    context = judged.context
+    if judged.level == "source" or context is None:
+        return [], []
+    strongest: dict[str, float] = {}
+    for claim in context.claims:
+        gains = dict(claim.sufficiency or [])
+        for source in claim.supporting:
+            share = gains.get(source, 0.0) / max(claim.information or 0.0, 1e-12)
+            strongest[source] = max(strongest.get(source, -np.inf), share)
+    groups, ids = [], []
+    for source in sorted(strongest, key=lambda key: (-strongest[key], context.ids.index(key))):
+        group = _source_unit_ablations(prompt, layout, judged.level, context.ids.index(source))
+        if group:
+            groups.append(group)
+            ids.append(source)
+    return groups, ids
+
+
+def _source_unit_ablations(prompt: SourcePrompt, layout: Layout, level: str, index: int) -> list[list[Span]]:
+    """Source ``index`` given alone (the other sources removed: :meth:`SourcePrompt.probes`) less
+    each of its units at ``level`` in turn, token spans of ``layout``; empty for a source of one unit."""
+    region = layout.regions[0]
+    segmentation = region.segmentation
+    assert isinstance(segmentation, SourceSegmentation)
+    first, last = segmentation.starts[index], segmentation.starts[index + 1]
+    units = [u.tokens for u in segmentation.units(level) if first <= u.tokens[0] < last]
+    if len(units) < 2:
+        return []
+    others = prompt.probes(layout)[1 + index]
+    return [[*others, (region.offset + a, region.offset + b)] for a, b in units]
+
+
+def _inside_bound(prompt: SourcePrompt, level: str) -> Callable[[Layout], list[list[Span]]]:
+    """What a dry run charges for :func:`_inside_ablations`: every source scored unit by unit
+    alone (as if every source supported a claim), an upper bound."""
+
+    def bound(layout: Layout) -> list[list[Span]]:
+        if level == "source":
+            return []
+        return [a for index in range(len(prompt.sources)) for a in _source_unit_ablations(prompt, layout, level, index)]
+
+    return bound
 
 
 def _prepare(
@@ -279,7 +351,8 @@ def plan_cite(
     """
     prompt, _, checked, _, _, _ = _prepare(question, sources, answer, instructions, template, None, options)
     with open_backend(backend, backend_options, cache=False) as model:
-        return plan_prompt(prompt, model, checked)
+        level = unit_level(model.capabilities(), checked.level)
+        return plan_prompt(prompt, model, checked, follow_up=_inside_bound(prompt, level))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,9 +407,11 @@ def _judge(
     given: str | None,
     lead: int,
     spans: list[tuple[int, int]] | None,
+    inside: dict[str, np.ndarray] | None = None,
 ) -> Attribution:
     """The result with its context: sources and their rows, the probes (every source removed,
-    then each alone: :meth:`SourcePrompt.probes`), the answer's claims and verdicts."""
+    then each alone: :meth:`SourcePrompt.probes`), the sources scored unit by unit alone
+    (``inside``, by id), the answer's claims and verdicts."""
     assert isinstance(segmentation, SourceSegmentation)
     tokens = segmentation.tokenization
     entries = []
@@ -364,6 +439,9 @@ def _judge(
         marker_spans=[(m.start, m.end) for m in markers],
         empty_logprobs=[float(x) for x in probes[0]],
         alone_logprobs=[[float(x) for x in row] for row in probes[1:]],
+        inside_logprobs={key: [[float(x) for x in row] for row in rows] for key, rows in inside.items()}
+        if inside
+        else None,
     )
     result = dataclasses.replace(result, context=context)
     judged = []

@@ -279,6 +279,12 @@ class Attribution:
             samples=0 if self.noise is None else self.noise.samples,
             empty=None if context.empty_logprobs is None else np.asarray(context.empty_logprobs, dtype=float),
             alone=None if context.alone_logprobs is None else np.asarray(context.alone_logprobs, dtype=float),
+            inside=None
+            if context.inside_logprobs is None
+            else {
+                key: np.asarray(rows, dtype=float).reshape(-1, len(self.output_tokens))
+                for key, rows in context.inside_logprobs.items()
+            },
         )
 
     def to_frame(self) -> Any:

@@ -91,6 +91,11 @@ class Claim(Part):
         sufficiency: every source as ``(id, gain)`` in source order: the rise of the claim's
             log-probability from no source to that source alone, nats (``None`` in results
             written before the probes: ``sources`` scores are then compared with ``threshold``).
+        evidence: the units inside the supporting sources that were scored unit by unit
+            alone (``Context.inside_logprobs``), as ``(id, row, drop)``: the source's id, the
+            unit's row of ``scores`` and the drop of the claim's log-probability when the unit
+            is removed from that source given alone, nats; largest first (ties in row order).
+            Empty at the source level or when the budget left them out.
     """
 
     text: str
@@ -104,6 +109,7 @@ class Claim(Part):
     cited: list[str] = field(default_factory=list)
     information: float | None = None
     sufficiency: list[tuple[str, float]] | None = None
+    evidence: list[tuple[str, int, float]] = field(default_factory=list)
 
     @property
     def supporting(self) -> list[str]:
@@ -173,6 +179,10 @@ class Context(Part):
             shape (n_output_tokens,); ``None`` in results written before the probes.
         alone_logprobs: each output token's log-probability with only one source, nats,
             shape (n_sources, n_output_tokens), sources in prompt order; ``None`` likewise.
+        inside_logprobs: for each source scored unit by unit alone (below the source level,
+            the sources that support a claim), by id: each output token's log-probability with
+            that source alone less one of its units, nats, shape (n_units_in_source,
+            n_output_tokens), rows in the source's ``units`` order; ``None`` without any.
     """
 
     question: str
@@ -186,6 +196,7 @@ class Context(Part):
     marker_spans: list[tuple[int, int]] = field(default_factory=list)
     empty_logprobs: list[float] | None = None
     alone_logprobs: list[list[float]] | None = None
+    inside_logprobs: dict[str, list[list[float]]] | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -268,6 +279,7 @@ def judge(
     samples: int = 0,
     empty: np.ndarray | None = None,
     alone: np.ndarray | None = None,
+    inside: dict[str, np.ndarray] | None = None,
 ) -> Claim:
     """A claim's attribution over sources and its verdict, from the result's matrix and probes.
 
@@ -285,6 +297,9 @@ def judge(
         empty: log-probabilities with every source removed, nats, shape (n_output_tokens,), or
             ``None`` (a result written before the probes: the earlier rule).
         alone: log-probabilities with each source alone, nats, shape (n_sources, n_output_tokens).
+        inside: by source id, log-probabilities with the source alone less each of its units,
+            nats, shape (n_units_in_source, n_output_tokens) (``Context.inside_logprobs``), or
+            ``None``: what :attr:`Claim.evidence` ranks, for the supporting sources among them.
     """
     columns = np.arange(tokens[0], tokens[1])[keep]
     ranked = []
@@ -305,6 +320,15 @@ def judge(
         sufficiency = [(source, float(gain)) for (source, _), gain in zip(source_rows, gains, strict=True)]
         threshold = sufficiency_threshold(support, information, sd if samples else None)
         best = max((gain for _, gain in sufficiency), default=-math.inf)
+    supported = len(columns) > 0 and best > threshold
+    evidence: list[tuple[str, int, float]] = []
+    if supported and sufficiency is not None and alone is not None and inside:
+        for index, ((source, gain), (_, (first, _last))) in enumerate(zip(sufficiency, source_rows, strict=True)):
+            if gain > threshold and source in inside:
+                whole = float(alone[index, columns].sum())
+                drops = whole - inside[source][:, columns].sum(axis=1)
+                evidence.extend((source, first + row, float(drop)) for row, drop in enumerate(drops))
+        evidence.sort(key=lambda item: (-item[2], item[1]))
     return Claim(
         text=text,
         start=start,
@@ -313,8 +337,9 @@ def judge(
         columns=int(len(columns)),
         sources=[(source, value) for _, source, value in ranked],
         threshold=threshold,
-        supported=len(columns) > 0 and best > threshold,
+        supported=supported,
         cited=list(cited),
         information=information,
         sufficiency=sufficiency,
+        evidence=evidence,
     )
