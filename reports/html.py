@@ -32,7 +32,7 @@ from attrib.reports.findings import audit_findings
 from attrib.reports.method_trace import method_trace_view
 from attrib.reports.text import budget_effect
 from attrib.result import Attribution, Trace
-from attrib.result.context import claim_columns
+from attrib.result.context import Claim, claim_columns
 
 __all__ = ["render_html", "render_notebook", "embed_json", "template_asset", "template_environment"]
 
@@ -130,7 +130,8 @@ def _context_view(result: Attribution) -> dict[str, Any] | None:
     Below the ``source`` level each source also lists its units (``row``, ``text``) and the
     view holds, per claim, every unit's score for it (``unit_scores``, one list per claim,
     nats, shape (n_claims, n_units)): the sum of ``scores`` over the claim's columns less
-    its citation markers (:func:`attrib.result.context.claim_columns`).
+    its citation markers (:func:`attrib.result.context.claim_columns`), and, per claim, the
+    rows of the units it needs most in its supporting sources given alone (``evidence``).
     """
     context = result.context
     if context is None:
@@ -149,7 +150,25 @@ def _context_view(result: Attribution) -> dict[str, Any] | None:
         unit_scores = [
             [float(x) for x in scores[:, claim_columns(context, claim)].sum(axis=1)] for claim in context.claims
         ]
-    return {"claims": list(context.claims), "sources": sources, "fine": fine, "unit_scores": unit_scores}
+    evidence = [_evidence_rows(claim) for claim in context.claims]
+    return {
+        "claims": list(context.claims),
+        "sources": sources,
+        "fine": fine,
+        "unit_scores": unit_scores,
+        "evidence": evidence,
+    }
+
+
+def _evidence_rows(claim: Claim) -> list[int]:
+    """The unit a claim needs most inside each of its supporting sources given alone (the
+    first of ``claim.evidence`` per source), rows of ``scores``, supporting order."""
+    rows = []
+    for source in claim.supporting:
+        row = next((row for sid, row, _ in claim.evidence if sid == source), None)
+        if row is not None:
+            rows.append(row)
+    return rows
 
 
 def render_html(result: Attribution) -> str:

@@ -239,3 +239,21 @@ def test_selecting_a_claim_shades_the_units_inside_sources_by_their_score_for_it
     assert units.filter(has_text="[a]").first.text_content() == "[a]"
     assert dialogs == [] and [r for r in requests if not r.startswith("file:")] == []
     page.close()
+
+
+def test_selecting_a_claim_frames_the_sentence_it_needs_in_each_copy_of_a_duplicated_fact(browser, tmp_path):
+    from tests.test_cite import ANSWER, QUESTION, SOURCES, _toy
+
+    sources = [SOURCES[0], SOURCES[1], {"id": "c", "text": "Museums open at nine. The river floods often."}]
+    result = attrib.cite(QUESTION, sources, answer=ANSWER, backend=_toy(), method="itp", level="sentence")
+    page, requests, dialogs = _open(browser, result, tmp_path)
+    framed = page.locator("#sources .source-unit.evidence")
+    assert framed.count() == 0
+    page.locator("#claims .claim").nth(1).click()
+    # removing either copy's sentence from the whole prompt scores 0 (neutral shading); the frame still finds both
+    assert [t.strip() for t in framed.all_text_contents()] == ["The river floods in spring.", "The river floods often."]
+    assert framed.first.evaluate("e => getComputedStyle(e).outlineStyle") == "solid"
+    page.locator("#claims .claim").nth(2).click()  # unsupported: nothing framed
+    assert framed.count() == 0
+    assert dialogs == [] and [r for r in requests if not r.startswith("file:")] == []
+    page.close()

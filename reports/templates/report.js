@@ -583,7 +583,8 @@
 
   // Selecting a claim highlights its supporting sources; below the source level it also shades
   // each unit inside the sources by its score for the claim (#attrib-claim-units: one row of
-  // unit scores per claim, computed by the renderer), on the prompt view's colour scale.
+  // unit scores per claim, computed by the renderer), on the prompt view's colour scale, and
+  // frames the unit the claim needs most in each supporting source given alone (data-evidence).
   const claimButtons = Array.prototype.slice.call(document.querySelectorAll("#claims .claim"));
   const sourceItems = Array.prototype.slice.call(document.querySelectorAll("#sources .source"));
   const sourceUnits = Array.prototype.slice.call(document.querySelectorAll("#sources .source-unit"));
@@ -600,6 +601,8 @@
       if (on) item.setAttribute("aria-current", "true");
       else item.removeAttribute("aria-current");
     });
+    const evidence = (button.dataset.evidence || "").split(" ").filter(Boolean);
+    for (const span of sourceUnits) span.classList.toggle("evidence", evidence.indexOf(span.dataset.row) >= 0);
     if (!claimUnits || !claimUnits[k]) return;
     const row = claimUnits[k];
     let maxAbs = 0;
