@@ -36,3 +36,22 @@ def test_each_claim_finds_its_source_and_the_made_up_claim_and_wrong_citation_ar
     assert library.sources[0][0] == "3" and library.supported
     assert library.cited_not_used == ["2"] and "3" in library.used_not_cited
     assert not painted.supported and painted.cited == []
+
+
+def test_a_fact_stated_twice_is_found_sentence_by_sentence_in_each_copy_given_alone(llama):
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "cite" / "sources-twice.jsonl"
+    sources = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    answer = " The Varnholt Bridge opened in 1931 [1]. The Marlowe Library holds 40,000 maps [2]."
+    result = attrib.cite(QUESTION, sources, answer=answer, backend=llama, level="sentence")
+    library = result.claims[1]
+    assert library.supporting == ["3", "4"]
+    removed = dict(library.sources)
+    assert removed["3"] < 1.0 and removed["4"] < 1.0  # each copy covers for the other
+    for source in ("3", "4"):
+        row = next(row for sid, row, _ in library.evidence if sid == source)
+        assert "40,000 maps" in result.units[row].text
+    assert next(sid for sid, _, _ in result.claims[0].evidence) == "1"
+    assert "Varnholt Bridge opened" in result.units[result.claims[0].evidence[0][1]].text
