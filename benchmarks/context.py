@@ -158,7 +158,12 @@ def _parser() -> argparse.ArgumentParser:
     peer.add_argument("--full-logits", action="store_true", help="ContextCite's forward pass unmodified (slower)")
     peer.add_argument("--cost", action="store_true", help="only count its calls and tokens (tokenizer, no model)")
     ours = commands.add_parser("attrib", help="run attrib.cite on the transformers backend")
-    ours.add_argument("--runs", nargs="+", default=[f"{m}:{lv}" for m, lv in ATTRIB_RUNS], help="METHOD:LEVEL")
+    ours.add_argument(
+        "--runs",
+        nargs="+",
+        default=[f"{m}:{lv}" for m, lv in ATTRIB_RUNS],
+        help="METHOD:LEVEL; METHOD-N for a coalition method with N samples (kernelshap-32:source)",
+    )
     ours.add_argument("--backend", default="transformers", help="backend registry name (default transformers)")
     commands.add_parser("report", help="rewrite the Markdown table from the records")
     return parser

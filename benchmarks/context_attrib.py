@@ -28,6 +28,16 @@ from benchmarks.runner import append, load_records
 __all__ = ["measure", "run_attrib"]
 
 
+def _method(name: str) -> Any:
+    """A method by name; ``NAME-N`` is a coalition method with ``samples=N`` (``kernelshap-32``)."""
+    from attrib import registry
+
+    base, _, samples = name.rpartition("-")
+    if base and samples.isdigit():
+        return registry.methods.create(base, samples=int(samples), seed=0)
+    return name
+
+
 def measure(case: ContextCase, result: Any, seconds: float) -> dict[str, Any]:
     """The record fields of one cite result on ``case``: claims matched to the truth, scores, cost.
 
@@ -113,7 +123,7 @@ def run_attrib(
                     sources = [{"id": s.id, "text": s.text} for s in case.sources]
                     started = time.perf_counter()
                     result = attrib.cite(
-                        case.question, sources, answer=case.answer, level=level, method=method, backend=backend
+                        case.question, sources, answer=case.answer, level=level, method=_method(method), backend=backend
                     )
                     record = {
                         "split": split,
