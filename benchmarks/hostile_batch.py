@@ -512,10 +512,32 @@ def _contrast_may_split(record: Mapping[str, object]) -> bool:
 
 
 def _runs_on_toy(record: Mapping[str, object]) -> bool:
-    """Whether a good record also succeeds on the toy backend (the surrogate method needs scikit-learn)."""
+    """Whether a good record also succeeds on the toy backend (the surrogate method needs scikit-learn,
+    and some of the prompt must stay before the target: :func:`_prompt_survives`)."""
     options = record.get("options", {})
     method = options.get("method") if isinstance(options, Mapping) else None
-    return method != "surrogate" or importlib.util.find_spec("sklearn") is not None
+    if method == "surrogate" and importlib.util.find_spec("sklearn") is None:
+        return False
+    return _prompt_survives(record)
+
+
+def _prompt_survives(record: Mapping[str, object]) -> bool:
+    """Whether text of a plain prompt is left before its target on the toy's tokenizer.
+
+    ``prompt + target`` is tokenized together and the prompt ends at the last token edge at or
+    before its own end; a target whose first token swallows the whole prompt (``"42"`` then
+    ``"5"`` make one number) leaves nothing to attribute, which attrib refuses by design
+    (:func:`attrib.prompt.split_target`). Computed from the toy's token edges, not by running attrib.
+    """
+    from attrib.backends.toy import ToyBackend
+
+    prompt, target = record.get("prompt"), record.get("target")
+    if not isinstance(prompt, str) or not isinstance(target, str) or not target:
+        return True
+    whole = ToyBackend().tokenize(prompt + target)
+    edges = [whole.char_offset(i) for i in range(len(whole.ids) + 1)]
+    kept = max(edge for edge in edges if edge <= len(prompt))
+    return bool(prompt[:kept].strip())
 
 
 def expectations(read: Sequence[object], *, lines: list[int] | None) -> list[Row]:
