@@ -24,6 +24,12 @@ context-versus-no-context comparison is the conditional PMI of context-aware dec
 (Shi et al. 2023, "Trusting your evidence: hallucinate less with context-aware decoding").
 A citation check compares the supporting sources with the sources the answer cites for
 the claim: *verified* (cited and supporting), *cited but not used*, *used but not cited*.
+Below the source level, the units of each supporting source are also scored with that source
+alone (``Context.inside_logprobs``): a claim's *evidence* ranks them by the drop of the claim
+when each is left out of its source given alone, which finds a fact's sentence in every copy
+of a fact stated twice, where leaving one copy out of the whole prompt costs little
+(the sufficiency side of DeYoung et al. 2020, "ERASER: A Benchmark to Evaluate Rationalized
+NLP Models").
 
 Results written before the probes (no ``empty_logprobs``) keep the earlier rule: a source
 supports a claim when its attribution exceeds ``support`` nats per scored claim token.
