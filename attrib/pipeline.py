@@ -221,12 +221,8 @@ def run_probed(
             if groups:
                 stats = dataclasses.replace(
                     result.stats,
-                    calls=scorer.calls,
-                    tokens_evaluated=output.tokens_evaluated + scorer.tokens_evaluated,
-                    seconds=time.perf_counter() - started,
-                    reused=scorer.reused,
+                    **_spent(scorer, output, backend, usage_before, started),
                     budget_exhausted=result.stats.budget_exhausted or stopped,
-                    backend_usage=_usage(backend, usage_before),
                 )
                 result = dataclasses.replace(result, stats=stats)
     finally:
@@ -251,9 +247,19 @@ def _follow(scorer: Scorer, groups: list[list[list[Span]]], bar: Progress) -> tu
     return followed, stopped
 
 
-def _usage(backend: Backend, before: dict[str, int]) -> dict[str, int]:
-    """The backend's usage counters since ``before``."""
-    return {key: value - before.get(key, 0) for key, value in backend.usage_snapshot().items()}
+def _spent(
+    scorer: Scorer, output: Output, backend: Backend, usage_before: dict[str, int], started: float
+) -> dict[str, Any]:
+    """What the run has spent so far, as :class:`Stats` fields: calls, tokens evaluated (the
+    output's generation included), seconds since ``started``, reused prefix tokens and the
+    backend's usage counters since ``usage_before``."""
+    return {
+        "calls": scorer.calls,
+        "tokens_evaluated": output.tokens_evaluated + scorer.tokens_evaluated,
+        "seconds": time.perf_counter() - started,
+        "reused": scorer.reused,
+        "backend_usage": {key: value - usage_before.get(key, 0) for key, value in backend.usage_snapshot().items()},
+    }
 
 
 def _assemble(
@@ -278,14 +284,10 @@ def _assemble(
     if shapley is not None and output.contrast_ids:
         shapley = dataclasses.replace(shapley, empty_logprobs=list(_unsigned(shapley.empty_logprobs, output)))
     stats = Stats(
-        calls=scorer.calls,
-        tokens_evaluated=output.tokens_evaluated + scorer.tokens_evaluated,
-        seconds=time.perf_counter() - started,
+        **_spent(scorer, output, backend, usage_before, started),
         generated_tokens=output.generated,
-        reused=scorer.reused,
         budget=options.budget,
         budget_exhausted=any(s.budget_exhausted for s in schedules),
-        backend_usage=_usage(backend, usage_before),
     )
     result = Attribution(
         prompt=layout.tokenization.text,

@@ -71,15 +71,15 @@ def measure(case: ContextCase, result: Any, seconds: float) -> dict[str, Any]:
             entry["sufficiency"] = {ident: round(float(gain), 5) for ident, gain in claim.sufficiency}
         if result.units and any(s.units[1] - s.units[0] > 1 for s in context.sources):
             columns = claim_columns(context, claim)
+            starts = {source.id: source.start + len(f"[{source.id}] ") for source in context.sources}  # its text
             units = []
             for source in context.sources:
-                offset = source.start + len(f"[{source.id}] ")
+                offset = starts[source.id]
                 for row in range(*source.units):
                     unit = result.units[row]
                     value = float(scores[row, columns].sum()) if len(columns) else 0.0
                     units.append([source.id, unit.start - offset, unit.end - offset, round(value, 5)])
             entry["units"] = units
-            starts = {source.id: source.start + len(f"[{source.id}] ") for source in context.sources}
             entry["evidence"] = [
                 [ident, result.units[row].start - starts[ident], result.units[row].end - starts[ident], round(drop, 5)]
                 for ident, row, drop in claim.evidence

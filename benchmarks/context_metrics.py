@@ -52,6 +52,11 @@ def _top(scores: dict[str, float], order: Sequence[str]) -> str:
     return max(order, key=lambda i: (scores[i], -order.index(i)))
 
 
+def _states(unit: Sequence[Any], fact: Sequence[int]) -> bool:
+    """Whether a ``[source id, start, end, score]`` unit overlaps the fact's span in its source's text."""
+    return bool(unit[1] < fact[1] and fact[0] < unit[2])
+
+
 def claim_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per claim of a record: truth, top source, top score per token, sentence hit."""
     rows: list[dict[str, Any]] = []
@@ -79,20 +84,13 @@ def claim_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if claim.get("units") is not None and truth["support"]:
             source = max(truth["support"], key=lambda i: scores[i])
+            fact = record["facts"][source]
             inside = [u for u in claim["units"] if u[0] == source and u[2] > 0]  # its sentences, not its header
             if inside:
-                best = max(range(len(inside)), key=lambda k: (inside[k][3], -k))
-                _, start, end, _ = inside[best]
-                fact_start, fact_end = record["facts"][source]
-                row["sentence_first"] = bool(start < fact_end and fact_start < end)
+                row["sentence_first"] = _states(max(inside, key=lambda u: u[3]), fact)  # ties: the first
             if claim.get("evidence") is not None:
-                alone = [u for u in claim["evidence"] if u[0] == source and u[2] > 0]
-                if alone:  # ranked largest drop first
-                    _, start, end, _ = alone[0]
-                    fact_start, fact_end = record["facts"][source]
-                    row["evidence_first"] = bool(start < fact_end and fact_start < end)
-                else:
-                    row["evidence_first"] = False
+                alone = [u for u in claim["evidence"] if u[0] == source and u[2] > 0]  # largest drop first
+                row["evidence_first"] = bool(alone) and _states(alone[0], fact)
         rows.append(row)
     return rows
 

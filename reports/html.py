@@ -32,7 +32,7 @@ from attrib.reports.findings import audit_findings
 from attrib.reports.method_trace import method_trace_view
 from attrib.reports.text import budget_effect
 from attrib.result import Attribution, Trace
-from attrib.result.context import Claim, claim_columns
+from attrib.result.context import claim_columns
 
 __all__ = ["render_html", "render_notebook", "embed_json", "template_asset", "template_environment"]
 
@@ -150,7 +150,7 @@ def _context_view(result: Attribution) -> dict[str, Any] | None:
         unit_scores = [
             [float(x) for x in scores[:, claim_columns(context, claim)].sum(axis=1)] for claim in context.claims
         ]
-    evidence = [_evidence_rows(claim) for claim in context.claims]
+    evidence = [[row for _, row, _ in claim.needs] for claim in context.claims]
     return {
         "claims": list(context.claims),
         "sources": sources,
@@ -158,17 +158,6 @@ def _context_view(result: Attribution) -> dict[str, Any] | None:
         "unit_scores": unit_scores,
         "evidence": evidence,
     }
-
-
-def _evidence_rows(claim: Claim) -> list[int]:
-    """The unit a claim needs most inside each of its supporting sources given alone (the
-    first of ``claim.evidence`` per source), rows of ``scores``, supporting order."""
-    rows = []
-    for source in claim.supporting:
-        row = next((row for sid, row, _ in claim.evidence if sid == source), None)
-        if row is not None:
-            rows.append(row)
-    return rows
 
 
 def render_html(result: Attribution) -> str:

@@ -296,12 +296,9 @@ def render_cite(result: Attribution, *, top: int = 3) -> str:
         if claim.sufficiency is not None:
             alone = ", ".join(f"{_flat(source)} {gain:+.3f}" for source, gain in gains[: max(0, top)])
             lines.append(f"     alone (nats): {alone}")
-        for source in claim.supporting:
-            found = next(((row, drop) for sid, row, drop in claim.evidence if sid == source), None)
-            if found is not None:
-                row, drop = found
-                text = _quote(result.units[row].text.strip(), 80)
-                lines.append(f"     in {_flat(source)} alone, needs most: {text} (removed {drop:+.3f} nats)")
+        for source, row, drop in claim.needs:
+            text = _quote(result.units[row].text.strip(), 80)
+            lines.append(f"     in {_flat(source)} alone, needs most: {text} (removed {drop:+.3f} nats)")
         if claim.cited or claim.supported:
             check = [f"cited {_ids(claim.cited)}"]
             if claim.cited:

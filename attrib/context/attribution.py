@@ -222,18 +222,21 @@ def _inside_ablations(
         for source in claim.supporting:
             share = gains.get(source, 0.0) / max(claim.information or 0.0, 1e-12)
             strongest[source] = max(strongest.get(source, -np.inf), share)
+    alone = prompt.probes(layout)[1:]
     groups, ids = [], []
     for source in sorted(strongest, key=lambda key: (-strongest[key], context.ids.index(key))):
-        group = _source_unit_ablations(prompt, layout, judged.level, context.ids.index(source))
+        index = context.ids.index(source)
+        group = _source_unit_ablations(layout, judged.level, index, alone[index])
         if group:
             groups.append(group)
             ids.append(source)
     return groups, ids
 
 
-def _source_unit_ablations(prompt: SourcePrompt, layout: Layout, level: str, index: int) -> list[list[Span]]:
-    """Source ``index`` given alone (the other sources removed: :meth:`SourcePrompt.probes`) less
-    each of its units at ``level`` in turn, token spans of ``layout``; empty for a source of one unit."""
+def _source_unit_ablations(layout: Layout, level: str, index: int, others: list[Span]) -> list[list[Span]]:
+    """Source ``index`` given alone (``others``: the other sources' spans, its "alone" probe of
+    :meth:`SourcePrompt.probes`) less each of its units at ``level`` in turn, token spans of
+    ``layout``; empty for a source of one unit."""
     region = layout.regions[0]
     segmentation = region.segmentation
     assert isinstance(segmentation, SourceSegmentation)
@@ -241,7 +244,6 @@ def _source_unit_ablations(prompt: SourcePrompt, layout: Layout, level: str, ind
     units = [u.tokens for u in segmentation.units(level) if first <= u.tokens[0] < last]
     if len(units) < 2:
         return []
-    others = prompt.probes(layout)[1 + index]
     return [[*others, (region.offset + a, region.offset + b)] for a, b in units]
 
 
@@ -252,7 +254,8 @@ def _inside_bound(prompt: SourcePrompt, level: str) -> Callable[[Layout], list[l
     def bound(layout: Layout) -> list[list[Span]]:
         if level == "source":
             return []
-        return [a for index in range(len(prompt.sources)) for a in _source_unit_ablations(prompt, layout, level, index)]
+        alone = prompt.probes(layout)[1:]
+        return [a for index, others in enumerate(alone) for a in _source_unit_ablations(layout, level, index, others)]
 
     return bound
 

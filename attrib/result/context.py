@@ -129,6 +129,16 @@ class Claim(Part):
         ]
 
     @property
+    def needs(self) -> list[tuple[str, int, float]]:
+        """The unit the claim needs most in each supporting source given alone: the first of
+        :attr:`evidence` for each source of :attr:`supporting` that has evidence, in that
+        order, as ``(id, row, drop)`` (drop in nats)."""
+        firsts: dict[str, tuple[str, int, float]] = {}
+        for item in self.evidence:
+            firsts.setdefault(item[0], item)
+        return [firsts[source] for source in self.supporting if source in firsts]
+
+    @property
     def top(self) -> tuple[str, float] | None:
         """The strongest source as ``(id, score)`` (nats), or ``None`` without sources."""
         return self.sources[0] if self.sources else None
